@@ -1,0 +1,198 @@
+// The webhook's HTTP surface as a Fastify app: POST /mutate, GET /healthz, GET /readyz. buildApp() never listens;
+// tests drive it with inject(), the entry point (server.ts) adds TLS and listens.
+import type { ServerOptions as HttpsServerOptions } from 'node:https';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { SharedConfig } from '../config/shared-config.js';
+import type { Logger } from './logging.js';
+import { WebhookMetrics } from './metrics.js';
+import { type AdmissionRequest, type AdmitFn, handle, parseReview, toReview } from './review.js';
+
+/**
+ * 8 MiB. The API server refuses request bodies over 3 MiB (and etcd stores at most 1.5 MiB per object), and an
+ * AdmissionReview carries the object plus, for UPDATE, oldObject: two maximal pods and the envelope stay under this.
+ * Anything larger cannot be a real review, so it is refused (413) before it costs memory.
+ */
+export const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
+
+/**
+ * The API server calls webhooks through Go's net/http with client-go's transport defaults: idle keep-alive
+ * connections are kept 90 s. The server must hold an idle connection longer than the client does, or it may close
+ * one just as the client reuses it, and a POST that loses that race is not retried: the admission fails. 120 s
+ * leaves a margin over 90 s.
+ */
+export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 120_000;
+/** A webhook's timeoutSeconds is at most 30: the API server has given up on anything slower. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** Headers of a review are a few hundred bytes; a client that takes longer than this is stuck or hostile. */
+export const DEFAULT_HEADERS_TIMEOUT_MS = 15_000;
+
+export interface AppOptions {
+  /** The pure decision (webhook-core's admit). */
+  admit: AdmitFn;
+  /** The config in force; called once per review, so a reload applies to the next request. */
+  config: () => SharedConfig;
+  /** Readiness: certificate and config loaded, not shutting down. */
+  ready: () => boolean;
+  logger: Logger;
+  metrics?: WebhookMetrics;
+  /** TLS options for the node:https server; absent for inject()-only tests. */
+  https?: HttpsServerOptions;
+  bodyLimit?: number;
+  keepAliveTimeout?: number;
+  requestTimeout?: number;
+  headersTimeout?: number;
+}
+
+interface HttpError extends Error {
+  statusCode: number;
+  code: string;
+}
+
+function httpError(statusCode: number, code: string, message: string): HttpError {
+  return Object.assign(new Error(message), { statusCode, code });
+}
+
+// Fastify's own error codes for refused bodies, named as the metrics/log reason.
+const BODY_ERROR_REASONS: Record<string, string> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'body-too-large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported-media-type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid-content-length',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'empty-body',
+  ASM_INVALID_JSON: 'invalid-json',
+  ASM_EMPTY_BODY: 'empty-body',
+  ASM_NO_BODY: 'unsupported-media-type',
+};
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+};
+
+function sendError(reply: FastifyReply, statusCode: number, reason: string, message: string): FastifyReply {
+  return reply.code(statusCode).send({ statusCode, error: STATUS_TEXT[statusCode] ?? 'Error', reason, message });
+}
+
+function podName(request: AdmissionRequest): string | undefined {
+  if (request.name) return request.name;
+  const meta = (request.object as { metadata?: { name?: unknown; generateName?: unknown } } | null | undefined)?.metadata;
+  if (meta && typeof meta === 'object') {
+    if (typeof meta.name === 'string' && meta.name) return meta.name;
+    if (typeof meta.generateName === 'string' && meta.generateName) return meta.generateName;
+  }
+  return undefined;
+}
+
+const ALLOW_MUTATE = 'POST';
+const ALLOW_PROBE = 'GET, HEAD';
+
+export function buildApp(opts: AppOptions): FastifyInstance {
+  const log = opts.logger;
+  const metrics = opts.metrics ?? new WebhookMetrics({ defaultMetrics: false });
+  const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const app = Fastify({
+    ...(opts.https ? { https: opts.https } : {}),
+    loggerInstance: log as FastifyBaseLogger,
+    // One line per review is written by the handler; Fastify's request/response lines would double it.
+    logController: new LogController({ disableRequestLogging: true }),
+    // No per-request child logger: binding a reqId costs an allocation per request for a line we never write.
+    childLoggerFactory: (logger) => logger,
+    bodyLimit,
+    keepAliveTimeout: opts.keepAliveTimeout ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS,
+    requestTimeout: opts.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    // Requests arriving on a kept-alive connection while shutting down are answered (with Connection: close),
+    // not refused with a 503: the API server may still be sending while its endpoints catch up.
+    return503OnClosing: false,
+    // Shutdown closes idle keep-alive connections itself (shutdown.ts); active ones finish their request.
+    forceCloseConnections: false,
+  });
+  app.server.headersTimeout = opts.headersTimeout ?? DEFAULT_HEADERS_TIMEOUT_MS;
+
+  // Only JSON is accepted; text/plain and friends (Fastify's other default parsers) get a 415.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => {
+    const buf = body as Buffer;
+    if (buf.length === 0) {
+      done(httpError(400, 'ASM_EMPTY_BODY', 'the body is empty; an admission.k8s.io/v1 AdmissionReview is expected'), undefined);
+      return;
+    }
+    try {
+      // Parsed once with the native parser; the body is only read, never merged into other objects.
+      done(null, JSON.parse(buf.toString('utf8')));
+    } catch (err) {
+      done(httpError(400, 'ASM_INVALID_JSON', `the body is not valid JSON: ${(err as Error).message}`), undefined);
+    }
+  });
+
+  app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
+    const reason = BODY_ERROR_REASONS[err.code] ?? 'bad-request';
+    let message = err.message;
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') message = `the body is larger than the limit of ${bodyLimit} bytes`;
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') message = 'Content-Type must be application/json';
+    if (request.routeOptions.url === '/mutate') {
+      metrics.recordReview('error', reason, reply.elapsedTime / 1000);
+      log.warn({ reason, status, error: err.message }, 'review refused');
+    }
+    return sendError(reply, status, reason, message);
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, 404, 'not-found', `no route ${request.method} ${request.url.split('?')[0]}; the webhook serves POST /mutate`),
+  );
+
+  // Wrong methods on known paths: 405 with Allow, answered in onRequest so that no body is read or parsed.
+  const methodNotAllowed = (allow: string) => async (request: FastifyRequest, reply: FastifyReply) =>
+    sendError(reply.header('allow', allow), 405, 'method-not-allowed', `${request.method} is not allowed on ${request.url.split('?')[0]}; use ${allow}`);
+  app.route({ method: ['GET', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'], url: '/mutate', onRequest: methodNotAllowed(ALLOW_MUTATE), handler: () => undefined });
+  for (const url of ['/healthz', '/readyz']) {
+    app.route({ method: ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'], url, onRequest: methodNotAllowed(ALLOW_PROBE), handler: () => undefined });
+  }
+
+  app.get('/healthz', (_request, reply) => {
+    void reply.type('text/plain; charset=utf-8').send('ok\n');
+  });
+  app.get('/readyz', (_request, reply) => {
+    const ready = opts.ready();
+    void reply.code(ready ? 200 : 503).type('text/plain; charset=utf-8').send(ready ? 'ready\n' : 'not ready\n');
+  });
+
+  app.post('/mutate', (request, reply) => {
+    if (request.body === undefined) {
+      // No body at all (no Content-Type either): nothing was parsed.
+      throw httpError(415, 'ASM_NO_BODY', 'a JSON body (Content-Type: application/json) with an AdmissionReview is required');
+    }
+    const parsed = parseReview(request.body);
+    if (!parsed.ok) {
+      metrics.recordReview('error', parsed.reason, reply.elapsedTime / 1000);
+      log.warn({ reason: parsed.reason }, `review refused: ${parsed.message}`);
+      return sendError(reply, 400, parsed.reason, parsed.message);
+    }
+    const req = parsed.request;
+    const result = handle(req, opts.config(), opts.admit);
+    const response = result.response;
+    const ms = reply.elapsedTime;
+    metrics.recordReview(result.outcome, result.reason, ms / 1000);
+    const line = {
+      uid: req.uid,
+      namespace: req.namespace,
+      pod: podName(req),
+      operation: req.operation,
+      dryRun: req.dryRun === true ? true : undefined,
+      decision: result.outcome,
+      reason: result.reason,
+      patchOps: response.patch?.length ?? 0,
+      warnings: response.warnings?.length ?? 0,
+      durationMs: Math.round(ms * 1000) / 1000,
+    };
+    if (result.outcome === 'error') log.error({ ...line, error: response.status?.message }, 'review failed');
+    else log.info(line, 'review');
+    if (response.patch && log.isLevelEnabled('debug')) log.debug({ uid: req.uid, patch: response.patch }, 'review patch');
+    return reply.send(toReview(response));
+  });
+
+  return app;
+}

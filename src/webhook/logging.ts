@@ -1,0 +1,68 @@
+// pino for the webhook: structured JSON lines in production, pino-pretty only for a developer at a terminal.
+// One logger for the whole process (no per-request children): the review line carries its own uid.
+import { createRequire } from 'node:module';
+import pino, { type DestinationStream, type Logger } from 'pino';
+
+export type { Logger } from 'pino';
+
+/** Pretty output when NODE_ENV is development, or stdout is a terminal and NODE_ENV is not production. */
+export function wantPretty(env: NodeJS.ProcessEnv = process.env, isTTY: boolean = Boolean(process.stdout.isTTY)): boolean {
+  if (env.NODE_ENV === 'development') return true;
+  return isTTY && env.NODE_ENV !== 'production';
+}
+
+export interface LoggerOptions {
+  level?: string;
+  /** Defaults to wantPretty(). pino-pretty is a dev dependency: without it the output stays JSON. */
+  pretty?: boolean;
+  /** Where lines go; defaults to stdout through an asynchronous sonic-boom (flushed on exit). */
+  destination?: DestinationStream;
+}
+
+export interface WebhookLogger {
+  logger: Logger;
+  /** Writes out anything buffered; call before the process exits. */
+  flush(): void;
+}
+
+const require = createRequire(import.meta.url);
+
+function prettyStream(): DestinationStream | undefined {
+  try {
+    // Synchronous stream form (no worker thread), only loaded when wanted, absent from production images.
+    const pretty = require('pino-pretty') as (opts: object) => DestinationStream;
+    return pretty({ colorize: Boolean(process.stdout.isTTY), translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' });
+  } catch {
+    return undefined;
+  }
+}
+
+export function createLogger(opts: LoggerOptions = {}): WebhookLogger {
+  const pretty = opts.pretty ?? wantPretty();
+  let dest = opts.destination ?? (pretty ? prettyStream() : undefined);
+  let boom: ReturnType<typeof pino.destination> | undefined;
+  if (dest === undefined) {
+    // Asynchronous writes: under load lines are batched instead of one write(2) per review.
+    boom = pino.destination({ dest: 1, sync: false });
+    dest = boom;
+  }
+  const logger = pino(
+    {
+      level: opts.level ?? 'info',
+      base: { component: 'asm-cni-webhook' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    dest,
+  );
+  return {
+    logger,
+    flush() {
+      try {
+        boom?.flushSync();
+      } catch {
+        /* c8 ignore next */ // EAGAIN on a full pipe: nothing more can be done at exit.
+      }
+    },
+  };
+}

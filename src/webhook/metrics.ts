@@ -1,0 +1,145 @@
+// Prometheus metrics of the webhook, in a registry of its own (never prom-client's global one, so tests and
+// embedders can build several servers in one process), served on a separate plain-HTTP port.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import client from 'prom-client';
+import type { ReviewOutcome } from './review.js';
+
+// Admission latency is dominated by the API server's round trip; the webhook's own share is sub-millisecond for
+// a typical pod. Buckets start at 250µs and reach the 10s default webhook timeout.
+const LATENCY_BUCKETS = [0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
+
+export class WebhookMetrics {
+  readonly registry = new client.Registry();
+  readonly reviews: client.Counter<'outcome' | 'reason'>;
+  readonly reviewDuration: client.Histogram<'outcome'>;
+  readonly configReloads: client.Counter;
+  readonly configReloadFailures: client.Counter;
+  readonly certReloads: client.Counter;
+  readonly certReloadFailures: client.Counter;
+  readonly certNotAfter: client.Gauge;
+  readonly tlsClientErrors: client.Counter;
+  readonly ready: client.Gauge;
+  // prom-client hashes label values on every inc(); the label sets are few, so the bound children are cached.
+  private readonly reviewChildren = new Map<string, client.Counter.Internal>();
+  private readonly durationChildren = new Map<string, client.Histogram.Internal<'outcome'>>();
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    this.reviews = new client.Counter({
+      name: 'asm_cni_webhook_reviews_total',
+      help: 'AdmissionReviews answered, by outcome (patched, skipped, denied, error) and reason code.',
+      labelNames: ['outcome', 'reason'] as const,
+      registers,
+    });
+    this.reviewDuration = new client.Histogram({
+      name: 'asm_cni_webhook_review_duration_seconds',
+      help: 'Time from receiving an AdmissionReview request to having its response ready, by outcome.',
+      labelNames: ['outcome'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.configReloads = new client.Counter({
+      name: 'asm_cni_webhook_config_reloads_total',
+      help: 'Successful loads of the shared config file (including the first).',
+      registers,
+    });
+    this.configReloadFailures = new client.Counter({
+      name: 'asm_cni_webhook_config_reload_failures_total',
+      help: 'Config file changes that were refused (unreadable or invalid); the last good config stays in force.',
+      registers,
+    });
+    this.certReloads = new client.Counter({
+      name: 'asm_cni_webhook_cert_reloads_total',
+      help: 'Successful loads of the serving certificate and key (including the first).',
+      registers,
+    });
+    this.certReloadFailures = new client.Counter({
+      name: 'asm_cni_webhook_cert_reload_failures_total',
+      help: 'Certificate file changes that were refused (unreadable, invalid, key mismatch); the last good pair keeps serving.',
+      registers,
+    });
+    this.certNotAfter = new client.Gauge({
+      name: 'asm_cni_webhook_cert_not_after_timestamp_seconds',
+      help: 'Expiry (notAfter, Unix seconds) of the certificate being served; alert when it gets close.',
+      registers,
+    });
+    this.tlsClientErrors = new client.Counter({
+      name: 'asm_cni_webhook_tls_client_errors_total',
+      help: 'Connections dropped during the TLS handshake (plain HTTP, old TLS versions, untrusted client certificates).',
+      registers,
+    });
+    this.ready = new client.Gauge({
+      name: 'asm_cni_webhook_ready',
+      help: '1 while the webhook reports ready (certificate and config loaded, not shutting down), else 0.',
+      registers,
+    });
+    if (opts.defaultMetrics !== false) client.collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Counts one review and observes its latency; the hot path, so children are looked up once per label set. */
+  recordReview(outcome: ReviewOutcome, reason: string, seconds: number): void {
+    const key = `${outcome}\u0000${reason}`;
+    let counter = this.reviewChildren.get(key);
+    if (counter === undefined) {
+      counter = this.reviews.labels(outcome, reason);
+      this.reviewChildren.set(key, counter);
+    }
+    counter.inc();
+    let histogram = this.durationChildren.get(outcome);
+    if (histogram === undefined) {
+      histogram = this.reviewDuration.labels(outcome);
+      this.durationChildren.set(outcome, histogram);
+    }
+    histogram.observe(seconds);
+  }
+}
+
+export interface MetricsServerOptions {
+  host: string;
+  port: number;
+  /** Reported on /readyz, so probes may use the plain port too. */
+  ready: () => boolean;
+}
+
+/** A plain node:http server: GET /metrics (text exposition), /healthz and /readyz. Nothing else, no admission. */
+export function createMetricsServer(metrics: WebhookMetrics, opts: Pick<MetricsServerOptions, 'ready'>): http.Server {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/metrics' && path !== '/healthz' && path !== '/readyz') {
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found: the metrics port serves GET /metrics\n');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('method not allowed\n');
+      return;
+    }
+    if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('ok\n');
+      return;
+    }
+    if (path === '/readyz') {
+      const ok = opts.ready();
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain; charset=utf-8' }).end(ok ? 'ready\n' : 'not ready\n');
+      return;
+    }
+    metrics.ready.set(opts.ready() ? 1 : 0);
+    metrics.registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+      /* c8 ignore next */ (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
+    );
+  });
+  server.keepAliveTimeout = 65_000;
+  return server;
+}
+
+/** Listens and resolves with the bound port (port 0 picks a free one). */
+export function listen(server: http.Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}

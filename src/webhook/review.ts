@@ -1,0 +1,166 @@
+// The AdmissionReview envelope: validating what the API server sent and building what it expects back.
+// Modelled on controller-runtime's admission package: Handle(request) -> Response, with allowed(), denied(),
+// patched() and errored() helpers, and the response always echoing request.uid. Everything here is pure.
+import type { Operation } from 'fast-json-patch';
+import type { SharedConfig } from '../config/shared-config.js';
+
+export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
+
+/** The request half of an admission.k8s.io/v1 AdmissionReview (the fields the webhook reads). Same shape as admit.ts. */
+export interface AdmissionRequest {
+  uid: string;
+  kind?: { group: string; version: string; kind: string };
+  resource?: { group: string; version: string; resource: string };
+  subResource?: string;
+  namespace?: string;
+  name?: string;
+  operation?: string;
+  object?: unknown;
+  dryRun?: boolean;
+}
+
+/** What the pure admission decision returns (the webhook-core contract in TEAM.md). */
+export interface AdmitOutcome {
+  allowed: boolean;
+  patch: Operation[];
+  warnings: string[];
+  status?: { code: number; message: string };
+  decision: 'patched' | 'skipped' | 'denied';
+  reason: string;
+}
+
+export type AdmitFn = (request: AdmissionRequest, config: SharedConfig) => AdmitOutcome;
+
+/** metav1.Status as the API server reads it in a response: code and message are shown to the user on denial. */
+export interface ResponseStatus {
+  code: number;
+  message: string;
+  reason?: string;
+}
+
+/** controller-runtime's admission.Response: the decision plus the patch as operations (encoded when enveloped). */
+export interface Response {
+  uid: string;
+  allowed: boolean;
+  patch?: Operation[];
+  warnings?: string[];
+  status?: ResponseStatus;
+}
+
+/** The wire form of the response half of an AdmissionReview. */
+export interface AdmissionResponse {
+  uid: string;
+  allowed: boolean;
+  patchType?: 'JSONPatch';
+  patch?: string;
+  warnings?: string[];
+  status?: ResponseStatus;
+}
+
+export interface AdmissionReviewResponse {
+  apiVersion: typeof ADMISSION_API_VERSION;
+  kind: 'AdmissionReview';
+  response: AdmissionResponse;
+}
+
+/** Why an envelope was refused; `reason` is the metrics/log code, `message` is for the caller. */
+export interface EnvelopeError {
+  ok: false;
+  reason: 'not-an-object' | 'unsupported-api-version' | 'not-an-admission-review' | 'no-request' | 'no-uid';
+  message: string;
+}
+
+export type ParsedReview = { ok: true; request: AdmissionRequest } | EnvelopeError;
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Validates the envelope only: the object inside (kind, resource, pod shape) is admit()'s business, which answers
+ * "allowed, no patch" for anything that is not a pod. A request without a uid cannot be answered (the API server
+ * matches the response by uid), so it is a 400 like any other malformed envelope.
+ */
+export function parseReview(body: unknown): ParsedReview {
+  if (!isObject(body)) {
+    return { ok: false, reason: 'not-an-object', message: 'the body must be a JSON object (an admission.k8s.io/v1 AdmissionReview)' };
+  }
+  if (body.apiVersion !== ADMISSION_API_VERSION) {
+    return {
+      ok: false,
+      reason: 'unsupported-api-version',
+      message: `apiVersion must be ${ADMISSION_API_VERSION}, got ${JSON.stringify(body.apiVersion ?? null)} (set admissionReviewVersions: ["v1"])`,
+    };
+  }
+  if (body.kind !== 'AdmissionReview') {
+    return { ok: false, reason: 'not-an-admission-review', message: `kind must be AdmissionReview, got ${JSON.stringify(body.kind ?? null)}` };
+  }
+  const request = body.request;
+  if (!isObject(request)) {
+    return { ok: false, reason: 'no-request', message: 'the AdmissionReview has no request object' };
+  }
+  if (typeof request.uid !== 'string' || request.uid === '') {
+    return { ok: false, reason: 'no-uid', message: 'request.uid is missing or not a non-empty string' };
+  }
+  return { ok: true, request: request as unknown as AdmissionRequest };
+}
+
+export function allowed(uid: string, warnings?: string[]): Response {
+  return warnings && warnings.length > 0 ? { uid, allowed: true, warnings } : { uid, allowed: true };
+}
+
+export function patched(uid: string, patch: Operation[], warnings?: string[]): Response {
+  const res = allowed(uid, warnings);
+  if (patch.length > 0) res.patch = patch;
+  return res;
+}
+
+export function denied(uid: string, code: number, message: string, warnings?: string[]): Response {
+  const res: Response = { uid, allowed: false, status: { code, message, reason: code === 403 ? 'Forbidden' : 'BadRequest' } };
+  if (warnings && warnings.length > 0) res.warnings = warnings;
+  return res;
+}
+
+/** An internal failure: refused with the error as the message, like controller-runtime's Errored. */
+export function errored(uid: string, code: number, err: unknown): Response {
+  const message = err instanceof Error ? err.message : String(err);
+  return { uid, allowed: false, status: { code, message: `asm-cni webhook internal error: ${message}`, reason: 'InternalError' } };
+}
+
+/** admit()'s outcome as a Response. */
+export function fromOutcome(uid: string, outcome: AdmitOutcome): Response {
+  if (outcome.allowed) return patched(uid, outcome.patch, outcome.warnings);
+  const status = outcome.status ?? { code: 403, message: `denied: ${outcome.reason}` };
+  return denied(uid, status.code, status.message, outcome.warnings);
+}
+
+/** Wraps a Response in the v1 envelope; the patch is base64 JSON with patchType JSONPatch, and only when non-empty. */
+export function toReview(res: Response): AdmissionReviewResponse {
+  const response: AdmissionResponse = { uid: res.uid, allowed: res.allowed };
+  if (res.patch && res.patch.length > 0) {
+    response.patchType = 'JSONPatch';
+    response.patch = Buffer.from(JSON.stringify(res.patch)).toString('base64');
+  }
+  if (res.warnings && res.warnings.length > 0) response.warnings = res.warnings;
+  if (res.status) response.status = res.status;
+  return { apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response };
+}
+
+export type ReviewOutcome = 'patched' | 'skipped' | 'denied' | 'error';
+
+export interface Handled {
+  response: Response;
+  outcome: ReviewOutcome;
+  reason: string;
+}
+
+/** Handle(request) -> Response: runs admit and maps its outcome; a throw (a bug in admit) becomes errored(). */
+export function handle(request: AdmissionRequest, config: SharedConfig, admit: AdmitFn): Handled {
+  try {
+    const outcome = admit(request, config);
+    const response = fromOutcome(request.uid, outcome);
+    // A 'patched' decision with no ops (already rewritten) is reported as what happened: nothing changed.
+    const decision: ReviewOutcome = outcome.decision === 'patched' && !response.patch ? 'skipped' : outcome.decision;
+    return { response, outcome: decision, reason: outcome.reason };
+  } catch (err) {
+    return { response: errored(request.uid, 500, err), outcome: 'error', reason: 'internal-error' };
+  }
+}
