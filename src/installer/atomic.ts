@@ -1,0 +1,93 @@
+// Crash-safe file writes: the runtime (and a racing installer) only ever sees the old bytes or the new bytes.
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+
+/** Extension of our temp files: not one the CNI loader reads, and a dotfile, so a half-written file is never loaded. */
+export const TEMP_SUFFIX = '.asm-cni-tmp';
+
+export function isTempFile(fileName: string): boolean {
+  return fileName.startsWith('.') && fileName.endsWith(TEMP_SUFFIX);
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Writes `data` to `target` via a temp file in the same directory: write, fsync, chmod, rename, fsync the directory.
+ * A kill at any point leaves either the old file or the new one, plus at worst a stale temp file.
+ */
+export async function writeFileAtomic(target: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  const dir = path.dirname(target);
+  const temp = path.join(dir, `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`);
+  const handle = await fs.open(temp, 'wx', mode);
+  try {
+    try {
+      await handle.writeFile(data);
+      await handle.chmod(mode); // the umask may have narrowed the create mode
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(temp, target);
+  } catch (err) {
+    await fs.rm(temp, { force: true });
+    throw err;
+  }
+  await fsyncDir(dir);
+}
+
+/** The file's bytes, or null when it does not exist. */
+export async function readIfExists(file: string): Promise<Buffer | null> {
+  try {
+    return await fs.readFile(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+/** Writes only when the bytes (or the mode) differ. Returns true when it wrote. */
+export async function writeIfChanged(target: string, data: string | Buffer, mode = 0o644): Promise<boolean> {
+  const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+  const current = await readIfExists(target);
+  if (current !== null && current.equals(bytes)) {
+    const stat = await fs.stat(target);
+    if ((stat.mode & 0o777) === mode) return false;
+  }
+  await writeFileAtomic(target, bytes, mode);
+  return true;
+}
+
+/** Removes a file, ignoring one that is already gone. Returns true when it removed something. */
+export async function removeIfExists(file: string): Promise<boolean> {
+  try {
+    await fs.unlink(file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+/** Removes our temp files older than `maxAgeMs` (left by a killed writer); younger ones may belong to a live racer. */
+export async function removeStaleTempFiles(dir: string, maxAgeMs: number, now = Date.now()): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await fs.readdir(dir)) {
+    if (!isTempFile(name)) continue;
+    const file = path.join(dir, name);
+    try {
+      const stat = await fs.stat(file);
+      if (now - stat.mtimeMs >= maxAgeMs && (await removeIfExists(file))) removed.push(name);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  return removed;
+}

@@ -1,0 +1,138 @@
+// The long-running side of `asm-cni-install run`: file watches plus a periodic resync drive the installer, the health
+// listener serves /readyz, and the repair controller runs once the node is ready.
+import { watch, type FSWatcher } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { createHealthServer } from './health.js';
+import type { Installer, Readiness } from './installer.js';
+import type { InstallerMetrics } from './metrics.js';
+import type { RepairController } from './repair.js';
+
+export interface DaemonOptions {
+  installer: Installer;
+  log: Logger;
+  metrics: InstallerMetrics;
+  repair: RepairController | null;
+  /** Directories whose changes trigger a pass: net dir, config dir, service-account dir. */
+  watchDirs: string[];
+  /** Port of /readyz, /healthz, /metrics; null = no listener, 0 = any free port. */
+  readinessPort: number | null;
+  resyncMs: number;
+  repairIntervalMs: number;
+  /** Delay that coalesces a burst of file events into one pass. */
+  debounceMs?: number;
+}
+
+export interface Daemon {
+  /** Port of the health listener (0 when off). */
+  port: number;
+  /** Resolves after the pass that follows a file event or the resync timer (tests use it to wait). */
+  reconcileNow(): Promise<Readiness>;
+  /** Stops watching and serving. Installed files stay in place: new pods fail closed rather than start unmeshed. */
+  stop(): Promise<void>;
+}
+
+export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
+  const watchers = new Map<string, FSWatcher>();
+  let stopped = false;
+  let running: Promise<Readiness> | null = null;
+  let again = false;
+  let debounce: NodeJS.Timeout | null = null;
+  let lastReady = false;
+
+  const pass = async (): Promise<Readiness> => {
+    ensureWatches();
+    const r = await o.installer.reconcile();
+    o.metrics.ready.set(r.ready ? 1 : 0);
+    if (r.ready !== lastReady) o.log.info({ ready: r.ready, reasons: r.reasons }, r.ready ? 'node ready' : 'node not ready');
+    lastReady = r.ready;
+    return r;
+  };
+
+  // One pass at a time; events during a pass cause exactly one more pass after it.
+  const reconcileNow = (): Promise<Readiness> => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = pass()
+      .catch((err: Error) => {
+        o.log.error({ err: err.message }, 'reconcile failed');
+        return { ready: false, binary: false, kubeconfig: false, entry: false, reasons: [err.message] };
+      })
+      .finally(() => {
+        running = null;
+        if (again && !stopped) {
+          again = false;
+          void reconcileNow();
+        }
+      });
+    return running;
+  };
+
+  const schedule = (): void => {
+    if (stopped) return;
+    if (debounce) clearTimeout(debounce);
+    debounce = setTimeout(() => {
+      debounce = null;
+      void reconcileNow();
+    }, o.debounceMs ?? 20);
+  };
+
+  function ensureWatches(): void {
+    for (const dir of o.watchDirs) {
+      if (stopped || watchers.has(dir)) continue;
+      try {
+        const w = watch(dir, { persistent: false }, schedule);
+        w.on('error', () => {
+          w.close();
+          watchers.delete(dir); // re-established on the next pass (the dir may be recreated)
+          schedule();
+        });
+        watchers.set(dir, w);
+      } catch {
+        // Not there yet: the resync timer keeps passes going and retries the watch.
+      }
+    }
+  }
+
+  let server: Server | null = null;
+  let port = 0;
+  if (o.readinessPort !== null) {
+    server = createHealthServer(() => o.installer.readiness(), o.metrics.registry);
+    await new Promise<void>((resolve, reject) => {
+      server!.once('error', reject);
+      server!.listen(o.readinessPort, () => resolve());
+    });
+    port = (server.address() as AddressInfo).port;
+  }
+
+  const resync = setInterval(() => void reconcileNow(), o.resyncMs);
+  let repairing = false;
+  const repair = setInterval(() => {
+    if (!o.repair || !lastReady || repairing || !o.installer.sharedConfig.repairPods) return;
+    repairing = true;
+    o.repair
+      .runOnce()
+      .catch((err: Error) => o.log.error({ err: err.message }, 'repair pass failed'))
+      .finally(() => (repairing = false));
+  }, o.repairIntervalMs);
+
+  await reconcileNow();
+
+  return {
+    port,
+    reconcileNow,
+    async stop() {
+      stopped = true;
+      clearInterval(resync);
+      clearInterval(repair);
+      if (debounce) clearTimeout(debounce);
+      for (const w of watchers.values()) w.close();
+      watchers.clear();
+      if (running) await running;
+      if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
+    },
+  };
+}

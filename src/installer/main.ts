@@ -1,0 +1,131 @@
+// `asm-cni-install` commands, wired from options to the installer, token source, repair controller and daemon.
+import path from 'node:path';
+import type { Writable } from 'node:stream';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { pino, type Logger } from 'pino';
+import { startDaemon } from './daemon.js';
+import { Installer } from './installer.js';
+import { installerKubeConfig } from './kube.js';
+import { createMetrics } from './metrics.js';
+import { parseCommandLine, UsageError, USAGE, type InstallerOptions } from './options.js';
+import { podApiFrom, RepairController } from './repair.js';
+import { FileTokenSource, TokenRequestSource, type TokenSource } from './token.js';
+
+export interface MainIO {
+  /** Log lines (JSON) and usage text. */
+  out: Writable;
+  err: Writable;
+  /** Aborted on SIGTERM/SIGINT: `run` stops and leaves everything installed. */
+  signal?: AbortSignal;
+}
+
+function tokenSource(options: InstallerOptions, api: CoreV1Api | null): TokenSource {
+  if (options.pluginServiceAccount === null || api === null) return new FileTokenSource(options.saDir);
+  return new TokenRequestSource(
+    async ({ namespace, serviceAccount, expirationSeconds }) => {
+      const result = await api.createNamespacedServiceAccountToken({
+        name: serviceAccount,
+        namespace,
+        body: { spec: { audiences: [], expirationSeconds } },
+      });
+      const status = result.status;
+      if (!status?.token) throw new Error('TokenRequest response has no status.token');
+      return { token: status.token, expirationTimestamp: new Date(status.expirationTimestamp) };
+    },
+    { namespace: options.namespace, serviceAccount: options.pluginServiceAccount, expirationSeconds: options.tokenTtlSeconds },
+  );
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv, io: MainIO): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseCommandLine(argv, env);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    io.err.write(`asm-cni-install: ${err.message}\n${USAGE}\n`);
+    return 2;
+  }
+  const { command, options } = parsed;
+  if (command === 'help') {
+    io.out.write(`${USAGE}\n`);
+    return 0;
+  }
+  const log: Logger = pino({ base: { component: 'asm-cni-install' }, level: 'info' }, io.out);
+  const metrics = createMetrics();
+  const kubeConfig = options.apiServer === null ? null : installerKubeConfig(options.apiServer, options.saDir);
+  const api = kubeConfig?.makeApiClient(CoreV1Api) ?? null;
+  const installer = new Installer({
+    options,
+    log,
+    tokens: tokenSource(options, api),
+    onWrite: (what) => metrics.writes.inc({ what }),
+  });
+
+  if (command === 'uninstall') {
+    await installer.loadConfig().catch(() => false); // uninstall must work even with a broken config
+    await installer.uninstall();
+    log.info({ netDir: options.netDir }, 'uninstalled');
+    return 0;
+  }
+
+  try {
+    await installer.loadConfig();
+  } catch (err) {
+    log.fatal({ err: (err as Error).message }, 'cannot start without a valid config');
+    return 1;
+  }
+  log.level = installer.sharedConfig.logLevel;
+
+  if (command === 'once') {
+    for (;;) {
+      const r = await installer.reconcile();
+      if (r.ready) {
+        log.info('installed');
+        return 0;
+      }
+      if (!r.binary || !r.kubeconfig) {
+        log.error({ reasons: r.reasons }, 'install failed');
+        return 1;
+      }
+      if (io.signal?.aborted) return 1;
+      await sleep(Math.min(options.resyncMs, 1000), io.signal); // waiting for the primary CNI to write its config
+    }
+  }
+
+  const repair =
+    api !== null && options.nodeName !== null
+      ? new RepairController({
+          api: podApiFrom(api),
+          nodeName: options.nodeName,
+          log,
+          onOutcome: (outcome) => metrics.repairs.inc({ outcome }),
+        })
+      : null;
+  if (repair === null) log.warn('pod repair off: needs NODE_NAME and an API server');
+  const watchDirs = [options.netDir, options.saDir];
+  if (options.configPath !== null) watchDirs.push(path.dirname(options.configPath));
+  const daemon = await startDaemon({
+    installer,
+    log,
+    metrics,
+    repair,
+    watchDirs,
+    readinessPort: options.readinessPort === 0 ? null : options.readinessPort,
+    resyncMs: options.resyncMs,
+    repairIntervalMs: options.repairIntervalMs,
+  });
+  log.info({ port: daemon.port }, 'running; SIGTERM stops without removing anything');
+  await new Promise<void>((resolve) => {
+    if (io.signal?.aborted) return resolve();
+    io.signal?.addEventListener('abort', () => resolve(), { once: true });
+  });
+  await daemon.stop();
+  log.info('stopped; binary, kubeconfig and config entry left in place');
+  return 0;
+}

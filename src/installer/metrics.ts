@@ -1,0 +1,33 @@
+// Prometheus metrics of the installer, served on the readiness port at /metrics.
+import { Counter, Gauge, Registry } from 'prom-client';
+
+export interface InstallerMetrics {
+  registry: Registry;
+  ready: Gauge;
+  writes: Counter<'what'>;
+  repairs: Counter<'outcome'>;
+}
+
+export function createMetrics(): InstallerMetrics {
+  const registry = new Registry();
+  return {
+    registry,
+    ready: new Gauge({
+      name: 'asm_cni_installer_ready',
+      help: '1 when plugin binary, kubeconfig and CNI config entry are all in place',
+      registers: [registry],
+    }),
+    writes: new Counter({
+      name: 'asm_cni_installer_writes_total',
+      help: 'Files (re)written by the installer, by what',
+      labelNames: ['what'],
+      registers: [registry],
+    }),
+    repairs: new Counter({
+      name: 'asm_cni_installer_repaired_pods_total',
+      help: 'Pods with a failed istio-validation init container acted on, by outcome (deleted, failed, no-controller)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+  };
+}
