@@ -1,0 +1,129 @@
+// Child processes, temp dirs and other things the soak creates, and their removal even when a check fails.
+import { spawn, execFile, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { openSync, closeSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+type Cleanup = () => void | Promise<void>;
+const cleanups: Cleanup[] = [];
+
+/** Registers an undo step; `cleanupAll` runs them last-in first-out. */
+export function onCleanup(fn: Cleanup): void {
+  cleanups.push(fn);
+}
+
+export async function cleanupAll(): Promise<void> {
+  while (cleanups.length > 0) {
+    const fn = cleanups.pop()!;
+    try {
+      await fn();
+    } catch (err) {
+      console.error(`soak cleanup: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+}
+
+/** The run's scratch directory (removed at the end unless SOAK_KEEP=1). */
+let scratch: string | undefined;
+export function scratchDir(): string {
+  if (!scratch) {
+    scratch = mkdtempSync(join(process.env.SOAK_TMPDIR ?? tmpdir(), 'asm-soak-'));
+    const dir = scratch;
+    onCleanup(() => {
+      if (process.env.SOAK_KEEP === '1') console.log(`soak: kept scratch dir ${dir}`);
+      else rmSync(dir, { recursive: true, force: true });
+    });
+  }
+  return scratch;
+}
+
+export function subDir(name: string): string {
+  return mkdtempSync(join(scratchDir(), `${name}-`));
+}
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface Child {
+  proc: ChildProcess;
+  pid: number;
+  exited: Promise<Exit>;
+  /** set once the process has exited */
+  exit?: Exit;
+}
+
+/** Starts a process with its output going to `logFile` (never piped: a chatty child must not block on us). */
+export function startLogged(cmd: string, args: string[], logFile: string, opts: SpawnOptions = {}): Child {
+  const fd = openSync(logFile, 'a');
+  const proc = spawn(cmd, args, { stdio: ['ignore', fd, fd], ...opts });
+  closeSync(fd);
+  return track(proc);
+}
+
+export function track(proc: ChildProcess): Child {
+  if (proc.pid === undefined) throw new Error(`could not start ${proc.spawnfile}`);
+  const child: Child = {
+    proc,
+    pid: proc.pid,
+    exited: new Promise<Exit>((resolve) => {
+      proc.once('exit', (code, signal) => {
+        child.exit = { code, signal };
+        resolve(child.exit);
+      });
+      proc.once('error', () => {
+        child.exit = { code: -1, signal: null };
+        resolve(child.exit);
+      });
+    }),
+  };
+  onCleanup(async () => {
+    if (child.exit) return;
+    proc.kill('SIGKILL');
+    await child.exited;
+  });
+  return child;
+}
+
+/** Runs a command to completion and returns its output (never throws on a non-zero exit). */
+export function run(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const p = execFile(cmd, args, { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 << 20, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as NodeJS.ErrnoException).code === 'number' ? Number((err as NodeJS.ErrnoException).code) : (p.exitCode ?? -1)) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr), ms: performance.now() - started });
+    });
+    if (opts.input !== undefined) p.stdin?.end(opts.input);
+  });
+}
+
+export async function mustRun(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+  const r = await run(cmd, args, opts);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+  return r.stdout;
+}
+
+/** Resident set size of a process in MiB, from /proc (undefined once it is gone). */
+export function rssMiB(pid: number): number | undefined {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A free loopback TCP port (bound and released; the short race is acceptable for a test harness). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}

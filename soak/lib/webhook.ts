@@ -1,0 +1,106 @@
+// Starting the real webhook (the built CLI, as `npm start` runs it) on loopback, and probing it from outside.
+import { existsSync } from 'node:fs';
+import { get } from 'node:http';
+import { connect } from 'node:tls';
+import { join } from 'node:path';
+import { probeReady } from './front.js';
+import { freePort, startLogged, rssMiB, type Child } from './proc.js';
+import { repoRoot } from './reviews.js';
+import { waitFor } from './stats.js';
+
+/** SOAK_WEBHOOK_CLI runs the harness against another build of the same CLI contract. */
+export const webhookCli = process.env.SOAK_WEBHOOK_CLI ?? join(repoRoot, 'dist/webhook/cli.js');
+
+export interface WebhookOptions {
+  name: string;
+  certFile: string;
+  keyFile: string;
+  configFile?: string;
+  clientCaFile?: string;
+  logDir: string;
+  /** the CA to verify the serving cert while waiting for readiness */
+  ca: string;
+  clientCert?: { cert: string; key: string };
+  readyTimeoutMs?: number;
+}
+
+export interface WebhookInstance {
+  name: string;
+  port: number;
+  metricsPort: number;
+  child: Child;
+  logFile: string;
+  startedMs: number;
+  readyMs: number;
+}
+
+export function requireBuilt(): void {
+  if (!existsSync(webhookCli)) throw new Error(`${webhookCli} is missing: run npm run build (the webhook server has not landed or did not build)`);
+}
+
+export async function startWebhook(o: WebhookOptions): Promise<WebhookInstance> {
+  requireBuilt();
+  const port = await freePort();
+  const metricsPort = await freePort();
+  const args = [webhookCli, 'serve', '--host', '127.0.0.1', '--port', String(port), '--metrics-port', String(metricsPort), '--cert', o.certFile, '--key', o.keyFile];
+  if (o.configFile) args.push('--config', o.configFile);
+  if (o.clientCaFile) args.push('--client-ca', o.clientCaFile);
+  const logFile = join(o.logDir, `${o.name}.log`);
+  const started = performance.now();
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'production' };
+  for (const k of ['ASM_WEBHOOK_PORT', 'ASM_METRICS_PORT', 'ASM_TLS_CERT', 'ASM_TLS_KEY', 'ASM_CONFIG', 'ASM_CLIENT_CA', 'ASM_WEBHOOK_HOST']) delete env[k];
+  const child = startLogged(process.execPath, args, logFile, { env, cwd: repoRoot });
+  const ready = await Promise.race([
+    waitFor(() => probeReady(port, o.ca, 1000, o.clientCert), o.readyTimeoutMs ?? 20_000, 100),
+    child.exited.then(() => false as const),
+  ]);
+  if (!ready) {
+    child.proc.kill('SIGKILL');
+    throw new Error(`webhook ${o.name} did not become ready on :${port} (exit ${JSON.stringify(child.exit ?? null)}; log ${logFile})`);
+  }
+  return { name: o.name, port, metricsPort, child, logFile, startedMs: started, readyMs: performance.now() - started };
+}
+
+export function rssOf(w: WebhookInstance): number | undefined {
+  return rssMiB(w.child.pid);
+}
+
+
+/** SHA-256 fingerprint of the certificate the server presents on a fresh connection. */
+export function servedFingerprint(port: number, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port, servername: 'localhost', ca, rejectUnauthorized: true }, () => {
+      const fp = s.getPeerCertificate().fingerprint256;
+      s.end();
+      resolve(fp);
+    });
+    s.setTimeout(3000, () => s.destroy(new Error('TLS handshake timed out')));
+    s.on('error', reject);
+  });
+}
+
+export function metricsText(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = get({ host: '127.0.0.1', port, path: '/metrics', timeout: 3000 }, (res) => {
+      let t = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (t += c));
+      res.on('end', () => resolve(t));
+    });
+    req.on('timeout', () => req.destroy(new Error('metrics timed out')));
+    req.on('error', reject);
+  });
+}
+
+/** Sum of a metric's samples whose labels include all of `labels` (a metric name prefix match on the sample name). */
+export function metricSum(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const lbl = m[2] ?? '';
+    if (Object.entries(labels).every(([k, v]) => lbl.includes(`${k}="${v}"`))) sum += Number(m[3]);
+  }
+  return sum;
+}

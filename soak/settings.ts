@@ -1,0 +1,59 @@
+// Every knob of the soak, from the environment, with the defaults `npm run soak` uses.
+const num = (name: string, dflt: number): number => {
+  const v = process.env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`${name}=${v} is not a number`);
+  return n;
+};
+
+export interface Settings {
+  suites: string[];
+  /** reviews/s for the sustained load; 0 = measure capacity and use half */
+  rate: number;
+  capacitySeconds: number;
+  capacityConcurrency: number;
+  loadSeconds: number;
+  minLoadSeconds: number;
+  loadSockets: number;
+  p99BoundMs: number;
+  rssBoundMiB: number;
+  rotationBoundMs: number;
+  reloadBoundMs: number;
+  shutdownBoundMs: number;
+  abuseSeconds: number;
+  pods: number;
+  apiTimeout: string;
+  installerKills: number;
+  burstWrites: number;
+}
+
+export const ALL_SUITES = ['webhook-load', 'webhook-abuse', 'webhook-tls', 'plugin', 'installer'];
+
+let cached: Settings | undefined;
+export function settings(): Settings {
+  if (cached) return cached;
+  const suites = (process.env.SOAK_SUITES ?? ALL_SUITES.join(',')).split(',').map((x) => x.trim()).filter(Boolean);
+  for (const x of suites) if (!ALL_SUITES.includes(x)) throw new Error(`SOAK_SUITES: unknown suite ${x} (known: ${ALL_SUITES.join(', ')})`);
+  const loadSeconds = num('SOAK_LOAD_SECONDS', 130);
+  cached = {
+    suites,
+    rate: num('SOAK_RATE', 0),
+    capacitySeconds: num('SOAK_CAPACITY_SECONDS', 8),
+    capacityConcurrency: num('SOAK_CAPACITY_CONCURRENCY', 16),
+    loadSeconds,
+    minLoadSeconds: Math.min(120, loadSeconds),
+    loadSockets: num('SOAK_LOAD_SOCKETS', 16),
+    p99BoundMs: num('SOAK_P99_BOUND_MS', 500),
+    rssBoundMiB: num('SOAK_RSS_BOUND_MIB', 384),
+    rotationBoundMs: num('SOAK_ROTATION_BOUND_MS', 10_000),
+    reloadBoundMs: num('SOAK_RELOAD_BOUND_MS', 5_000),
+    shutdownBoundMs: num('SOAK_SHUTDOWN_BOUND_MS', 30_000),
+    abuseSeconds: num('SOAK_ABUSE_SECONDS', 40),
+    pods: num('SOAK_PODS', 50),
+    apiTimeout: process.env.SOAK_API_TIMEOUT ?? '2s',
+    installerKills: num('SOAK_INSTALLER_KILLS', 50),
+    burstWrites: num('SOAK_BURST_WRITES', 100),
+  };
+  return cached;
+}
