@@ -1,0 +1,254 @@
+// The rewrite from istio-init to CNI redirection, exactly as Istio's own CNI-mode injection renders a pod
+// (/work/shared/oracles/istio/README.md, facts 1-8). It reads the request object and yields JSON-patch operations;
+// it never clones the pod nor mutates it. Patch values share untouched sub-objects (env, resources) with the input:
+// they are serialized into the response right away.
+import type { Operation } from 'fast-json-patch';
+import type { SharedConfig } from '../config/shared-config.js';
+import {
+  ANNOTATION,
+  DEFAULT_PROXY_ID,
+  ISTIO_INIT,
+  ISTIO_VALIDATION,
+  type JsonObject,
+  type PodView,
+  asArray,
+  asObject,
+  initArg,
+  istioInit,
+  pointerToken,
+  stringEntry,
+} from './annotations.js';
+import { type AnnotationProblem } from './validate.js';
+
+/** A traffic annotation the rewrite derives from one of istio-init's arguments. */
+export interface DerivedAnnotation {
+  annotation: string;
+  value: string;
+  source: string;
+}
+
+/** The metrics and health ports istio-init always excludes; CNI mode leaves them out of the annotation (fact 3). */
+const IMPLICIT_INBOUND_EXCLUDES = '15090,15021';
+const VALIDATION_FLAGS = ['--run-validation', '--skip-rule-apply'] as const;
+
+/**
+ * Fact 3: the annotations that carry what istio-init's args said, in the order Istio renders them.
+ * The pod's own annotation is replaced when the argument says otherwise (Istio renders both from the same value).
+ */
+export function annotationsFromInitArgs(args: readonly unknown[], current: JsonObject | undefined): DerivedAnnotation[] {
+  const out: DerivedAnnotation[] = [];
+  const from = (flag: string, annotation: string, keepEmpty: boolean, transform?: (v: string) => string): void => {
+    const raw = initArg(args, flag);
+    if (raw === undefined) return;
+    const value = transform === undefined ? raw : transform(raw);
+    if (value === '' && !keepEmpty) return;
+    out.push({ annotation, value, source: `istio-init argument ${flag}` });
+  };
+  from('-m', ANNOTATION.interceptionMode, true);
+  if (initArg(args, '-m') === undefined && stringEntry(current, ANNOTATION.interceptionMode) === undefined) {
+    out.push({ annotation: ANNOTATION.interceptionMode, value: 'REDIRECT', source: 'the default interception mode' });
+  }
+  from('-i', ANNOTATION.includeOutboundIPRanges, false);
+  from('-x', ANNOTATION.excludeOutboundIPRanges, false);
+  from('-b', ANNOTATION.includeInboundPorts, true);
+  from('-d', ANNOTATION.excludeInboundPorts, true, stripImplicitExcludes);
+  from('-q', ANNOTATION.includeOutboundPorts, true);
+  from('-o', ANNOTATION.excludeOutboundPorts, true);
+  return out;
+}
+
+function stripImplicitExcludes(d: string): string {
+  if (d === IMPLICIT_INBOUND_EXCLUDES) return '';
+  return d.startsWith(IMPLICIT_INBOUND_EXCLUDES + ',') ? d.slice(IMPLICIT_INBOUND_EXCLUDES.length + 1) : d;
+}
+
+function positiveId(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : undefined;
+}
+
+/** Fact 2: the proxy's UID/GID (1337 when unset or 0, and always under TPROXY, where the proxy itself runs as root). */
+export function proxyIds(proxy: JsonObject | undefined, mode: string): { uid: number; gid: number } {
+  if (mode === 'TPROXY') return { uid: DEFAULT_PROXY_ID, gid: DEFAULT_PROXY_ID };
+  const sc = asObject(proxy?.securityContext);
+  return { uid: positiveId(sc?.runAsUser) ?? DEFAULT_PROXY_ID, gid: positiveId(sc?.runAsGroup) ?? DEFAULT_PROXY_ID };
+}
+
+/** Facts 1-2: istio-init as istio-validation. A new top-level object; nested objects it does not change are shared. */
+export function validationContainer(init: JsonObject, ids: { uid: number; gid: number }): JsonObject {
+  const args = asArray(init.args);
+  const newArgs = [...args];
+  for (const flag of VALIDATION_FLAGS) if (!args.includes(flag)) newArgs.push(flag);
+  const sc = asObject(init.securityContext);
+  const { capabilities, ...rest } = sc ?? {};
+  const caps = asObject(capabilities);
+  let keptCaps: JsonObject | undefined;
+  if (caps !== undefined) {
+    const { add: _dropped, ...others } = caps;
+    if (Object.keys(others).length > 0) keptCaps = others;
+  }
+  return {
+    ...init,
+    name: ISTIO_VALIDATION,
+    args: newArgs,
+    securityContext: {
+      ...rest,
+      ...(keptCaps === undefined ? {} : { capabilities: keptCaps }),
+      readOnlyRootFilesystem: true,
+      runAsGroup: ids.gid,
+      runAsNonRoot: true,
+      runAsUser: ids.uid,
+    },
+  };
+}
+
+/** Fact 4: the status annotation lists istio-validation instead of istio-init. Textual, so Go's formatting stays byte-exact. */
+export function rewriteStatus(status: string): string | undefined {
+  const m = /"initContainers"\s*:\s*\[[^\]]*\]/.exec(status);
+  if (m === null || !m[0].includes(`"${ISTIO_INIT}"`)) return undefined;
+  const replaced = m[0].replace(`"${ISTIO_INIT}"`, `"${ISTIO_VALIDATION}"`);
+  const next = status.slice(0, m.index) + replaced + status.slice(m.index + m[0].length);
+  try {
+    JSON.parse(next);
+  } catch {
+    return undefined;
+  }
+  return next;
+}
+
+export type NetworksResult = { value: string } | { unchanged: true } | { problem: AnnotationProblem };
+
+/**
+ * Fact 7: `k8s.v1.cni.cncf.io/networks` gains `default/<network>` (Multus), in the flat form
+ * (`a, ns/b@eth1`) or the JSON form (`[{"name":"b","namespace":"ns"}]`), unless the pod already names it.
+ */
+export function appendNetwork(current: string | undefined, network: string, podNamespace: string): NetworksResult {
+  const qualified = `default/${network}`;
+  if (current === undefined || current.trim() === '') return { value: qualified };
+  const text = current.trim();
+  if (text.startsWith('[')) {
+    let list: unknown;
+    try {
+      list = JSON.parse(text);
+    } catch {
+      list = undefined;
+    }
+    if (!Array.isArray(list) || !list.every((e) => asObject(e) !== undefined && typeof asObject(e)!.name === 'string')) {
+      return {
+        problem: {
+          annotation: ANNOTATION.multusNetworks,
+          value: current,
+          detail: 'the JSON form must be a list of objects with a "name" (Multus network selection elements)',
+        },
+      };
+    }
+    const present = list.some((e: JsonObject) => {
+      const ns = typeof e.namespace === 'string' ? e.namespace : podNamespace;
+      return (e.name === network && ns === 'default') || e.name === qualified;
+    });
+    if (present) return { unchanged: true };
+    return { value: JSON.stringify([...list, { name: network, namespace: 'default' }]) };
+  }
+  for (const raw of current.split(',')) {
+    const entry = raw.trim();
+    const name = entry.split('@')[0]!;
+    if (name === qualified || (name === network && podNamespace === 'default')) return { unchanged: true };
+  }
+  return { value: `${current}, ${qualified}` };
+}
+
+/** Collects annotation writes and emits valid ops for them, whether or not the annotations map exists yet. */
+class AnnotationWrites {
+  private readonly writes: Array<[string, string]> = [];
+  constructor(private readonly view: PodView) {}
+
+  set(key: string, value: string): void {
+    if (stringEntry(this.view.annotations, key) !== value) this.writes.push([key, value]);
+  }
+
+  get size(): number {
+    return this.writes.length;
+  }
+
+  emit(ops: Operation[]): void {
+    if (this.writes.length === 0) return;
+    if (this.view.annotations === undefined) {
+      const map = Object.fromEntries(this.writes);
+      if (this.view.metadata === undefined) ops.push({ op: 'add', path: '/metadata', value: { annotations: map } });
+      else ops.push({ op: 'add', path: '/metadata/annotations', value: map });
+      return;
+    }
+    for (const [key, value] of this.writes) {
+      const exists = Object.prototype.hasOwnProperty.call(this.view.annotations, key);
+      ops.push({ op: exists ? 'replace' : 'add', path: `/metadata/annotations/${pointerToken(key)}`, value });
+    }
+  }
+}
+
+export interface RewritePlan {
+  ops: Operation[];
+  warnings: string[];
+  /** Values the plugin would refuse; the caller denies (or warns and leaves the pod alone). */
+  problems: AnnotationProblem[];
+  /** The traffic annotations the rewrite writes, for validation. */
+  derived: DerivedAnnotation[];
+}
+
+/**
+ * The ops that turn a selected pod (istio-init present) into its CNI-mode rendering. Paths are valid when applied
+ * in order: istio-init leaves its index before istio-validation takes index 0.
+ */
+export function planRewrite(view: PodView, mode: string, config: SharedConfig, namespace: string): RewritePlan {
+  const init = istioInit(view);
+  const ops: Operation[] = [];
+  const warnings: string[] = [];
+  const problems: AnnotationProblem[] = [];
+  if (init === undefined) return { ops, warnings, problems, derived: [] };
+
+  const validation = validationContainer(init, proxyIds(view.proxy, mode));
+  if (view.istioInitIndex === 0) {
+    ops.push({ op: 'replace', path: '/spec/initContainers/0', value: validation });
+  } else {
+    ops.push({ op: 'remove', path: `/spec/initContainers/${view.istioInitIndex}` });
+    ops.push({ op: 'add', path: '/spec/initContainers/0', value: validation });
+  }
+
+  const writes = new AnnotationWrites(view);
+  const derived = annotationsFromInitArgs(asArray(init.args), view.annotations);
+  for (const d of derived) writes.set(d.annotation, d.value);
+
+  const status = stringEntry(view.annotations, ANNOTATION.status);
+  if (status !== undefined) {
+    const next = rewriteStatus(status);
+    if (next !== undefined) writes.set(ANNOTATION.status, next);
+    else warnings.push(`annotation ${ANNOTATION.status} does not list ${ISTIO_INIT} in parseable JSON; left as it is`);
+  }
+
+  networkWrite(view, config, namespace, writes, problems);
+  if (mode === 'TPROXY') warnings.push(TPROXY_WARNING);
+  writes.emit(ops);
+  return { ops, warnings, problems, derived };
+}
+
+export const TPROXY_WARNING =
+  'interception mode TPROXY: istio-proxy keeps NET_ADMIN and runs as root (Istio does the same in CNI mode), ' +
+  'so this pod still needs those rights and does not pass PodSecurity baseline';
+
+function networkWrite(view: PodView, config: SharedConfig, namespace: string, writes: AnnotationWrites, problems: AnnotationProblem[]): void {
+  if (config.cniProvider !== 'multus') return;
+  const r = appendNetwork(stringEntry(view.annotations, ANNOTATION.multusNetworks), config.multusNetwork, namespace);
+  if ('problem' in r) problems.push(r.problem);
+  else if ('value' in r) writes.set(ANNOTATION.multusNetworks, r.value);
+}
+
+/**
+ * For a pod Istio already rendered in CNI mode (no istio-init): under Multus it still has to name the plugin's
+ * network, or the plugin never runs for it. Returns the ops (possibly none) and any problem.
+ */
+export function planNetworkOnly(view: PodView, config: SharedConfig, namespace: string): { ops: Operation[]; problems: AnnotationProblem[] } {
+  const ops: Operation[] = [];
+  const problems: AnnotationProblem[] = [];
+  const writes = new AnnotationWrites(view);
+  networkWrite(view, config, namespace, writes, problems);
+  writes.emit(ops);
+  return { ops, problems };
+}
