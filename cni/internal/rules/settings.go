@@ -245,16 +245,17 @@ func ParseInterceptionMode(v string) (string, error) {
 	return "", fmt.Errorf("want one of REDIRECT, TPROXY, NONE")
 }
 
-// ParsePortList parses a comma-separated list of ports 1-65535 (spaces around entries are allowed; an
-// empty value is an empty list). With wildcard, "*" means every port.
+// ParsePortList parses a comma-separated list of decimal ports 1-65535 (at most 5 digits; spaces around the
+// value and around entries are allowed; an empty value is an empty list). With wildcard, exactly "*" means
+// every port.
 func ParsePortList(v string, wildcard bool) (PortList, error) {
-	t := strings.TrimSpace(v)
-	if t == "*" {
+	if v == "*" {
 		if wildcard {
 			return PortList{All: true}, nil
 		}
 		return PortList{}, fmt.Errorf("\"*\" is not allowed here; list the ports")
 	}
+	t := strings.TrimSpace(v)
 	if t == "" {
 		return PortList{}, nil
 	}
@@ -263,7 +264,7 @@ func ParsePortList(v string, wildcard bool) (PortList, error) {
 	for _, part := range parts {
 		p := strings.TrimSpace(part)
 		n, err := strconv.ParseUint(p, 10, 16)
-		if err != nil || n == 0 {
+		if err != nil || n == 0 || len(p) > 5 {
 			return PortList{}, fmt.Errorf("%q is not a port (want 1-65535)", p)
 		}
 		ports = append(ports, strconv.FormatUint(n, 10))
@@ -301,9 +302,10 @@ func ParseCIDRList(v string, wildcard bool) (CIDRList, error) {
 	return out, nil
 }
 
-// ParseInterfaceList parses a comma-separated list of network interface names (spaces around entries are
-// allowed; an empty value is an empty list). Names follow the kernel's rules: 1-15 bytes, none of '/', ':',
-// whitespace, not "." or "..". This also keeps the value from smuggling text into the restore input.
+// ParseInterfaceList parses a comma-separated list of network interface names (spaces around the value and
+// around entries are allowed; an empty value is an empty list). A name is 1-15 bytes of letters, digits and
+// _ . @ -, optionally ending in iptables' "+" wildcard; "." and ".." are refused. The same rule as the
+// webhook's, and it keeps a value from smuggling text into the restore input.
 func ParseInterfaceList(v string) ([]string, error) {
 	t := strings.TrimSpace(v)
 	if t == "" {
@@ -331,10 +333,16 @@ func validInterfaceName(n string) error {
 	if n == "." || n == ".." {
 		return fmt.Errorf("reserved name")
 	}
-	for i := 0; i < len(n); i++ {
-		c := n[i]
-		if c == '/' || c == ':' || c <= ' ' || c == 0x7f {
-			return fmt.Errorf("contains %q", c)
+	body := strings.TrimSuffix(n, "+")
+	if body == "" {
+		return fmt.Errorf("no name before the + wildcard")
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '_' || c == '.' || c == '@' || c == '-'
+		if !ok {
+			return fmt.Errorf("contains %q (allowed: letters, digits, _ . @ -, optional trailing +)", c)
 		}
 	}
 	return nil
