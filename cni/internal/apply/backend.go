@@ -1,0 +1,178 @@
+package apply
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Backend is the iptables flavour used for a pod: the node's own, so that an admin inspecting the node with
+// the node's iptables sees the pod's rules, and so the kernel never has both nft and legacy tables loaded
+// for one reason only.
+type Backend struct {
+	Name   string // "nft" or "legacy"
+	Reason string // how it was chosen, for the log
+	// Commands per family: restore, save, and the plain command (for -C).
+	Restore4, Save4, Cmd4 string
+	Restore6, Save6, Cmd6 string
+}
+
+// fallbackDirs are searched when PATH (the runtime's environment) does not hold the iptables binaries.
+var fallbackDirs = []string{"/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/bin"}
+
+func lookPath(name string) (string, bool) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, true
+	}
+	for _, d := range fallbackDirs {
+		p := filepath.Join(d, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// variant returns the commands of one flavour ("nft", "legacy", or "" for the unsuffixed iptables-restore).
+func variant(name string) (Backend, bool) {
+	suffix := ""
+	if name != "" {
+		suffix = "-" + name
+	}
+	b := Backend{Name: name}
+	var ok bool
+	for _, x := range []struct {
+		dst  *string
+		base string
+	}{
+		{&b.Restore4, "iptables" + suffix + "-restore"}, {&b.Save4, "iptables" + suffix + "-save"}, {&b.Cmd4, "iptables" + suffix},
+		{&b.Restore6, "ip6tables" + suffix + "-restore"}, {&b.Save6, "ip6tables" + suffix + "-save"}, {&b.Cmd6, "ip6tables" + suffix},
+	} {
+		if *x.dst, ok = lookPath(x.base); !ok {
+			return b, false
+		}
+	}
+	return b, true
+}
+
+// DetectBackend chooses the iptables flavour. mode "nft" or "legacy" forces it (config key iptables_backend);
+// "auto" follows the node, looking only at the node's network namespace, read-only:
+//  1. only one flavour installed (no iptables-nft-*/iptables-legacy-* pair): use iptables-restore as it is,
+//     its flavour read from `iptables --version`;
+//  2. the kubelet's hint chains (KUBE-IPTABLES-HINT, KUBE-KUBELET-CANARY in mangle) show which flavour the
+//     node's kubelet uses;
+//  3. otherwise the flavour holding more rules on the node wins (legacy is only read when its tables exist);
+//  4. nothing anywhere: nft, the default of current distributions.
+func DetectBackend(mode string) (Backend, error) {
+	switch mode {
+	case "nft", "legacy":
+		b, ok := variant(mode)
+		if !ok {
+			if g, gok := variant(""); gok && genericFlavour(g.Cmd4) == mode {
+				g.Name, g.Reason = mode, "iptables_backend: "+mode+" (unsuffixed iptables is "+mode+")"
+				return g, nil
+			}
+			return Backend{}, fmt.Errorf("iptables_backend %q: iptables-%s-restore and friends are not installed on the node", mode, mode)
+		}
+		b.Reason = "iptables_backend: " + mode
+		return b, nil
+	}
+	nft, nftOK := variant("nft")
+	legacy, legacyOK := variant("legacy")
+	if !nftOK || !legacyOK {
+		g, ok := variant("")
+		if !ok {
+			if nftOK {
+				nft.Reason = "only iptables-nft is installed"
+				return nft, nil
+			}
+			if legacyOK {
+				legacy.Reason = "only iptables-legacy is installed"
+				return legacy, nil
+			}
+			return Backend{}, fmt.Errorf("no iptables-restore found on the node (PATH and %s)", strings.Join(fallbackDirs, ", "))
+		}
+		g.Name = genericFlavour(g.Cmd4)
+		g.Reason = "single iptables installation (" + g.Name + ")"
+		return g, nil
+	}
+	for _, hint := range []string{"KUBE-IPTABLES-HINT", "KUBE-KUBELET-CANARY"} {
+		if strings.Contains(saveOut(nft.Save4, "mangle"), ":"+hint+" ") {
+			nft.Reason = "kubelet hint chain " + hint + " is in nft"
+			return nft, nil
+		}
+		if legacyTablesLoaded() && strings.Contains(saveOut(legacy.Save4, "mangle"), ":"+hint+" ") {
+			legacy.Reason = "kubelet hint chain " + hint + " is in legacy"
+			return legacy, nil
+		}
+	}
+	if legacyTablesLoaded() {
+		nRules, lRules := countRules(saveOut(nft.Save4, "")), countRules(saveOut(legacy.Save4, ""))
+		if lRules > nRules {
+			legacy.Reason = fmt.Sprintf("the node has %d legacy rules and %d nft rules", lRules, nRules)
+			return legacy, nil
+		}
+	}
+	nft.Reason = "default (no legacy rules on the node)"
+	return nft, nil
+}
+
+// legacyTablesLoaded avoids running iptables-legacy-save (which would load the legacy kernel modules) on a
+// node that never used legacy iptables.
+func legacyTablesLoaded() bool {
+	b, err := os.ReadFile("/proc/self/net/ip_tables_names")
+	return err == nil && len(bytes.TrimSpace(b)) > 0
+}
+
+func genericFlavour(cmd string) string {
+	out, _ := run(context.Background(), cmd, nil, "--version")
+	if strings.Contains(out, "legacy") {
+		return "legacy"
+	}
+	return "nft"
+}
+
+func saveOut(save, table string) string {
+	args := []string{}
+	if table != "" {
+		args = append(args, "-t", table)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, _ := run(ctx, save, nil, args...)
+	return out
+}
+
+func countRules(save string) int {
+	n := 0
+	for _, l := range strings.Split(save, "\n") {
+		if strings.HasPrefix(l, "-A ") {
+			n++
+		}
+	}
+	return n
+}
+
+// run executes a command (in the calling thread's network namespace) and returns stdout; on failure the
+// error carries stderr.
+func run(ctx context.Context, cmd string, stdin []byte, args ...string) (string, error) {
+	c := exec.CommandContext(ctx, cmd, args...)
+	if stdin != nil {
+		c.Stdin = bytes.NewReader(stdin)
+	}
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	if err := c.Run(); err != nil {
+		msg := strings.TrimSpace(errb.String())
+		if msg == "" {
+			msg = strings.TrimSpace(out.String())
+		}
+		return out.String(), fmt.Errorf("%s %s: %v: %s", filepath.Base(cmd), strings.Join(args, " "), err, msg)
+	}
+	return out.String(), nil
+}
