@@ -1,0 +1,176 @@
+#!/usr/bin/env node
+// asm-cni-webhook: `serve` runs the admission webhook; `mutate` previews the rewrite on manifests (webhook-core's
+// runMutate). Flags win over environment variables, which win over defaults.
+import { parseArgs } from 'node:util';
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { admit } from './admit.js';
+import { ConfigFileError } from './config-watch.js';
+import { createLogger } from './logging.js';
+import { type ServeOptions, exitOnSignals, startServer } from './server.js';
+import { TlsFileError } from './tls.js';
+
+export interface CliIO {
+  stdin: NodeJS.ReadableStream;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  env: NodeJS.ProcessEnv;
+}
+
+export const USAGE = `Usage: asm-cni-webhook <command> [flags]
+
+Commands:
+  serve     Run the mutating admission webhook (HTTPS POST /mutate, metrics on a separate plain-HTTP port)
+  mutate    Rewrite Pods and workload manifests offline, as the webhook would (see: asm-cni-webhook mutate --help)
+
+Flags of serve (environment variable in brackets):
+  --port N              HTTPS port for admission and probes [ASM_WEBHOOK_PORT] (default 9443)
+  --host ADDR           address to listen on [ASM_WEBHOOK_HOST] (default 0.0.0.0)
+  --metrics-port N      plain-HTTP port for GET /metrics [ASM_METRICS_PORT] (default 9090)
+  --cert FILE           PEM serving certificate (chain) [ASM_TLS_CERT] (required)
+  --key FILE            PEM private key of the certificate [ASM_TLS_KEY] (required)
+  --client-ca FILE      PEM CA bundle; when set, clients must present a certificate it signed [ASM_CLIENT_CA]
+  --config FILE         shared YAML config (the asm-cni ConfigMap) [ASM_CONFIG] (default: built-in defaults)
+  --shutdown-delay S    seconds to keep serving after SIGTERM while endpoints update [ASM_SHUTDOWN_DELAY] (default 5)
+  --shutdown-grace S    seconds in-flight requests get after the listener closed [ASM_SHUTDOWN_GRACE] (default 20)
+  -h, --help            show this help
+
+Certificate, key, client CA and config files are reloaded when they change (Secret/ConfigMap updates included).
+`;
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+function port(name: string, raw: string): number {
+  if (!/^\d+$/.test(raw) || Number(raw) > 65535) throw new UsageError(`${name} must be a port number 0-65535, got ${JSON.stringify(raw)}`);
+  return Number(raw);
+}
+
+function seconds(name: string, raw: string): number {
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`${name} must be a number of seconds >= 0, got ${JSON.stringify(raw)}`);
+  return Math.round(n * 1000);
+}
+
+/** serve's flags and environment into ServeOptions (without admit); throws UsageError naming the flag. */
+export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Omit<ServeOptions, 'admit'> | 'help' {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'metrics-port': { type: 'string' },
+        cert: { type: 'string' },
+        key: { type: 'string' },
+        'client-ca': { type: 'string' },
+        config: { type: 'string' },
+        'shutdown-delay': { type: 'string' },
+        'shutdown-grace': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (values.help) return 'help';
+  const pick = (flag: string | undefined, envName: string): string | undefined => {
+    const v = flag ?? env[envName];
+    return v === undefined || v === '' ? undefined : v;
+  };
+  const cert = pick(values.cert, 'ASM_TLS_CERT');
+  const key = pick(values.key, 'ASM_TLS_KEY');
+  if (cert === undefined) throw new UsageError('--cert (or ASM_TLS_CERT) is required: the PEM serving certificate; admission is only served over HTTPS');
+  if (key === undefined) throw new UsageError('--key (or ASM_TLS_KEY) is required: the PEM private key of the serving certificate');
+  const clientCa = pick(values['client-ca'], 'ASM_CLIENT_CA');
+  const config = pick(values.config, 'ASM_CONFIG');
+  return {
+    host: pick(values.host, 'ASM_WEBHOOK_HOST') ?? '0.0.0.0',
+    port: port('--port (ASM_WEBHOOK_PORT)', pick(values.port, 'ASM_WEBHOOK_PORT') ?? '9443'),
+    metricsPort: port('--metrics-port (ASM_METRICS_PORT)', pick(values['metrics-port'], 'ASM_METRICS_PORT') ?? '9090'),
+    cert,
+    key,
+    ...(clientCa !== undefined ? { clientCa } : {}),
+    ...(config !== undefined ? { config } : {}),
+    shutdownDelayMs: seconds('--shutdown-delay (ASM_SHUTDOWN_DELAY)', pick(values['shutdown-delay'], 'ASM_SHUTDOWN_DELAY') ?? '5'),
+    shutdownGraceMs: seconds('--shutdown-grace (ASM_SHUTDOWN_GRACE)', pick(values['shutdown-grace'], 'ASM_SHUTDOWN_GRACE') ?? '20'),
+  };
+}
+
+async function serve(argv: string[], io: CliIO): Promise<number | 'running'> {
+  const parsed = parseServeArgs(argv, io.env);
+  if (parsed === 'help') {
+    io.stdout.write(USAGE);
+    return 0;
+  }
+  const log = createLogger();
+  try {
+    const running = await startServer({ ...parsed, admit, log });
+    exitOnSignals(running, log);
+    return 'running';
+  } catch (err) {
+    log.flush();
+    throw err;
+  }
+}
+
+/** Runs one command; resolves with the exit code, or 'running' when a server now keeps the process alive. */
+export async function main(argv: string[], io: CliIO): Promise<number | 'running'> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'serve':
+        return await serve(rest, io);
+      case 'mutate': {
+        // Loaded only for this command (serve never needs it). The specifier is a variable until webhook-core's
+        // mutate-cli.ts is in the tree; the shape is the TEAM.md contract runMutate(argv, io).
+        const specifier = './mutate-cli.js';
+        const { runMutate } = (await import(specifier)) as { runMutate: (argv: string[], io: CliIO) => number | Promise<number> };
+        return await runMutate(rest, io);
+      }
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        (command === undefined ? io.stderr : io.stdout).write(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(command)} (expected serve or mutate)`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr.write(`asm-cni-webhook: ${err.message}\nRun 'asm-cni-webhook --help' for usage.\n`);
+      return 2;
+    }
+    if (err instanceof TlsFileError || err instanceof ConfigFileError) {
+      io.stderr.write(`asm-cni-webhook: ${err.message}\n`);
+      return 1;
+    }
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
+      io.stderr.write(`asm-cni-webhook: cannot listen: ${e.message}\n`);
+      return 1;
+    }
+    io.stderr.write(`asm-cni-webhook: ${e.stack ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+const isEntryPoint = (): boolean => {
+  try {
+    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+};
+
+if (isEntryPoint()) {
+  const io: CliIO = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env };
+  void main(process.argv.slice(2), io).then((code) => {
+    if (code !== 'running') process.exitCode = code;
+  });
+}
