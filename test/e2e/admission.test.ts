@@ -1,0 +1,206 @@
+// Scenarios 1-5 and 7 of the end-to-end suite: a real kube-apiserver calls the webhook (started with `npm start`) over
+// TLS, with real PodSecurity admission and real RBAC. Every assertion is on what the API server stored or answered.
+import t, { type Test } from 'tap';
+import { requirePrereq, inCI } from '../helpers/prereq.js';
+import { toolchainMissing } from './lib/toolchain.js';
+import { hasKustomization, render, ref } from './lib/manifests.js';
+import { addedCapabilities, initNames, oracleCniPod, oraclePod, plainPod, type Pod, type Shape } from './lib/pods.js';
+import { startFakeInjector, injectorConfig } from './lib/injector.js';
+import { applyOverlay, bringUp, createPod, getPod, shape, shippedWebhooks, waitWebhookActive, type Env } from './lib/scenario.js';
+import { waitFor } from './lib/net.js';
+
+const missing = toolchainMissing();
+if (requirePrereq(t, missing === undefined, missing ?? '') && requirePrereq(t, hasKustomization(), 'manifests/ has no kustomization.yaml yet')) {
+  await main();
+}
+
+const BASELINE = { 'pod-security.kubernetes.io/enforce': 'baseline', 'pod-security.kubernetes.io/enforce-version': 'latest' };
+const PRIVILEGED_CAPS = ['NET_ADMIN', 'NET_RAW'];
+
+async function main(): Promise<void> {
+  const env = await bringUp(t);
+  t.teardown(() => {
+    if (t.passing()) return;
+    t.comment(`webhook log tail:\n${env.webhook.logs()}\n${env.cp.logs()}`);
+  });
+
+  // 1. Every shipped object is accepted by the real API server.
+  await t.test('1. kubectl apply -k of the manifests (local overlay: webhook at 127.0.0.1) is accepted', async (t) => {
+    t.ok(env.shipped.length > 0, 'the manifests contain a MutatingWebhookConfiguration');
+    const r = await applyOverlay(env);
+    t.equal(r.code, 0, `kubectl apply -k succeeded${r.code ? `: ${r.stderr}` : ''}`);
+    for (const obj of await render(env.cp, env.overlayDir)) {
+      const args = ['get', obj.kind, obj.metadata.name, ...(obj.metadata.namespace ? ['-n', obj.metadata.namespace] : [])];
+      const got = await env.cp.kubectl([...args, '-o', 'json']);
+      t.equal(got.code, 0, `${ref(obj)} is stored`);
+    }
+    const stored = await env.cp.getJson<{ webhooks: Array<{ clientConfig: { url?: string } }> }>([
+      'get', 'mutatingwebhookconfiguration', env.shipped[0]!.metadata.name,
+    ]);
+    t.equal(stored.webhooks[0]?.clientConfig.url, env.webhook.url, 'the stored configuration calls the loopback webhook');
+    await waitWebhookActive(env, true);
+  });
+
+  // 2. The point of the product.
+  for (const s of ['classic-1.26.8', 'native-master'] as Shape[]) {
+    await t.test(`2. (${s}) an Istio-injected pod from a user with only "edit" passes PodSecurity baseline`, async (t) => {
+      const ns = await env.cp.namespace('e2e-baseline', { labels: BASELINE, devEdit: true });
+      const can = async (verb: string, res: string, n: string): Promise<string> =>
+        (await env.cp.kubectl(['auth', 'can-i', verb, res, '-n', n], { as: 'dev' })).stdout.trim();
+      t.equal(await can('create', 'pods', ns), 'yes', 'dev may create pods in the test namespace');
+      t.equal(await can('create', 'pods', env.probeNs), 'no', 'dev has no rights outside it');
+      t.equal(await can('update', 'namespaces', ns), 'no', 'dev cannot relabel the namespace');
+
+      const input = oraclePod(s, 'hello.yaml.injected', 'hello');
+      t.ok(initNames(input).includes('istio-init'), 'the input has istio-init');
+      const before = await env.webhook.reviews({ outcome: 'patched' });
+      const r = await createPod(env, ns, input, 'dev');
+      t.equal(r.code, 0, `admitted${r.code ? `: ${r.stderr}` : ''}`);
+      if (r.code !== 0) return;
+      t.equal(await env.webhook.reviews({ outcome: 'patched' }), before + 1, 'the webhook counted one patched review');
+
+      const stored = await getPod(env, ns, 'hello');
+      const want = oracleCniPod(s, 'hello.yaml', 'hello');
+      t.notOk(initNames(stored).includes('istio-init'), 'stored without istio-init');
+      t.same(addedCapabilities(stored).filter((c) => PRIVILEGED_CAPS.includes(c)), [], 'no container adds NET_ADMIN/NET_RAW');
+      t.strictSame(shape(stored), shape(want), "containers as Istio's CNI-mode injection renders them");
+      const validation = stored.spec.initContainers?.[0];
+      const wantValidation = want.spec.initContainers?.find((c) => c.name === 'istio-validation');
+      t.equal(validation?.name, 'istio-validation', 'istio-validation is the first init container');
+      t.strictSame(validation?.args, wantValidation?.args, 'istio-validation args (--run-validation --skip-rule-apply)');
+      t.strictSame(validation?.securityContext, wantValidation?.securityContext, 'istio-validation runs non-root, no added capabilities');
+      t.equal(validation?.image, wantValidation?.image, 'same image');
+      const ann = stored.metadata.annotations ?? {};
+      for (const [k, v] of Object.entries(want.metadata.annotations ?? {})) {
+        if (k === 'sidecar.istio.io/status') t.strictSame(JSON.parse(ann[k] ?? 'null'), JSON.parse(v), `${k} lists istio-validation`);
+        else t.equal(ann[k], v, `annotation ${k} for the plugin`);
+      }
+    });
+  }
+
+  await t.test('2. without the webhook configuration, the same pod is rejected by PodSecurity baseline', async (t) => {
+    const ns = await env.cp.namespace('e2e-baseline', { labels: BASELINE, devEdit: true });
+    for (const c of env.shipped) await env.cp.kubectlOk(['delete', 'mutatingwebhookconfiguration', c.metadata.name]);
+    t.teardown(async () => {
+      await applyOverlay(env);
+      await waitWebhookActive(env, true);
+    });
+    await waitWebhookActive(env, false);
+    const r = await createPod(env, ns, oraclePod('classic-1.26.8', 'hello.yaml.injected', 'hello'), 'dev');
+    t.not(r.code, 0, 'rejected');
+    t.match(r.stderr, /violates PodSecurity "baseline:latest"/, 'by PodSecurity baseline');
+    t.match(r.stderr, /NET_ADMIN/, 'naming the added capabilities');
+    const get = await env.cp.kubectl(['get', 'pod', '-n', ns, 'hello']);
+    t.match(get.stderr, /NotFound/, 'nothing stored');
+  });
+
+  // 3. Excluded namespaces are the webhook's business too (config excludeNamespaces, default kube-system, istio-system).
+  await t.test('3. a pod in an excluded namespace is stored unchanged, istio-init included', async (t) => {
+    const ns = await env.cp.namespace('', { name: 'istio-system' });
+    const input = oraclePod('classic-1.26.8', 'hello.yaml.injected', 'hello-excluded');
+    const total = await env.webhook.reviews();
+    const excluded = await env.webhook.reviews({ outcome: 'skipped', reason: 'excluded-namespace' });
+    const r = await createPod(env, ns, input);
+    t.equal(r.code, 0, `admitted${r.code ? `: ${r.stderr}` : ''}`);
+    const stored = await getPod(env, ns, 'hello-excluded');
+    t.strictSame(shape(stored), shape(input), 'containers unchanged');
+    t.strictSame(stored.spec.initContainers?.[0]?.args, input.spec.initContainers?.[0]?.args, 'istio-init args unchanged');
+    t.same(stored.spec.initContainers?.[0]?.securityContext, input.spec.initContainers?.[0]?.securityContext, 'istio-init keeps its capabilities');
+    t.strictSame(stored.metadata.annotations, input.metadata.annotations, 'annotations unchanged');
+    const dTotal = (await env.webhook.reviews()) - total;
+    const dExcluded = (await env.webhook.reviews({ outcome: 'skipped', reason: 'excluded-namespace' })) - excluded;
+    t.equal(dTotal, dExcluded, 'if the webhook was called at all, it skipped with reason excluded-namespace');
+  });
+
+  // 4 and 5: a stand-in for Istio's injector, registered before and after our configuration.
+  const injector = await startFakeInjector(env.webhook.certDir);
+  t.teardown(() => injector.close());
+  const ourNames = env.shipped.map((c) => c.metadata.name);
+
+  async function injectInOrder(t: Test, configName: string) {
+    const ns = await env.cp.namespace('e2e-order', { labels: BASELINE, devEdit: true });
+    await env.cp.kubectlOk(['apply', '-f', '-'], { input: injectorConfig(configName, injector.url, env.webhook.caPem, ns) });
+    t.teardown(() => env.cp.kubectl(['delete', 'mutatingwebhookconfiguration', configName]));
+    let n = 0;
+    await waitFor('the API server calling the stand-in injector', async () => {
+      const r = await createPod(env, ns, plainPod(`probe-${++n}`), 'admin', ['--dry-run=server', '-o', 'json']);
+      return r.code === 0 && (JSON.parse(r.stdout) as Pod).spec.containers.some((c) => c.name === 'istio-proxy') ? true : undefined;
+    });
+    const input = oraclePod('classic-1.26.8', 'hello.yaml', 'hello');
+    const total = await env.webhook.reviews();
+    const patched = await env.webhook.reviews({ outcome: 'patched' });
+    const r = await createPod(env, ns, input, 'dev');
+    const stored = r.code === 0 ? await getPod(env, ns, 'hello') : undefined;
+    return {
+      r,
+      stored,
+      calls: (await env.webhook.reviews()) - total,
+      patched: (await env.webhook.reviews({ outcome: 'patched' })) - patched,
+    };
+  }
+
+  for (const [label, configName] of [
+    ['before', 'aaa-e2e-istio-sidecar-injector'],
+    ['after', 'zzz-e2e-istio-sidecar-injector'],
+  ] as const) {
+    await t.test(`4. injector configuration sorting ${label} ours: the stored pod is rewritten exactly once`, async (t) => {
+      for (const ours of ourNames) {
+        t.ok(label === 'before' ? configName < ours : configName > ours, `${configName} sorts ${label} ${ours}`);
+        t.ok(ours > 'istio-sidecar-injector' && ours > 'istio-revision-tag-default', `${ours} sorts after Istio's istio-* configurations`);
+      }
+      const { r, stored, patched } = await injectInOrder(t, configName);
+      t.equal(r.code, 0, `admitted in a baseline namespace${r.code ? `: ${r.stderr}` : ''}`);
+      if (!stored) return;
+      const names = [...initNames(stored), ...stored.spec.containers.map((c) => c.name)];
+      t.equal(names.filter((n) => n === 'istio-proxy').length, 1, 'one istio-proxy');
+      t.equal(names.filter((n) => n === 'istio-validation').length, 1, 'one istio-validation');
+      t.notOk(names.includes('istio-init'), 'no istio-init');
+      t.equal(initNames(stored)[0], 'istio-validation', 'istio-validation first');
+      const args = stored.spec.initContainers?.[0]?.args ?? [];
+      t.equal(args.filter((a) => a === '--run-validation').length, 1, '--run-validation once');
+      t.equal(args.filter((a) => a === '--skip-rule-apply').length, 1, '--skip-rule-apply once');
+      const status = JSON.parse(stored.metadata.annotations?.['sidecar.istio.io/status'] ?? '{}');
+      t.strictSame(status.initContainers, ['istio-validation'], 'status annotation names istio-validation once');
+      t.equal(patched, 1, 'the webhook patched exactly once');
+    });
+  }
+
+  // 5. matchConditions keep pods without istio-init away from the webhook.
+  await t.test('5. matchConditions: pods without istio-init never reach the webhook; reinvocation does', async (t) => {
+    for (const w of shippedWebhooks(env)) t.ok((w.matchConditions ?? []).length > 0, `${w.name} has matchConditions`);
+    const ns = await env.cp.namespace('e2e-match', { labels: BASELINE, devEdit: true });
+    const cniMode = oracleCniPod('classic-1.26.8', 'hello.yaml', 'cni-mode');
+    const before = await env.webhook.reviews();
+    for (const pod of [plainPod('plain'), cniMode]) {
+      const r = await createPod(env, ns, pod, 'dev');
+      t.equal(r.code, 0, `${pod.metadata.name} admitted${r.code ? `: ${r.stderr}` : ''}`);
+      t.strictSame(shape(await getPod(env, ns, pod.metadata.name)), shape(pod), `${pod.metadata.name} stored unchanged`);
+    }
+    t.equal(await env.webhook.reviews(), before, 'the review counter did not move');
+
+    const { r, stored, calls, patched } = await injectInOrder(t, 'zzz-e2e-istio-sidecar-injector-2');
+    t.equal(r.code, 0, `injected-after-us pod admitted${r.code ? `: ${r.stderr}` : ''}`);
+    t.notOk(stored && initNames(stored).includes('istio-init'), 'reinvocation removed the istio-init the injector added');
+    t.equal(calls, 1, 'the webhook was called once: on reinvocation, not on the first pass');
+    t.equal(patched, 1, 'and patched then');
+  });
+
+  // 7. dryRun: same answer, nothing stored.
+  await t.test('7. dryRun create returns the rewritten pod and stores nothing', async (t) => {
+    const ns = await env.cp.namespace('e2e-dryrun', { labels: BASELINE, devEdit: true });
+    const before = await env.webhook.reviews();
+    const r = await createPod(env, ns, oraclePod('native-master', 'hello.yaml.injected', 'hello-dry'), 'dev', ['--dry-run=server', '-o', 'json']);
+    t.equal(r.code, 0, `dry-run admitted${r.code ? `: ${r.stderr}` : ''}`);
+    if (r.code !== 0) return;
+    const answered = JSON.parse(r.stdout) as Pod;
+    t.equal(initNames(answered)[0], 'istio-validation', 'the answer is rewritten');
+    t.notOk(initNames(answered).includes('istio-init'), 'without istio-init');
+    t.ok((await env.webhook.reviews()) > before, 'the webhook was called for the dry run');
+    const get = await env.cp.kubectl(['get', 'pod', '-n', ns, 'hello-dry']);
+    t.match(get.stderr, /NotFound/, 'nothing was stored');
+    const list = await env.cp.getJson<{ items: unknown[] }>(['get', 'pods', '-n', ns]);
+    t.equal(list.items.length, 0, 'the namespace has no pods');
+  });
+
+  if (inCI()) t.comment('CI=true: every prerequisite above was mandatory');
+}

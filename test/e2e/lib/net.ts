@@ -1,0 +1,82 @@
+// Loopback-only helpers: free ports, HTTPS/HTTP GETs and polling.
+import { createServer } from 'node:net';
+import https from 'node:https';
+import http from 'node:http';
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface HttpAnswer {
+  status: number;
+  body: string;
+}
+
+export function httpsGet(url: string, opts: { ca?: string | Buffer; token?: string; timeoutMs?: number } = {}): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(
+      url,
+      {
+        ca: opts.ca,
+        headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {},
+        timeout: opts.timeoutMs ?? 3000,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`timeout GET ${url}`)));
+    req.on('error', reject);
+  });
+}
+
+export function httpGet(url: string, timeoutMs = 3000): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout GET ${url}`)));
+    req.on('error', reject);
+  });
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Polls check() until it returns a value other than undefined, or throws after timeoutMs with the last error seen.
+ * `abort` lets the caller stop early (e.g. the process being waited for has exited).
+ */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  opts: { timeoutMs?: number; intervalMs?: number; abort?: () => string | undefined } = {},
+): Promise<T> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  let last = '';
+  for (;;) {
+    const aborted = opts.abort?.();
+    if (aborted) throw new Error(`${what}: ${aborted}`);
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err instanceof Error ? err.message : String(err);
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last})` : ''}`);
+    await sleep(opts.intervalMs ?? 250);
+  }
+}

@@ -1,0 +1,132 @@
+// Child processes of the e2e harness (etcd, kube-apiserver, the webhook): each runs in its own process group so that
+// stopping it also stops what it spawned (npm -> bash -> node), and every group is killed when this process exits,
+// whether the tests passed, failed, timed out (tap sends SIGTERM) or were interrupted.
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { openSync, closeSync, readFileSync, existsSync } from 'node:fs';
+
+export interface Managed {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly logFile: string;
+  /** Resolves with the exit code (or signal name) when the process ends. */
+  readonly exited: Promise<string>;
+  hasExited(): boolean;
+  /** SIGTERM to the group, SIGKILL after graceMs. Idempotent. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+const live = new Set<Managed>();
+
+function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (!pid) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    /* already gone */
+  }
+}
+
+let hooksInstalled = false;
+function installExitHooks(): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  process.on('exit', () => {
+    for (const m of live) killGroup(m.child.pid, 'SIGKILL');
+  });
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      for (const m of live) killGroup(m.child.pid, 'SIGKILL');
+      process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15));
+    });
+  }
+}
+
+export function startProcess(
+  name: string,
+  command: string,
+  args: string[],
+  opts: { logFile: string; env?: NodeJS.ProcessEnv; cwd?: string },
+): Managed {
+  installExitHooks();
+  const fd = openSync(opts.logFile, 'a');
+  const child = spawn(command, args, {
+    detached: true, // own process group
+    stdio: ['ignore', fd, fd],
+    env: opts.env ?? process.env,
+    cwd: opts.cwd,
+  });
+  closeSync(fd);
+  let done = false;
+  const exited = new Promise<string>((resolve) => {
+    child.once('exit', (code, signal) => {
+      done = true;
+      resolve(code !== null ? String(code) : String(signal));
+    });
+    child.once('error', (err) => {
+      done = true;
+      resolve(`spawn error: ${err.message}`);
+    });
+  });
+  const managed: Managed = {
+    name,
+    child,
+    logFile: opts.logFile,
+    exited,
+    hasExited: () => done,
+    async stop(graceMs = 8000) {
+      if (!done) {
+        killGroup(child.pid, 'SIGTERM');
+        const timer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), graceMs);
+        await exited;
+        clearTimeout(timer);
+      }
+      // The leader may be gone while children of the group still run (npm start): make sure of the group.
+      killGroup(child.pid, 'SIGKILL');
+      live.delete(managed);
+    },
+  };
+  live.add(managed);
+  return managed;
+}
+
+export function logTail(file: string, lines = 40): string {
+  if (!existsSync(file)) return `(no log at ${file})`;
+  const all = readFileSync(file, 'utf8').trimEnd().split('\n');
+  return all.slice(-lines).join('\n');
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion; never rejects on a non-zero exit (the result says it). */
+export function run(
+  command: string,
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
+): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      command,
+      args,
+      { env: opts.env ?? process.env, cwd: opts.cwd, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) + (err && code === 1 && !stderr ? err.message : '') });
+      },
+    );
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    else child.stdin?.end();
+  });
+}
+
+/** Runs a command and throws with its output when it fails. */
+export async function runOk(command: string, args: string[], opts: Parameters<typeof run>[2] = {}): Promise<string> {
+  const r = await run(command, args, opts);
+  if (r.code !== 0) {
+    throw new Error(`${command} ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  }
+  return r.stdout;
+}

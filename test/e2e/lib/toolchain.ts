@@ -1,0 +1,24 @@
+// Where test/e2e/toolchain.sh put kube-apiserver, kubectl and etcd (run.sh exports ASM_K8S_BIN).
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+let cached: string | undefined;
+export function binDir(): string {
+  if (cached) return cached;
+  cached =
+    process.env.ASM_K8S_BIN ||
+    execFileSync('bash', [join(repoRoot, 'test/e2e/toolchain.sh'), '--bin-dir'], { encoding: 'utf8' }).trim();
+  return cached;
+}
+
+export const binPath = (name: 'kube-apiserver' | 'kubectl' | 'etcd'): string => join(binDir(), name);
+
+/** Undefined when the toolchain is complete, else what is missing. */
+export function toolchainMissing(): string | undefined {
+  const missing = (['kube-apiserver', 'kubectl', 'etcd'] as const).filter((b) => !existsSync(binPath(b)));
+  return missing.length ? `${missing.join(', ')} not built in ${binDir()} (run bash test/e2e/toolchain.sh)` : undefined;
+}

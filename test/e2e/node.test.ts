@@ -1,0 +1,254 @@
+// Scenarios 8 and 6 of the end-to-end suite: the node half against the real API server. The installer (`once`) writes
+// the plugin's kubeconfig for an identity that may only get pods; the built plugin, run as a CNI runtime runs it,
+// reads the stored pod and programs (or not) its rules in a fresh network namespace. Then the webhook is stopped and
+// the shipped failurePolicy's documented outcome is checked.
+import t, { type Test } from 'tap';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { requirePrereq, isRoot } from '../helpers/prereq.js';
+import { repoRoot, toolchainMissing } from './lib/toolchain.js';
+import { hasKustomization } from './lib/manifests.js';
+import { initNames, oraclePod, type Pod } from './lib/pods.js';
+import { applyOverlay, bringUp, createPod, getPod, shippedWebhooks, waitWebhookActive, type Env } from './lib/scenario.js';
+import { createNetns, hasIstioChains, stripComments, type Netns } from './lib/netns.js';
+import { run, type RunResult } from './lib/proc.js';
+import { kubeconfigYaml } from './lib/control-plane.js';
+
+const installerCli = join(repoRoot, 'dist/installer/cli.js');
+const pluginBinary = join(repoRoot, 'dist/cni/asm-cni');
+const goldenDir = join(repoRoot, '..', 'shared', 'oracles', 'istio', 'iptables', 'cni-plugin-iptables-save');
+
+const missing = toolchainMissing();
+if (
+  requirePrereq(t, missing === undefined, missing ?? '') &&
+  requirePrereq(t, isRoot(), 'network namespaces need root') &&
+  requirePrereq(t, hasKustomization(), 'manifests/ has no kustomization.yaml yet') &&
+  requirePrereq(t, existsSync(installerCli), `${installerCli} not built (npm run build)`) &&
+  requirePrereq(t, existsSync(pluginBinary), `${pluginBinary} not built (npm run build)`)
+) {
+  await main();
+}
+
+interface Node {
+  netDir: string;
+  binDir: string;
+  saDir: string;
+  kubeconfig: string;
+  conflist: string;
+}
+
+async function main(): Promise<void> {
+  const env = await bringUp(t);
+  t.teardown(() => {
+    if (!t.passing()) t.comment(`webhook log tail:\n${env.webhook.logs()}\n${env.cp.logs()}`);
+  });
+  const applied = await applyOverlay(env);
+  if (applied.code !== 0) throw new Error(`kubectl apply -k of the local overlay failed: ${applied.stderr}`);
+  await waitWebhookActive(env, true);
+
+  const nsList: Netns[] = [];
+  t.teardown(async () => {
+    for (const n of nsList) await n.remove();
+  });
+  const netns = async (): Promise<Netns> => {
+    const n = await createNetns();
+    nsList.push(n);
+    return n;
+  };
+
+  // The plugin's identity: a ServiceAccount whose only right is get pods.
+  const sysNs = await env.cp.namespace('e2e-node-sys');
+  await env.cp.kubectlOk(['create', 'serviceaccount', 'asm-cni-plugin', '-n', sysNs]);
+  await env.cp.kubectlOk(['create', 'clusterrole', 'e2e-asm-cni-plugin', '--verb=get', '--resource=pods']);
+  await env.cp.kubectlOk(['create', 'clusterrolebinding', 'e2e-asm-cni-plugin', '--clusterrole=e2e-asm-cni-plugin', `--serviceaccount=${sysNs}:asm-cni-plugin`]);
+  const pluginToken = (await env.cp.kubectlOk(['create', 'token', 'asm-cni-plugin', '-n', sysNs, '--duration=1h'])).trim();
+
+  const node: Node = {
+    netDir: join(env.cp.dir, 'node/etc/cni/net.d'),
+    binDir: join(env.cp.dir, 'node/opt/cni/bin'),
+    saDir: join(env.cp.dir, 'node/sa'),
+    kubeconfig: '',
+    conflist: '',
+  };
+  node.kubeconfig = join(node.netDir, 'asm-cni-kubeconfig');
+  node.conflist = join(node.netDir, '10-e2e.conflist');
+
+  await t.test('8. the plugin identity may get pods and nothing else', async (t) => {
+    const kc = join(env.cp.dir, 'plugin-identity.kubeconfig');
+    writeFileSync(kc, kubeconfigYaml(env.cp.url, env.cp.caPem, 'plugin', pluginToken), { mode: 0o600 });
+    const can = async (...a: string[]): Promise<string> => (await env.cp.kubectl(['auth', 'can-i', ...a], { kubeconfig: kc })).stdout.trim();
+    t.equal(await can('get', 'pods', '-n', 'default'), 'yes', 'get pods');
+    t.equal(await can('list', 'pods', '-A'), 'no', 'not list');
+    t.equal(await can('get', 'secrets', '-n', sysNs), 'no', 'not secrets');
+  });
+
+  await t.test('8. installer once writes binary, kubeconfig and conflist entry', async (t) => {
+    for (const d of [node.netDir, node.binDir, node.saDir]) mkdirSync(d, { recursive: true });
+    writeFileSync(join(node.saDir, 'token'), pluginToken);
+    writeFileSync(join(node.saDir, 'ca.crt'), env.cp.caPem);
+    writeFileSync(join(node.saDir, 'namespace'), sysNs);
+    const primary = {
+      cniVersion: '1.0.0',
+      name: 'e2e-pod-network',
+      plugins: [{ type: 'bridge', bridge: 'cni-e2e0', ipam: { type: 'host-local', subnet: '192.0.2.0/24' } }],
+    };
+    writeFileSync(node.conflist, JSON.stringify(primary, null, 2));
+    const config = join(env.cp.dir, 'node/asm-cni-config.yaml');
+    writeFileSync(config, 'excludeNamespaces: [kube-system, istio-system]\n');
+    const r = await run(
+      'node',
+      [installerCli, 'once', '--net-dir', node.netDir, '--host-net-dir', node.netDir, '--bin-dir', node.binDir,
+        '--sa-dir', node.saDir, '--config', config, '--kubeconfig-path', node.kubeconfig],
+      {
+        env: { ...process.env, KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(env.cp.port) },
+        timeoutMs: 60_000,
+      },
+    );
+    t.equal(r.code, 0, `installer once exited 0${r.code ? `: ${r.stderr}${r.stdout}` : ''}`);
+    t.ok(existsSync(join(node.binDir, 'asm-cni')), 'plugin binary installed');
+    t.ok(existsSync(node.kubeconfig), 'kubeconfig written');
+    if (existsSync(node.kubeconfig)) {
+      t.equal(statSync(node.kubeconfig).mode & 0o777, 0o600, 'kubeconfig mode 0600');
+      const kc = readFileSync(node.kubeconfig, 'utf8');
+      t.match(kc, `https://127.0.0.1:${env.cp.port}`, 'kubeconfig names the API server');
+      t.match(kc, pluginToken, 'with the service-account token');
+    }
+    const list = JSON.parse(readFileSync(node.conflist, 'utf8'));
+    const ours = list.plugins?.[list.plugins.length - 1];
+    t.equal(ours?.type, 'asm-cni', 'our entry is the last plugin of the primary conflist');
+    t.equal(ours?.kubeconfig, node.kubeconfig, 'pointing at the kubeconfig');
+    t.equal(list.name, 'e2e-pod-network', 'network name kept');
+  });
+
+  const ourEntry = (): Record<string, unknown> => {
+    const list = JSON.parse(readFileSync(node.conflist, 'utf8'));
+    const entry = (list.plugins as Array<Record<string, unknown>>).find((p) => p.type === 'asm-cni');
+    if (!entry) throw new Error(`no asm-cni entry in ${node.conflist}`);
+    // Logs go to the test's dir, not the host's /var/log.
+    return { cniVersion: list.cniVersion, name: list.name, ...entry, log_file: join(env.cp.dir, 'asm-cni.log') };
+  };
+
+  const prevResult = (n: Netns) => ({
+    cniVersion: '1.0.0',
+    interfaces: [{ name: 'eth0', sandbox: n.path }],
+    ips: [{ address: n.address, interface: 0 }],
+  });
+
+  async function cniAdd(n: Netns, ns: string, pod: string, conf: Record<string, unknown>): Promise<RunResult> {
+    const id = `e2e${randomBytes(8).toString('hex')}`;
+    return run(join(node.binDir, 'asm-cni'), [], {
+      input: JSON.stringify({ ...conf, prevResult: prevResult(n) }),
+      timeoutMs: 60_000,
+      env: {
+        PATH: process.env.PATH,
+        CNI_COMMAND: 'ADD',
+        CNI_CONTAINERID: id,
+        CNI_NETNS: n.path,
+        CNI_IFNAME: 'eth0',
+        CNI_PATH: node.binDir,
+        CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${ns};K8S_POD_NAME=${pod};K8S_POD_INFRA_CONTAINER_ID=${id}`,
+      },
+    });
+  }
+
+  const passesThrough = async (t: Test, n: Netns, r: RunResult): Promise<void> => {
+    t.equal(r.code, 0, `ADD exited 0${r.code ? `: ${r.stdout}${r.stderr}` : ''}`);
+    if (r.code === 0) t.match(JSON.parse(r.stdout), { interfaces: prevResult(n).interfaces, ips: prevResult(n).ips }, 'prevResult passed through');
+    t.notOk(hasIstioChains(await n.rules()), 'no ISTIO_ chains in the pod netns');
+  };
+
+  const appNs = await env.cp.namespace('e2e-node-app');
+
+  await t.test('8. ADD for a stored rewritten pod programs its rules in the pod netns', async (t) => {
+    const r0 = await createPod(env, appNs, oraclePod('classic-1.26.8', 'hello.yaml.injected', 'hello'));
+    t.equal(r0.code, 0, `pod created${r0.code ? `: ${r0.stderr}` : ''}`);
+    const stored = await getPod(env, appNs, 'hello');
+    t.notOk(initNames(stored).includes('istio-init'), 'the webhook rewrote the stored pod');
+    const n = await netns();
+    const r = await cniAdd(n, appNs, 'hello', ourEntry());
+    t.equal(r.code, 0, `ADD exited 0${r.code ? `: ${r.stdout}${r.stderr}` : ''}`);
+    if (r.code === 0) t.match(JSON.parse(r.stdout), { ips: prevResult(n).ips }, 'prevResult passed through');
+    const rules = await n.rules();
+    const backend = /ISTIO_/.test(rules.nft) ? 'nft' : 'legacy';
+    t.ok(hasIstioChains(rules), 'ISTIO_ chains present');
+    const golden = stripComments(readFileSync(join(goldenDir, `basic.${backend}.iptables-save`), 'utf8'));
+    t.equal(rules[backend], golden, `rules equal Istio's basic golden (${backend})`);
+  });
+
+  await t.test('8. ADD for a pod in an excluded namespace passes through', async (t) => {
+    const ns = await env.cp.namespace('', { name: 'istio-system' });
+    const r0 = await createPod(env, ns, oraclePod('classic-1.26.8', 'hello.yaml.injected', 'hello-excluded'));
+    t.equal(r0.code, 0, 'pod created');
+    const n = await netns();
+    await passesThrough(t, n, await cniAdd(n, ns, 'hello-excluded', ourEntry()));
+  });
+
+  await t.test('8. ADD for a stored pod that still has istio-init passes through', async (t) => {
+    const ns = await env.cp.namespace('e2e-node-init');
+    for (const c of env.shipped) await env.cp.kubectlOk(['delete', 'mutatingwebhookconfiguration', c.metadata.name]);
+    await waitWebhookActive(env, false);
+    const r0 = await createPod(env, ns, oraclePod('classic-1.26.8', 'hello.yaml.injected', 'hello-init'));
+    await applyOverlay(env);
+    await waitWebhookActive(env, true);
+    t.equal(r0.code, 0, 'pod created');
+    t.ok(initNames(await getPod(env, ns, 'hello-init')).includes('istio-init'), 'stored with istio-init');
+    const n = await netns();
+    await passesThrough(t, n, await cniAdd(n, ns, 'hello-init', ourEntry()));
+  });
+
+  await t.test('8. with a token that may not get pods, ADD fails closed with a clear CNI error', async (t) => {
+    await env.cp.kubectlOk(['create', 'serviceaccount', 'no-rights', '-n', sysNs]);
+    const weak = (await env.cp.kubectlOk(['create', 'token', 'no-rights', '-n', sysNs, '--duration=1h'])).trim();
+    const kc = readFileSync(node.kubeconfig, 'utf8');
+    t.ok(kc.includes(pluginToken), 'the installed kubeconfig carries the plugin token');
+    const weakKc = join(env.cp.dir, 'weak.kubeconfig');
+    writeFileSync(weakKc, kc.split(pluginToken).join(weak), { mode: 0o600 });
+    const n = await netns();
+    const r = await cniAdd(n, appNs, 'hello', { ...ourEntry(), kubeconfig: weakKc });
+    t.not(r.code, 0, 'ADD failed');
+    let err: { code?: number; msg?: string; details?: string } = {};
+    try {
+      err = JSON.parse(r.stdout);
+    } catch {
+      t.fail(`stdout is not a CNI error JSON: ${r.stdout}`);
+    }
+    t.type(err.code, 'number', 'CNI error code');
+    t.match(`${err.msg} ${err.details ?? ''}`, /forbidden|unauthori[sz]ed|403/i, `the message says why: ${err.msg}`);
+    t.match(`${err.msg} ${err.details ?? ''}`, /hello/, 'and names the pod');
+    t.notOk(hasIstioChains(await n.rules()), 'no rules were programmed');
+  });
+
+  // 6. Last: it stops the webhook.
+  await t.test('6. webhook stopped: the shipped failurePolicy outcome happens', async (t) => {
+    const policies = [...new Set(shippedWebhooks(env).map((w) => w.failurePolicy ?? 'Fail'))];
+    t.equal(policies.length, 1, `one failurePolicy across the shipped webhooks (${policies.join(', ')})`);
+    const policy = policies[0];
+    await env.webhook.stop();
+    const ns = await env.cp.namespace('e2e-outage');
+    const baselineNs = await env.cp.namespace('e2e-outage-baseline', {
+      labels: { 'pod-security.kubernetes.io/enforce': 'baseline' },
+      devEdit: true,
+    });
+    const pod = oraclePod('classic-1.26.8', 'hello.yaml.injected', 'hello-outage');
+    const r = await createPod(env, ns, pod);
+    const rb = await createPod(env, baselineNs, pod, 'dev');
+    if (policy === 'Ignore') {
+      t.equal(r.code, 0, `admitted during the outage${r.code ? `: ${r.stderr}` : ''}`);
+      const stored: Pod = await getPod(env, ns, 'hello-outage');
+      t.ok(initNames(stored).includes('istio-init'), 'stored with istio-init (meshed, privileged)');
+      const n = await netns();
+      await passesThrough(t, n, await cniAdd(n, ns, 'hello-outage', ourEntry()));
+      t.not(rb.code, 0, 'in a baseline namespace the unrewritten pod is rejected');
+      t.match(rb.stderr, /violates PodSecurity/, 'by PodSecurity');
+    } else {
+      t.equal(policy, 'Fail', 'failurePolicy is Fail or Ignore');
+      t.not(r.code, 0, 'rejected during the outage');
+      t.match(r.stderr, /failed calling webhook/, 'because the webhook cannot be called');
+      t.match((await env.cp.kubectl(['get', 'pod', '-n', ns, 'hello-outage'])).stderr, /NotFound/, 'nothing stored');
+      t.not(rb.code, 0, 'rejected in the baseline namespace too');
+    }
+  });
+}
+
+export type { Env };
