@@ -140,7 +140,7 @@ function portList(value: string): string | undefined {
   if (trimmed.length === 0) return undefined;
   for (const raw of trimmed.split(',')) {
     const entry = raw.trim();
-    if (!/^[0-9]{1,5}$/.test(entry)) return `${JSON.stringify(raw)} is not a port number`;
+    if (!/^[0-9]+$/.test(entry)) return `${JSON.stringify(raw)} is not a port number`;
     const port = Number(entry);
     if (port < 1 || port > 65535) return `port ${entry} is out of range 1-65535`;
   }
@@ -149,7 +149,7 @@ function portList(value: string): string | undefined {
 
 // --- network interface names, as iptables -i takes them (Linux IFNAMSIZ, optional "+" wildcard suffix).
 
-const INTERFACE = /^[A-Za-z0-9_.@-]+\+?$/;
+const INTERFACE = /^[A-Za-z0-9_.-]+\+?$/;
 function interfaceList(value: string): string | undefined {
   const trimmed = value.trim();
   if (trimmed.length === 0) return undefined;
@@ -158,7 +158,7 @@ function interfaceList(value: string): string | undefined {
     if (name.length === 0) return 'empty interface name in the list';
     if (name.length > 15) return `interface name ${JSON.stringify(name)} is longer than 15 characters`;
     if (name === '.' || name === '..' || !INTERFACE.test(name)) {
-      return `${JSON.stringify(name)} is not an interface name (letters, digits, _ . @ -, optional trailing +)`;
+      return `${JSON.stringify(name)} is not an interface name (letters, digits, _ . -, optional trailing +)`;
     }
   }
   return undefined;
