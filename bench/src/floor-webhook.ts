@@ -1,0 +1,46 @@
+// The webhook floor: the least any admission webhook on Node can do per review. A plain node:https server with the
+// same certificate as the product that reads the body, JSON.parses it and answers a fixed allowed AdmissionReview
+// echoing the uid. No routing, validation, logging, rewrite or patch. Run as its own process: node floor-webhook.js
+// --port N --cert F --key F [--host H]; prints "listening <port>" when ready.
+import { createServer } from 'node:https';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    port: { type: 'string', default: '0' },
+    host: { type: 'string', default: '127.0.0.1' },
+    cert: { type: 'string' },
+    key: { type: 'string' },
+  },
+});
+if (!values.cert || !values.key) {
+  console.error('floor-webhook: --cert and --key are required');
+  process.exit(2);
+}
+
+const server = createServer({ cert: readFileSync(values.cert), key: readFileSync(values.key) }, (req, res) => {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    let uid = '';
+    try {
+      const review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { request?: { uid?: unknown } };
+      uid = String(review.request?.uid ?? '');
+    } catch {
+      res.writeHead(400, { 'content-type': 'text/plain' });
+      res.end('bad json');
+      return;
+    }
+    const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: true } });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+});
+// Same keep-alive behaviour a long-lived API server connection gets from Fastify's defaults.
+server.keepAliveTimeout = 72_000;
+server.listen(Number(values.port), values.host, () => {
+  const addr = server.address();
+  process.stdout.write(`listening ${typeof addr === 'object' && addr ? addr.port : values.port}\n`);
+});
+process.on('SIGTERM', () => server.close(() => process.exit(0)));

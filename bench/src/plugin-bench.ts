@@ -1,0 +1,152 @@
+// Plugin half of `npm run bench`: prepares the pod, the floor's rules and the certificates, runs the Go driver
+// (bench/plugin, which needs root) and summarises its raw samples.
+// Usage: node plugin-bench.js --out FILE --driver PATH [--floor-only]
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { generateCerts } from './certs.js';
+import { ORACLE_DIR, pluginPod } from './fixtures.js';
+import { percentileCurve, ratio, summarize } from './stats.js';
+
+const ROOT = resolve(import.meta.dirname, '../../..');
+const env = (k: string, d: string): string => process.env[k] ?? d;
+
+function log(msg: string): void {
+  process.stderr.write(`[bench plugin] ${msg}\n`);
+}
+
+export interface RenderedRules {
+  ipv4: string;
+  ipv6: string;
+  source: string;
+}
+
+/**
+ * Splits restore input into its IPv4 and IPv6 parts. `asm-cni render` prints one restore document per family, each
+ * introduced by a comment naming the family; without any IPv6 marker the whole text is IPv4.
+ */
+export function splitFamilies(text: string): { ipv4: string; ipv6: string } {
+  const lines = text.split('\n');
+  const v4: string[] = [];
+  const v6: string[] = [];
+  let cur = v4;
+  for (const line of lines) {
+    if (/^#/.test(line)) {
+      if (/ipv6|ip6tables/i.test(line)) cur = v6;
+      else if (/ipv4|iptables/i.test(line)) cur = v4;
+      continue;
+    }
+    cur.push(line);
+  }
+  const clean = (ls: string[]): string => {
+    const t = ls.join('\n').trim();
+    return t ? `${t}\n` : '';
+  };
+  return { ipv4: clean(v4), ipv6: clean(v6) };
+}
+
+/** The floor's rules: what the plugin renders for the pod, or (plugin not built) Istio's golden for the same pod. */
+export function floorRules(plugin: string | null, podFile: string): RenderedRules {
+  if (plugin) {
+    const out = execFileSync(plugin, ['render', '-f', podFile], { encoding: 'utf8' });
+    const fam = splitFamilies(out);
+    if (!fam.ipv4.includes('COMMIT')) throw new Error(`bench: 'asm-cni render -f pod.json' printed no IPv4 restore input:\n${out}`);
+    return { ...fam, source: 'asm-cni render -f pod.json' };
+  }
+  const ipv4 = readFileSync(join(ORACLE_DIR, 'iptables/cni-plugin/basic.txt.golden'), 'utf8');
+  // Istio's IPv6 rules are the IPv4 ones with the loopback addresses of IPv6 (README of the oracles).
+  const ipv6 = ipv4.replaceAll('127.0.0.6/32', '::6/128').replaceAll('127.0.0.1/32', '::1/128');
+  return { ipv4, ipv6, source: 'oracle iptables/cni-plugin/basic.txt.golden (+ its IPv6 form)' };
+}
+
+interface DriverOutput {
+  binary: { path: string; sizeBytes: number };
+  coldStartMs: number[] | null;
+  trueExecMs: number[] | null;
+  addMs: number[] | null;
+  delMs: number[] | null;
+  floorMs: number[];
+  floorGetMs: number[];
+  floorRestoreMs: number[];
+  parallelAddMs: number[] | null;
+  parallelDelMs: number[] | null;
+  parallelFloorMs: number[];
+  floorFamilies: string[];
+  apiRequests: number;
+  verifiedPods: number;
+  parallelism: number;
+  rounds: number;
+  iptablesMode: string;
+}
+
+function main(): void {
+  const { values } = parseArgs({
+    options: { out: { type: 'string' }, driver: { type: 'string' }, 'floor-only': { type: 'boolean', default: false } },
+  });
+  if (!values.out || !values.driver) throw new Error('plugin-bench: --out and --driver are required');
+  if (process.getuid?.() !== 0) throw new Error('plugin-bench: needs root (network namespaces and iptables)');
+  const pluginPath = join(ROOT, 'dist/cni/asm-cni');
+  const plugin = !values['floor-only'] && existsSync(pluginPath) ? pluginPath : null;
+  if (!plugin) log(values['floor-only'] ? 'floor only (--floor-only)' : `floor only: ${pluginPath} is not built`);
+
+  const work = mkdtempSync(join(tmpdir(), 'asm-cni-bench-plugin-'));
+  try {
+    const certs = generateCerts(work);
+    const podFile = join(work, 'pod.json');
+    writeFileSync(podFile, JSON.stringify(pluginPod('bench')));
+    const rules = floorRules(plugin, podFile);
+    writeFileSync(join(work, 'rules4'), rules.ipv4);
+    writeFileSync(join(work, 'rules6'), rules.ipv6);
+    const args = [
+      '-pod', podFile, '-rules4', join(work, 'rules4'), '-rules6', join(work, 'rules6'),
+      '-cert', certs.certFile, '-key', certs.keyFile, '-ca', certs.caFile, '-workdir', work,
+      '-pods', env('ASM_BENCH_PODS', '200'), '-parallel', env('ASM_BENCH_PARALLEL', '20'), '-rounds', env('ASM_BENCH_ROUNDS', '5'),
+      '-cold-starts', env('ASM_BENCH_COLD_STARTS', '100'),
+      ...(plugin ? ['-plugin', plugin] : []),
+    ];
+    const run = spawnSync(values.driver, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 });
+    if (run.status !== 0) {
+      const pluginLog = join(work, 'asm-cni.log');
+      if (existsSync(pluginLog)) log(`plugin log (tail):\n${readFileSync(pluginLog, 'utf8').split('\n').slice(-20).join('\n')}`);
+      throw new Error(`plugin driver exited with ${run.status}`);
+    }
+    const d = JSON.parse(run.stdout) as DriverOutput;
+    const s = (xs: number[] | null) => (xs && xs.length ? summarize(xs) : null);
+    const curve = (xs: number[] | null) =>
+      xs && xs.length ? percentileCurve(xs).map(([q, v]) => [q, Number(v.toFixed(3))]) : null;
+    const add = s(d.addMs);
+    const floor = s(d.floorMs)!;
+    const result = {
+      config: { pods: d.floorMs.length, parallelism: d.parallelism, rounds: d.rounds, floorFamilies: d.floorFamilies,
+        floorRules: rules.source, iptables: d.iptablesMode },
+      binary: plugin ? { path: 'dist/cni/asm-cni', sizeBytes: d.binary.sizeBytes, sizeMB: Number((d.binary.sizeBytes / 2 ** 20).toFixed(2)) } : null,
+      coldStartMs: s(d.coldStartMs),
+      trueExecMs: s(d.trueExecMs),
+      addMs: add,
+      delMs: s(d.delMs),
+      floorMs: floor,
+      floorGetMs: s(d.floorGetMs),
+      floorRestoreMs: s(d.floorRestoreMs),
+      parallelAddMs: s(d.parallelAddMs),
+      parallelDelMs: s(d.parallelDelMs),
+      parallelFloorMs: s(d.parallelFloorMs),
+      curves: { addMs: curve(d.addMs), floorMs: curve(d.floorMs), parallelAddMs: curve(d.parallelAddMs), parallelFloorMs: curve(d.parallelFloorMs) },
+      apiRequests: d.apiRequests,
+      verifiedPods: d.verifiedPods,
+      ratios: add ? { pluginAddMedianRatio: ratio(add.p50, floor.p50), pluginAddP95Ratio: ratio(add.p95, floor.p95) } : null,
+    };
+    writeFileSync(values.out, JSON.stringify(result, null, 2) + '\n');
+    log(`floor median ${floor.p50} ms` + (add ? `, ADD median ${add.p50} ms (ratio ${result.ratios!.pluginAddMedianRatio})` : ''));
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+try {
+  main();
+} catch (e) {
+  process.stderr.write(`[bench plugin] FAILED: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,174 @@
+// Last step of `npm run bench`: merges the two halves with the machine's description into bench/results.json, writes
+// bench/results.md (the table the README shows) and bench/latency.svg, and prints the table.
+// Usage: node report.js --webhook FILE --plugin FILE --out-dir DIR [--started ISO] [--load-start "1 5 15"]
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Summary } from './stats.js';
+import { renderChart, type Panel } from './svg.js';
+
+const ROOT = resolve(import.meta.dirname, '../../..');
+
+function cmd(file: string, args: string[]): string | null {
+  try {
+    return execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return null;
+  }
+}
+
+function readJson(file: string | undefined): any {
+  if (!file || !existsSync(file)) return null;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+export function machine(loadAtStart: string | undefined): Record<string, unknown> {
+  const model = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? 'unknown';
+  return {
+    cpuModel: model,
+    cores: cpus().length,
+    memoryGiB: Number((totalmem() / 2 ** 30).toFixed(1)),
+    kernel: release(),
+    node: process.version,
+    go: cmd('go', ['env', 'GOVERSION']),
+    iptables: cmd('iptables', ['--version']),
+    autocannon: JSON.parse(readFileSync(join(ROOT, 'node_modules/autocannon/package.json'), 'utf8')).version,
+    loadAverageAtStart: loadAtStart ? loadAtStart.split(/\s+/).slice(0, 3).map(Number) : null,
+    loadAverageAtEnd: loadavg().map((v) => Number(v.toFixed(2))),
+  };
+}
+
+const TARGETS = {
+  webhookThroughputRatio: { op: '>=', value: 0.8 },
+  webhookP99Ratio: { op: '<=', value: 2 },
+  webhookRssMB: { op: '<=', value: 100 },
+  pluginAddMedianRatio: { op: '<=', value: 1.3 },
+} as const;
+
+type Ratios = Record<keyof typeof TARGETS, number | null>;
+
+function met(name: keyof typeof TARGETS, v: number | null): boolean | null {
+  if (v === null || !Number.isFinite(v)) return null;
+  const t = TARGETS[name];
+  return t.op === '>=' ? v >= t.value : v <= t.value;
+}
+
+const f = (v: number | null | undefined, digits = 2): string => (v === null || v === undefined || !Number.isFinite(v) ? '–' : String(Number(v.toFixed(digits))));
+const mark = (ok: boolean | null): string => (ok === null ? '' : ok ? ' ✅' : ' ❌');
+
+export function markdownTable(r: any): string {
+  const w = r.webhook;
+  const p = r.plugin;
+  const ratios: Ratios = r.ratios;
+  const rows: string[][] = [];
+  const row = (...cells: string[]): void => {
+    rows.push(cells);
+  };
+  if (w?.floor) {
+    const rate = w.floor.rate.offeredRate;
+    const ours = w.webhook;
+    row('Webhook max throughput (req/s)', f(ours?.max.reqPerSec, 0), f(w.floor.max.reqPerSec, 0),
+      f(ratios.webhookThroughputRatio) + mark(met('webhookThroughputRatio', ratios.webhookThroughputRatio)), '≥ 0.8');
+    row(`Webhook p50 at ${rate} req/s (ms)`, f(ours?.rate.latencyMs.p50, 3), f(w.floor.rate.latencyMs.p50, 3),
+      f(w.ratios?.webhookP50Ratio), '');
+    row(`Webhook p99 at ${rate} req/s (ms)`, f(ours?.rate.latencyMs.p99, 3), f(w.floor.rate.latencyMs.p99, 3),
+      f(ratios.webhookP99Ratio) + mark(met('webhookP99Ratio', ratios.webhookP99Ratio)), '≤ 2');
+    row(`Webhook RSS after ${ours?.memory.reviews ?? '100000'} reviews (MB)`, f(ours?.memory.rssMB, 1), '', '',
+      ratios.webhookRssMB === null ? '≤ 100' : `≤ 100${mark(met('webhookRssMB', ratios.webhookRssMB))}`);
+    row('Webhook errors (all runs)', ours ? String(ours.errors) : '–', String(w.floor.max.errors + w.floor.rate.errors + w.floor.rate.mismatches), '', '0');
+  }
+  if (p?.floorMs) {
+    const sm = (s: Summary | null, k: 'p50' | 'p95'): string => f(s?.[k], 2);
+    row(`Plugin ADD median, ${p.config.pods} pods (ms)`, sm(p.addMs, 'p50'), sm(p.floorMs, 'p50'),
+      f(ratios.pluginAddMedianRatio) + mark(met('pluginAddMedianRatio', ratios.pluginAddMedianRatio)), '≤ 1.3');
+    row('Plugin ADD p95 (ms)', sm(p.addMs, 'p95'), sm(p.floorMs, 'p95'), f(p.ratios?.pluginAddP95Ratio), '');
+    row(`Plugin ADD, ${p.config.parallelism} concurrent: median / p95 (ms)`,
+      p.parallelAddMs ? `${sm(p.parallelAddMs, 'p50')} / ${sm(p.parallelAddMs, 'p95')}` : '–',
+      `${sm(p.parallelFloorMs, 'p50')} / ${sm(p.parallelFloorMs, 'p95')}`, '', '');
+    row('Plugin DEL median / p95 (ms)', p.delMs ? `${sm(p.delMs, 'p50')} / ${sm(p.delMs, 'p95')}` : '–', '', '', '');
+    row('Plugin cold start, `asm-cni version` median (ms)', sm(p.coldStartMs, 'p50'), p.trueExecMs ? `${sm(p.trueExecMs, 'p50')} (exec of /bin/true)` : '', '', '');
+    row('Plugin binary size (MB)', f(p.binary?.sizeMB, 2), '', '', '');
+  }
+  const head = ['', 'asm-cni', 'floor', 'ratio', 'target'];
+  const lines = [head, ['---', '---:', '---:', '---:', '---']].concat(rows).map((c) => `| ${c.join(' | ')} |`);
+  return lines.join('\n');
+}
+
+function main(): void {
+  const { values } = parseArgs({
+    options: {
+      webhook: { type: 'string' }, plugin: { type: 'string' }, 'out-dir': { type: 'string' },
+      started: { type: 'string' }, 'load-start': { type: 'string' },
+    },
+  });
+  const outDir = values['out-dir'] ?? join(ROOT, 'bench');
+  const webhook = readJson(values.webhook);
+  const plugin = readJson(values.plugin);
+  const ratios: Ratios = {
+    webhookThroughputRatio: webhook?.ratios?.webhookThroughputRatio ?? null,
+    webhookP99Ratio: webhook?.ratios?.webhookP99Ratio ?? null,
+    webhookRssMB: webhook?.ratios?.webhookRssMB ?? null,
+    pluginAddMedianRatio: plugin?.ratios?.pluginAddMedianRatio ?? null,
+  };
+  const commit = cmd('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']);
+  const results = {
+    ...ratios,
+    targets: Object.fromEntries(Object.entries(TARGETS).map(([k, t]) => [k, `${t.op} ${t.value}`])),
+    targetsMet: Object.fromEntries(Object.keys(TARGETS).map((k) => [k, met(k as keyof typeof TARGETS, ratios[k as keyof Ratios])])),
+    generatedAt: new Date().toISOString(),
+    startedAt: values.started ?? null,
+    command: 'npm run bench',
+    commit,
+    machine: machine(values['load-start']),
+    webhook,
+    plugin,
+    ratios,
+  };
+  writeFileSync(join(outDir, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+
+  const table = markdownTable(results);
+  const m = results.machine as any;
+  const md = [
+    `<!-- generated by \`npm run bench\` (bench/src/report.ts); do not edit -->`,
+    `Measured ${results.generatedAt.slice(0, 16).replace('T', ' ')} UTC at commit \`${commit ?? 'unknown'}\` on ${m.cpuModel}, ` +
+      `${m.cores} cores, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, ${m.go ?? 'go ?'}, ${m.iptables ?? 'iptables ?'}` +
+      (m.loadAverageAtStart ? ` (load average at start ${m.loadAverageAtStart.join(' ')}).` : '.'),
+    '',
+    table,
+    '',
+    '![latency distributions](bench/latency.svg)',
+    '',
+    'Regenerate with `npm run bench` (as root; see docs/bench.md).',
+    '',
+  ].join('\n');
+  writeFileSync(join(outDir, 'results.md'), md);
+
+  const panels: Panel[] = [];
+  if (webhook?.floor) {
+    const series = [];
+    if (webhook.webhook) series.push({ label: 'asm-cni webhook', color: '#d1495b', points: webhook.webhook.rate.curveMs });
+    series.push({ label: 'floor (node:https)', color: '#00798c', dashed: true, points: webhook.floor.rate.curveMs });
+    panels.push({ title: 'Webhook: AdmissionReview latency', subtitle: `TLS keep-alive, ${webhook.config.connections} connections, open loop at ${webhook.floor.rate.offeredRate} req/s (half the floor's max)`, series });
+  }
+  if (plugin?.curves?.floorMs) {
+    const series = [];
+    if (plugin.curves.addMs) series.push({ label: 'asm-cni ADD', color: '#d1495b', points: plugin.curves.addMs });
+    series.push({ label: 'floor (GET + restore)', color: '#00798c', dashed: true, points: plugin.curves.floorMs });
+    panels.push({ title: 'CNI plugin: ADD latency', subtitle: `${plugin.config.pods} pods one at a time, each in a fresh netns; API server on loopback HTTPS`, series });
+  }
+  if (panels.length) writeFileSync(join(outDir, 'latency.svg'), renderChart(panels));
+
+  process.stdout.write(`\n${table}\n\nmachine: ${m.cpuModel}, ${m.cores} cores, load average at start ${m.loadAverageAtStart?.join(' ') ?? '?'}, at end ${m.loadAverageAtEnd.join(' ')}\n`);
+  process.stdout.write(`wrote ${join(outDir, 'results.json')}, results.md, latency.svg\n`);
+  if (!webhook || !plugin) {
+    process.stdout.write(`incomplete: ${!webhook ? 'webhook ' : ''}${!plugin ? 'plugin ' : ''}half failed or was skipped (see above)\n`);
+  }
+}
+
+main();
