@@ -171,41 +171,9 @@ func renderFamily(c *Config, v6 bool, b *builder) {
 	// The proxy's inbound passthrough connections (source 127.0.0.6) go straight to the app.
 	b.add(nat, ChainOutput, "-o", "lo", "-s", passthrough, "-j", "RETURN")
 
-	dnsAndTunnel := "53," + c.InboundTunnelPort
-	for _, uid := range c.ProxyUIDs {
-		// The proxy calling the pod's own service VIP back over lo goes to inbound capture.
-		if redirectDNS {
-			b.add(nat, ChainOutput, "-o", "lo", "!", "-d", loopback, "-p", "tcp", "-m", "multiport",
-				"!", "--dports", dnsAndTunnel, "-m", "owner", "--uid-owner", uid, "-j", ChainInRedirect)
-		} else {
-			b.add(nat, ChainOutput, "-o", "lo", "!", "-d", loopback, "-p", "tcp",
-				"!", "--dport", c.InboundTunnelPort, "-m", "owner", "--uid-owner", uid, "-j", ChainInRedirect)
-		}
-		// App to itself over lo is not redirected (unless loopback ranges are explicitly included).
-		if keepLoopbackBypass {
-			if redirectDNS {
-				b.add(nat, ChainOutput, "-o", "lo", "-p", "tcp", "!", "--dport", "53",
-					"-m", "owner", "!", "--uid-owner", uid, "-j", "RETURN")
-			} else {
-				b.add(nat, ChainOutput, "-o", "lo", "-m", "owner", "!", "--uid-owner", uid, "-j", "RETURN")
-			}
-		}
-		// The proxy's own traffic is never redirected back to itself.
-		b.add(nat, ChainOutput, "-m", "owner", "--uid-owner", uid, "-j", "RETURN")
-	}
-	for _, gid := range c.ProxyGIDs {
-		b.add(nat, ChainOutput, "-o", "lo", "!", "-d", loopback, "-p", "tcp",
-			"!", "--dport", c.InboundTunnelPort, "-m", "owner", "--gid-owner", gid, "-j", ChainInRedirect)
-		if keepLoopbackBypass {
-			if redirectDNS {
-				b.add(nat, ChainOutput, "-o", "lo", "-p", "tcp", "!", "--dport", "53",
-					"-m", "owner", "!", "--gid-owner", gid, "-j", "RETURN")
-			} else {
-				b.add(nat, ChainOutput, "-o", "lo", "-m", "owner", "!", "--gid-owner", gid, "-j", "RETURN")
-			}
-		}
-		b.add(nat, ChainOutput, "-m", "owner", "--gid-owner", gid, "-j", "RETURN")
-	}
+	// The proxy's users, then its groups. Only the user rules skip DNS in the VIP-to-self rule, as Istio's.
+	renderProxyBypass(c, b, "--uid-owner", c.ProxyUIDs, loopback, redirectDNS, redirectDNS, keepLoopbackBypass)
+	renderProxyBypass(c, b, "--gid-owner", c.ProxyGIDs, loopback, false, redirectDNS, keepLoopbackBypass)
 
 	renderOwnerGroups(c, b)
 
@@ -238,6 +206,39 @@ func renderFamily(c *Config, v6 bool, b *builder) {
 	if tproxy {
 		renderTProxyMarks(c, b, loopback, passthrough, mark)
 	}
+}
+
+// renderProxyBypass keeps the proxy's own traffic (by user or group) from being redirected to itself, while
+// the proxy calling the pod's own service VIP back over lo still goes to inbound capture.
+func renderProxyBypass(c *Config, b *builder, ownerFlag string, ids []string, loopback string, skipDNSInVIP, redirectDNS, keepLoopbackBypass bool) {
+	for _, id := range ids {
+		if skipDNSInVIP {
+			b.add(nat, ChainOutput, "-o", "lo", "!", "-d", loopback, "-p", "tcp", "-m", "multiport",
+				"!", "--dports", dnsAndTunnelPorts(c.InboundTunnelPort), "-m", "owner", ownerFlag, id, "-j", ChainInRedirect)
+		} else {
+			b.add(nat, ChainOutput, "-o", "lo", "!", "-d", loopback, "-p", "tcp",
+				"!", "--dport", c.InboundTunnelPort, "-m", "owner", ownerFlag, id, "-j", ChainInRedirect)
+		}
+		// App to itself over lo is not redirected (unless loopback ranges are explicitly included); with DNS
+		// capture, TCP DNS to a resolver on localhost still is.
+		if keepLoopbackBypass {
+			if redirectDNS {
+				b.add(nat, ChainOutput, "-o", "lo", "-p", "tcp", "!", "--dport", "53",
+					"-m", "owner", "!", ownerFlag, id, "-j", "RETURN")
+			} else {
+				b.add(nat, ChainOutput, "-o", "lo", "-m", "owner", "!", ownerFlag, id, "-j", "RETURN")
+			}
+		}
+		// The proxy's own traffic, whatever its destination, is never redirected back to itself.
+		b.add(nat, ChainOutput, "-m", "owner", ownerFlag, id, "-j", "RETURN")
+	}
+}
+
+func dnsAndTunnelPorts(tunnel string) string {
+	if tunnel == "15008" {
+		return "53,15008" // the usual case, without an allocation
+	}
+	return "53," + tunnel
 }
 
 // renderInbound captures inbound TCP: with REDIRECT in nat to the inbound capture port; with TPROXY in
