@@ -125,7 +125,7 @@ func DetectBackend(mode string) (Backend, error) {
 // legacyTablesLoaded avoids running iptables-legacy-save (which would load the legacy kernel modules) on a
 // node that never used legacy iptables.
 func legacyTablesLoaded() bool {
-	b, err := os.ReadFile("/proc/self/net/ip_tables_names")
+	b, err := os.ReadFile("/proc/thread-self/net/ip_tables_names")
 	return err == nil && len(bytes.TrimSpace(b)) > 0
 }
 

@@ -1,0 +1,297 @@
+// Package plugin is the CNI protocol side of asm-cni, after containernetworking's plugins/sample: parse the
+// config, pass prevResult through, and in between decide (from the pod in the API server) whether the pod gets
+// redirection, then program it in the pod's network namespace. Fail closed: a pod that may need redirection
+// and cannot be looked up or programmed fails its sandbox setup with a CNI error that says why.
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/asm-cni/asm-cni/cni/internal/apply"
+	"github.com/asm-cni/asm-cni/cni/internal/config"
+	"github.com/asm-cni/asm-cni/cni/internal/kube"
+	"github.com/asm-cni/asm-cni/cni/internal/netns"
+	"github.com/asm-cni/asm-cni/cni/internal/pod"
+	"github.com/asm-cni/asm-cni/cni/internal/rules"
+	"github.com/asm-cni/asm-cni/cni/internal/selection"
+)
+
+// SupportedVersions are the CNI spec versions the plugin speaks (CHECK from 0.4.0, STATUS from 1.1.0).
+var SupportedVersions = version.PluginSupports("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+
+// Plugin-specific CNI error codes (the spec reserves 0-99; see docs/plugin.md).
+const (
+	CodeUnauthorized       uint = 101 // the API server refused the plugin's credentials (401)
+	CodeForbidden          uint = 102 // RBAC does not allow the plugin to get pods (403)
+	CodePodNotFound        uint = 103 // the pod is not in the API server (404)
+	CodeBadAPIResponse     uint = 104 // the API server's answer is not a pod
+	CodeInvalidAnnotation  uint = 105 // an annotation of the pod has an invalid value
+	CodeApplyFailed        uint = 106 // iptables / routing could not be programmed (nothing is left behind)
+	CodeRedirectionMissing uint = 107 // CHECK: the pod's rules are not (all) in its netns
+)
+
+// Stderr is where logs go besides log_file (a variable for tests).
+var Stderr io.Writer = os.Stderr
+
+// Funcs are the CNI commands for skel.PluginMainFuncs. GC is left out: the plugin keeps no state outside the
+// pod's own network namespace, so there is nothing to collect.
+func Funcs() skel.CNIFuncs {
+	return skel.CNIFuncs{Add: CmdAdd, Del: CmdDel, Check: CmdCheck, Status: CmdStatus}
+}
+
+func cniErr(code uint, format string, a ...any) *types.Error {
+	return types.NewError(code, "asm-cni: "+fmt.Sprintf(format, a...), "")
+}
+
+func setup(args *skel.CmdArgs) (*config.Config, *logger, error) {
+	conf, err := config.Parse(args.StdinData)
+	if err != nil {
+		l := newLogger("info", "", Stderr)
+		l.Errorf("container %s: %v", args.ContainerID, err)
+		return nil, l, err
+	}
+	l := newLogger(conf.LogLevel, conf.LogFile, Stderr)
+	l.with(fmt.Sprintf("container=%.12s ", args.ContainerID))
+	return conf, l, nil
+}
+
+// target is the pod a call is about, or why there is none.
+type target struct {
+	ref  kube.PodRef
+	skip string // non-empty: pass through without an API call
+}
+
+func targetOf(args *skel.CmdArgs, conf *config.Config) target {
+	ref, ok := kube.PodFromArgs(args.Args)
+	switch {
+	case !ok:
+		return target{skip: "CNI_ARGS names no Kubernetes pod (K8S_POD_NAMESPACE/K8S_POD_NAME)"}
+	case conf.Excluded(ref.Namespace):
+		return target{ref: ref, skip: "namespace " + ref.Namespace + " is in exclude_namespaces"}
+	}
+	return target{ref: ref}
+}
+
+// lookup reads the pod and decides. A nil spec with a nil error means: no redirection for this pod.
+func lookup(conf *config.Config, t target, l *logger) (*apply.Spec, error) {
+	if conf.Kubeconfig == "" {
+		return nil, config.Error("kubeconfig is required to look up pod %s/%s", t.ref.Namespace, t.ref.Name)
+	}
+	body, err := kube.GetPod(context.Background(), conf.Kubeconfig, t.ref.Namespace, t.ref.Name, conf.APITimeout)
+	if err != nil {
+		return nil, lookupErr(err)
+	}
+	p, err := pod.Decode(body)
+	if err != nil {
+		return nil, cniErr(CodeBadAPIResponse, "the API server's answer for pod %s/%s is not a pod: %v", t.ref.Namespace, t.ref.Name, err)
+	}
+	d := selection.Decide(p, t.ref.Namespace, conf.ExcludeNamespaces)
+	if !d.Redirect {
+		l.Infof("pod %s/%s: no redirection (%s)", t.ref.Namespace, t.ref.Name, d.Reason)
+		return nil, nil
+	}
+	s, err := rules.FromPod(p)
+	if err != nil {
+		return nil, cniErr(CodeInvalidAnnotation, "pod %s/%s: %v", t.ref.Namespace, t.ref.Name, err)
+	}
+	for _, w := range s.Warnings {
+		l.Warnf("pod %s/%s: %s", t.ref.Namespace, t.ref.Name, w)
+	}
+	rs := rules.Render(s)
+	if rs.Empty() {
+		l.Infof("pod %s/%s: no redirection (interception mode %s renders no rules)", t.ref.Namespace, t.ref.Name, s.InterceptionMode)
+		return nil, nil
+	}
+	return &apply.Spec{IPv4: rs.IPv4, IPv6: rs.IPv6, TPROXY: rs.TPROXY}, nil
+}
+
+func lookupErr(err error) error {
+	var le *kube.LookupError
+	if !errors.As(err, &le) {
+		return cniErr(types.ErrInternal, "%v", err)
+	}
+	switch le.Kind {
+	case kube.KindKubeconfig:
+		return config.Error("%v", le)
+	case kube.KindUnreachable, kube.KindServerError:
+		return cniErr(types.ErrTryAgainLater, "%v", le)
+	case kube.KindUnauthorized:
+		return cniErr(CodeUnauthorized, "%v", le)
+	case kube.KindForbidden:
+		return cniErr(CodeForbidden, "%v", le)
+	case kube.KindNotFound:
+		return cniErr(CodePodNotFound, "%v", le)
+	default:
+		return cniErr(CodeBadAPIResponse, "%v", le)
+	}
+}
+
+// newApplier chooses the iptables backend and fixes what belongs to asm-cni in a pod's netns.
+func newApplier(conf *config.Config, l *logger) (*apply.Applier, error) {
+	b, err := apply.DetectBackend(conf.IptablesBackend)
+	if err != nil {
+		return nil, err
+	}
+	l.Debugf("iptables backend %s (%s)", b.Name, b.Reason)
+	return &apply.Applier{
+		Backend: b,
+		Owned:   apply.Owned{Chains: rules.ChainNames, Marks: []uint32{rules.TProxyMark, rules.OutboundMark}},
+		Route:   apply.PolicyRoute{Mark: rules.TProxyMark, Table: rules.TProxyRouteTable},
+		Logf:    l.Debugf,
+	}, nil
+}
+
+func hasIPv6(prev types.Result) bool {
+	if prev == nil {
+		return false
+	}
+	r, err := current.NewResultFromResult(prev)
+	if err != nil {
+		return false
+	}
+	for _, ip := range r.IPs {
+		if ip.Address.IP.To4() == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func passthrough(conf *config.Config) error {
+	return types.PrintResult(conf.PrevResult, conf.CNIVersion)
+}
+
+// CmdAdd programs the pod's redirection and passes prevResult through unchanged.
+func CmdAdd(args *skel.CmdArgs) error {
+	conf, l, err := setup(args)
+	if err != nil {
+		return err
+	}
+	defer l.close()
+	if conf.PrevResult == nil {
+		l.Errorf("no prevResult")
+		return config.Error("prevResult is missing: asm-cni is a chained plugin and must come after the network plugin in a conflist")
+	}
+	if _, err := current.NewResultFromResult(conf.PrevResult); err != nil {
+		return config.Error("prevResult cannot be read as a CNI result: %v", err)
+	}
+	t := targetOf(args, conf)
+	if t.skip != "" {
+		l.Infof("pass through: %s", t.skip)
+		return passthrough(conf)
+	}
+	l.with(fmt.Sprintf("container=%.12s pod=%s/%s ", args.ContainerID, t.ref.Namespace, t.ref.Name))
+	if err := netns.NotHost(args.Netns); err != nil {
+		l.Errorf("%v", err)
+		return cniErr(types.ErrInvalidNetNS, "CNI_NETNS %s: %v", args.Netns, err)
+	}
+	spec, err := lookup(conf, t, l)
+	if err != nil {
+		l.Errorf("%v", err)
+		return err
+	}
+	if spec == nil {
+		return passthrough(conf)
+	}
+	a, err := newApplier(conf, l)
+	if err != nil {
+		l.Errorf("%v", err)
+		return cniErr(CodeApplyFailed, "%v", err)
+	}
+	res, err := a.Apply(args.Netns, *spec, hasIPv6(conf.PrevResult))
+	if err != nil {
+		l.Errorf("redirection not applied: %v", err)
+		return cniErr(CodeApplyFailed, "redirection for pod %s/%s not applied (nothing left behind): %v", t.ref.Namespace, t.ref.Name, err)
+	}
+	l.Infof("redirection applied (iptables %s, IPv6 %v, TPROXY %v)", a.Backend.Name, res.IPv6, spec.TPROXY)
+	return passthrough(conf)
+}
+
+// CmdDel removes whatever asm-cni programmed in the pod's netns. It always succeeds: the netns may be gone,
+// the pod may be gone from the API server (no API call is made), and a sandbox being torn down must not be
+// blocked by cleanup of a namespace that is about to disappear.
+func CmdDel(args *skel.CmdArgs) error {
+	conf, l, err := setup(args)
+	if err != nil {
+		// Still clean up with the defaults: an edited config must not leave rules behind.
+		conf = &config.Config{IptablesBackend: config.BackendAuto}
+	}
+	defer l.close()
+	if args.Netns == "" || !netns.Exists(args.Netns) {
+		l.Debugf("DEL: network namespace %q is gone; nothing to remove", args.Netns)
+		return nil
+	}
+	a, err := newApplier(conf, l)
+	if err != nil {
+		l.Warnf("DEL: %v; nothing removed", err)
+		return nil
+	}
+	if err := a.Remove(args.Netns); err != nil {
+		l.Warnf("DEL: removing redirection from %s: %v", args.Netns, err)
+		return nil
+	}
+	l.Debugf("DEL: redirection removed from %s", args.Netns)
+	return nil
+}
+
+// CmdCheck verifies that a selected pod has all its rules.
+func CmdCheck(args *skel.CmdArgs) error {
+	conf, l, err := setup(args)
+	if err != nil {
+		return err
+	}
+	defer l.close()
+	if conf.PrevResult == nil {
+		return config.Error("prevResult is missing: CHECK needs the result of the chain")
+	}
+	t := targetOf(args, conf)
+	if t.skip != "" {
+		return nil
+	}
+	l.with(fmt.Sprintf("container=%.12s pod=%s/%s ", args.ContainerID, t.ref.Namespace, t.ref.Name))
+	spec, err := lookup(conf, t, l)
+	if err != nil || spec == nil {
+		return err
+	}
+	a, err := newApplier(conf, l)
+	if err != nil {
+		return cniErr(CodeApplyFailed, "%v", err)
+	}
+	if err := a.Check(args.Netns, *spec, hasIPv6(conf.PrevResult)); err != nil {
+		l.Errorf("CHECK: %v", err)
+		var me *apply.MissingError
+		if errors.As(err, &me) {
+			return cniErr(CodeRedirectionMissing, "pod %s/%s: %v", t.ref.Namespace, t.ref.Name, err)
+		}
+		return cniErr(types.ErrInternal, "pod %s/%s: %v", t.ref.Namespace, t.ref.Name, err)
+	}
+	return nil
+}
+
+// CmdStatus reports whether the plugin could serve an ADD: its kubeconfig is readable and iptables is there.
+func CmdStatus(args *skel.CmdArgs) error {
+	conf, l, err := setup(args)
+	if err != nil {
+		return err
+	}
+	defer l.close()
+	if conf.Kubeconfig == "" {
+		return cniErr(types.ErrPluginNotAvailable, "no kubeconfig configured")
+	}
+	if _, err := kube.LoadEndpoint(conf.Kubeconfig); err != nil {
+		return cniErr(types.ErrPluginNotAvailable, "%v", err)
+	}
+	if _, err := apply.DetectBackend(conf.IptablesBackend); err != nil {
+		return cniErr(types.ErrPluginNotAvailable, "%v", err)
+	}
+	return nil
+}
