@@ -1,0 +1,153 @@
+import t from 'tap';
+import { admit, DENY_CODE, type AdmissionRequest } from '../../../src/webhook/admit.js';
+import { applyOps, clone, config, selectionCases } from './helpers.js';
+
+type Obj = Record<string, any>;
+const POD_KIND = { group: '', version: 'v1', kind: 'Pod' };
+const PODS = { group: '', version: 'v1', resource: 'pods' };
+const base = selectionCases().find((c) => c.name === 'classic sidecar with istio-init')!.pod;
+const cniMode = selectionCases().find((c) => c.name.startsWith('classic sidecar rendered in CNI mode'))!.pod;
+
+const req = (over: Partial<AdmissionRequest> = {}): AdmissionRequest => ({
+  uid: 'u-1',
+  kind: POD_KIND,
+  resource: PODS,
+  namespace: 'shop',
+  operation: 'CREATE',
+  object: clone(base),
+  ...over,
+});
+
+t.test('a selected pod is patched; the patch applies; the input is not mutated', async (t) => {
+  const r = req();
+  const before = clone(r);
+  const out = admit(r, config());
+  t.same(r, before, 'request untouched');
+  t.equal(out.allowed, true);
+  t.equal(out.decision, 'patched');
+  t.equal(out.reason, 'selected');
+  t.same(out.warnings, []);
+  t.equal(out.status, undefined);
+  const after = applyOps(r.object, out.patch) as Obj;
+  t.equal(after.spec.initContainers[0].name, 'istio-validation');
+});
+
+t.test('dryRun gets the same answer', async (t) => {
+  t.same(admit(req({ dryRun: true }), config()), admit(req(), config()));
+});
+
+t.test('not a pod: kind, resource, subresource, object kind', async (t) => {
+  const cases: Array<[string, Partial<AdmissionRequest>]> = [
+    ['kind Deployment', { kind: { group: 'apps', version: 'v1', kind: 'Deployment' } }],
+    ['kind Pod of another group', { kind: { group: 'example.com', version: 'v1', kind: 'Pod' } }],
+    ['resource deployments', { resource: { group: 'apps', version: 'v1', resource: 'deployments' } }],
+    ['resource pods v2', { resource: { group: '', version: 'v2', resource: 'pods' } }],
+    ['subresource binding', { subResource: 'binding', object: { kind: 'Binding' } }],
+    ['subresource ephemeralcontainers', { subResource: 'ephemeralcontainers' }],
+    ['object of another kind', { object: { apiVersion: 'v1', kind: 'Binding' } }],
+  ];
+  for (const [name, over] of cases) {
+    const out = admit(req(over), config());
+    t.same({ allowed: out.allowed, decision: out.decision, reason: out.reason, patch: out.patch }, { allowed: true, decision: 'skipped', reason: 'not-a-pod', patch: [] }, name);
+  }
+  t.equal(admit(req({ kind: undefined, resource: undefined }), config()).reason, 'selected', 'kind and resource absent: the object decides');
+});
+
+t.test('operations other than CREATE; missing object', async (t) => {
+  for (const operation of ['UPDATE', 'DELETE', 'CONNECT', undefined, 'create']) {
+    const out = admit(req({ operation, object: operation === 'DELETE' ? undefined : clone(base) }), config());
+    t.same([out.allowed, out.reason, out.patch], [true, 'not-create', []], String(operation));
+  }
+  for (const object of [undefined, null, 'pod', 42, ['a']]) {
+    const out = admit(req({ object }), config());
+    t.same([out.allowed, out.reason, out.patch], [true, 'no-object', []], JSON.stringify(object) ?? 'undefined');
+  }
+});
+
+t.test('never throws, whatever the input', async (t) => {
+  const weird: unknown[] = [null, undefined, 0, 'x', [], {}, { uid: 1, kind: 'Pod', resource: 7, operation: {} }, { operation: 'CREATE', object: { spec: 5 } }];
+  for (const w of weird) t.doesNotThrow(() => admit(w as AdmissionRequest, config()), JSON.stringify(w) ?? 'undefined');
+  t.equal(admit(null as unknown as AdmissionRequest, config()).allowed, true);
+  const hostile = req();
+  Object.defineProperty(hostile.object as Obj, 'metadata', { get: () => { throw new Error('boom'); } });
+  const out = admit(hostile, config());
+  t.equal(out.allowed, true, 'a throwing getter is admitted unchanged');
+  t.equal(out.reason, 'internal-error');
+  t.same(out.patch, []);
+  t.match(out.warnings[0], /boom/);
+  const hostileNonError = req();
+  Object.defineProperty(hostileNonError.object as Obj, 'spec', { get: () => { throw 'plain'; } });
+  t.match(admit(hostileNonError, config()).warnings[0], /plain/);
+});
+
+t.test('namespace: the request, else the object', async (t) => {
+  const inSystem = clone(base) as Obj;
+  inSystem.metadata.namespace = 'istio-system';
+  t.equal(admit(req({ namespace: '', object: inSystem }), config()).reason, 'excluded-namespace');
+  t.equal(admit(req({ namespace: undefined, object: inSystem }), config()).reason, 'excluded-namespace');
+  t.equal(admit(req({ namespace: 'shop', object: inSystem }), config()).reason, 'selected', 'the request wins');
+  t.equal(admit(req({ namespace: 'legacy' }), config({ excludeNamespaces: ['legacy'] })).reason, 'excluded-namespace');
+});
+
+t.test('invalid annotations: deny names annotation and value; warn admits without a patch', async (t) => {
+  const bad = clone(base) as Obj;
+  bad.metadata.annotations['traffic.sidecar.istio.io/kubevirtInterfaces'] = 'eth 1';
+  const denied = admit(req({ object: bad }), config());
+  t.equal(denied.allowed, false);
+  t.equal(denied.decision, 'denied');
+  t.equal(denied.reason, 'invalid-annotation');
+  t.equal(denied.status?.code, DENY_CODE);
+  t.match(denied.status?.message, 'traffic.sidecar.istio.io/kubevirtInterfaces="eth 1"');
+  t.same(denied.patch, []);
+  const warned = admit(req({ object: bad }), config({ invalidAnnotations: 'warn' }));
+  t.same([warned.allowed, warned.decision, warned.reason, warned.patch], [true, 'skipped', 'invalid-annotation', []]);
+  t.match(warned.warnings.join('\n'), /kubevirtInterfaces.*istio-init is left in place/);
+
+  // istio-init's own args are validated under the annotation they become.
+  const badArgs = clone(base) as Obj;
+  const args: string[] = badArgs.spec.initContainers[0].args;
+  args[args.indexOf('-b') + 1] = '80,,81';
+  const fromArgs = admit(req({ object: badArgs }), config());
+  t.equal(fromArgs.decision, 'denied');
+  t.match(fromArgs.status?.message, /includeInboundPorts="80,,81" \(from istio-init argument -b\)/);
+
+  // A CNI-mode pod is the plugin's: its values are checked too.
+  const badCni = clone(cniMode) as Obj;
+  badCni.metadata.annotations['sidecar.istio.io/interceptionMode'] = 'redirect';
+  t.equal(admit(req({ object: badCni }), config()).decision, 'denied');
+  const warnedCni = admit(req({ object: badCni }), config({ invalidAnnotations: 'warn' }));
+  t.same([warnedCni.allowed, warnedCni.reason], [true, 'invalid-annotation']);
+  t.match(warnedCni.warnings.join('\n'), /interceptionMode="redirect".*CNI plugin will refuse/);
+
+  // Skipped pods are not the plugin's business: no validation.
+  const skipped = clone(bad);
+  skipped.spec.hostNetwork = true;
+  t.equal(admit(req({ object: skipped }), config()).reason, 'host-network');
+});
+
+t.test('warnings: TPROXY, unparseable inject value', async (t) => {
+  const tproxy = clone(base) as Obj;
+  tproxy.metadata.annotations['sidecar.istio.io/interceptionMode'] = 'TPROXY';
+  const out = admit(req({ object: tproxy }), config());
+  t.equal(out.decision, 'patched');
+  t.match(out.warnings.join('\n'), /TPROXY/);
+  const yes = clone(base) as Obj;
+  yes.metadata.labels['sidecar.istio.io/inject'] = 'yes';
+  const w = admit(req({ object: yes }), config());
+  t.equal(w.decision, 'patched', 'an unparseable value does not disable');
+  t.match(w.warnings.join('\n'), /sidecar.istio.io\/inject="yes"/);
+});
+
+t.test('Multus: a CNI-mode pod only gets the network; then nothing', async (t) => {
+  const multus = config({ cniProvider: 'multus' });
+  const out = admit(req({ object: clone(cniMode) }), multus);
+  t.same([out.decision, out.reason], ['patched', 'multus-network-added']);
+  const after = applyOps(cniMode, out.patch) as Obj;
+  t.equal(after.metadata.annotations['k8s.v1.cni.cncf.io/networks'], 'default/asm-cni');
+  t.same(admit(req({ object: after }), multus).patch, []);
+  t.equal(admit(req({ object: after }), multus).reason, 'no-istio-init');
+  const broken = clone(cniMode) as Obj;
+  broken.metadata.annotations['k8s.v1.cni.cncf.io/networks'] = '[{';
+  t.equal(admit(req({ object: broken }), multus).decision, 'denied');
+  t.equal(admit(req({ object: broken }), config()).reason, 'no-istio-init', 'without Multus the annotation is not ours');
+});
