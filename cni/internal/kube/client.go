@@ -45,6 +45,7 @@ func (e *LookupError) Retryable() bool { return e.Kind == KindUnreachable || e.K
 var (
 	firstBackoff = 100 * time.Millisecond
 	maxBackoff   = time.Second
+	finalSlot    = 50 * time.Millisecond // time left for the last attempt
 )
 
 // GetPod reads the pod's JSON with the kubeconfig at kubeconfigPath (read afresh). Transport errors and 5xx/429
@@ -86,8 +87,12 @@ func GetPod(ctx context.Context, kubeconfigPath, namespace, name string, timeout
 		if retryAfter > wait {
 			wait = retryAfter
 		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			break
+		// Use the whole api_timeout: the last wait is shortened so one more attempt fits before the deadline.
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl)-finalSlot < wait {
+			wait = time.Until(dl) - finalSlot
+			if wait <= 0 {
+				break
+			}
 		}
 		select {
 		case <-ctx.Done():

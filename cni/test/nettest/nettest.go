@@ -102,7 +102,9 @@ type CmdError struct {
 	Err         error
 }
 
-func (e *CmdError) Error() string { return e.Cmd + ": " + e.Err.Error() + ": " + strings.TrimSpace(e.Stderr) }
+func (e *CmdError) Error() string {
+	return e.Cmd + ": " + e.Err.Error() + ": " + strings.TrimSpace(e.Stderr)
+}
 
 // Run runs a command inside n and fails the test when it fails.
 func Run(t testing.TB, n ns.NetNS, name string, args ...string) string {
