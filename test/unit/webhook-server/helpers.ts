@@ -1,0 +1,211 @@
+// Shared by the webhook-server tests: certificates (made by certs/generate.sh), pods from Istio's goldens,
+// AdmissionReview bodies, an in-memory log destination and an HTTPS client.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, renameSync, rmSync, mkdirSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TLSSocket } from 'node:tls';
+import { parseAllDocuments } from 'yaml';
+import { createLogger, type WebhookLogger } from '../../../src/webhook/logging.js';
+
+export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+export const oracleRoot = process.env.ASM_ISTIO_ORACLES ?? path.resolve(repoRoot, '../shared/oracles/istio');
+const classic = path.join(oracleRoot, 'inject', 'classic-1.26.8');
+
+export const haveOpenssl = (): boolean => spawnSync('openssl', ['version']).status === 0;
+export const haveOracles = (): boolean => existsSync(path.join(classic, 'hello.yaml.injected'));
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(path.join(tmpdir(), `asm-ws-${prefix}-`));
+}
+
+export interface CertSet {
+  dir: string;
+  ca: Buffer;
+  caKeyFile: string;
+  cert: string;
+  key: string;
+}
+
+/** Runs certs/generate.sh into dir (a new CA and serving cert each time, thanks to --force). */
+export function generateCerts(dir: string, extra: string[] = []): CertSet {
+  const r = spawnSync('bash', [path.join(repoRoot, 'certs/generate.sh'), '--out', dir, '--force', ...extra], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`generate.sh failed: ${r.stderr}`);
+  return { dir, ca: readFileSync(path.join(dir, 'ca.crt')), caKeyFile: path.join(dir, 'ca.key'), cert: path.join(dir, 'tls.crt'), key: path.join(dir, 'tls.key') };
+}
+
+/** A client certificate (clientAuth) signed by the CA of a CertSet. */
+export function clientCert(set: CertSet, dir: string): { cert: Buffer; key: Buffer } {
+  const key = path.join(dir, 'client.key');
+  const csr = path.join(dir, 'client.csr');
+  const crt = path.join(dir, 'client.crt');
+  const ext = path.join(dir, 'client.ext');
+  writeFileSync(ext, 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n');
+  const run = (args: string[]) => {
+    const r = spawnSync('openssl', args, { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr}`);
+  };
+  run(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', key]);
+  run(['req', '-new', '-key', key, '-subj', '/CN=kube-apiserver', '-out', csr]);
+  run(['x509', '-req', '-in', csr, '-CA', path.join(set.dir, 'ca.crt'), '-CAkey', set.caKeyFile, '-set_serial', '7', '-days', '2', '-extfile', ext, '-out', crt]);
+  return { cert: readFileSync(crt), key: readFileSync(key) };
+}
+
+/**
+ * Kubernetes' atomic writer layout for a Secret or ConfigMap volume: files are symlinks through `..data`, which
+ * points at a timestamped directory; an update writes a new directory and renames a new `..data` over the old.
+ */
+export class AtomicDir {
+  private n = 0;
+  private current: string | undefined;
+  constructor(readonly dir: string) {
+    mkdirSync(dir, { recursive: true });
+  }
+  file(name: string): string {
+    return path.join(this.dir, name);
+  }
+  write(files: Record<string, string | Buffer>): void {
+    const version = `..2026_01_01_00_00_0${this.n++}.${process.pid}`;
+    const vdir = path.join(this.dir, version);
+    mkdirSync(vdir);
+    for (const [name, content] of Object.entries(files)) writeFileSync(path.join(vdir, name), content);
+    const tmp = path.join(this.dir, '..data_tmp');
+    symlinkSync(version, tmp);
+    renameSync(tmp, path.join(this.dir, '..data'));
+    for (const name of Object.keys(files)) {
+      const link = path.join(this.dir, name);
+      if (!existsSync(link)) symlinkSync(path.join('..data', name), link);
+    }
+    if (this.current) rmSync(path.join(this.dir, this.current), { recursive: true, force: true });
+    this.current = version;
+  }
+}
+
+/** Pod template of a Deployment golden, as the API server would send it on CREATE. */
+export function goldenPod(file: string): Record<string, unknown> {
+  const doc = parseAllDocuments(readFileSync(path.join(classic, file), 'utf8'))[0]!.toJS() as {
+    spec: { template: { metadata: Record<string, unknown>; spec: Record<string, unknown> } };
+  };
+  return { apiVersion: 'v1', kind: 'Pod', metadata: { ...doc.spec.template.metadata, generateName: 'hello-' }, spec: doc.spec.template.spec };
+}
+
+let uidCounter = 0;
+export function review(object: unknown, over: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid: `uid-${process.pid}-${++uidCounter}`,
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      resource: { group: '', version: 'v1', resource: 'pods' },
+      requestKind: { group: '', version: 'v1', kind: 'Pod' },
+      namespace: 'team-a',
+      operation: 'CREATE',
+      userInfo: { username: 'system:serviceaccount:kube-system:replicaset-controller' },
+      object,
+      oldObject: null,
+      dryRun: false,
+      ...over,
+    },
+  };
+}
+
+/** A minimal meshed pod (istio-init + app + istio-proxy) for tests that do not need a golden. */
+export function meshedPod(name = 'web'): Record<string, unknown> {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, annotations: { 'sidecar.istio.io/status': '{"initContainers":["istio-init"],"containers":["istio-proxy"]}' } },
+    spec: {
+      initContainers: [
+        {
+          name: 'istio-init',
+          image: 'istio/proxyv2',
+          args: ['istio-iptables', '-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020'],
+          securityContext: { capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] }, runAsUser: 0, runAsGroup: 0, runAsNonRoot: false },
+        },
+      ],
+      containers: [
+        { name: 'app', image: 'nginx' },
+        { name: 'istio-proxy', image: 'istio/proxyv2', securityContext: { runAsUser: 1337, runAsGroup: 1337 } },
+      ],
+    },
+  };
+}
+
+/** Log lines captured in memory (JSON), for assertions on what the server logged. */
+export function memoryLogger(level = 'info'): WebhookLogger & { lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const log = createLogger({ level, pretty: false, destination: { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) } });
+  return Object.assign(log, { lines });
+}
+
+export interface HttpsResult {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+  serial?: string;
+  fingerprint?: string;
+}
+
+export function httpsRequest(
+  port: number,
+  opts: { method?: string; path?: string; body?: string; headers?: Record<string, string>; ca: Buffer | Buffer[]; agent?: https.Agent | false; cert?: Buffer; key?: Buffer },
+): Promise<HttpsResult> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        servername: 'localhost',
+        method: opts.method ?? 'POST',
+        path: opts.path ?? '/mutate',
+        ca: opts.ca,
+        ...(opts.cert ? { cert: opts.cert, key: opts.key } : {}),
+        agent: opts.agent ?? false,
+        headers: { 'content-type': 'application/json', ...opts.headers },
+      },
+      (res) => {
+        const peer = (res.socket as TLSSocket).getPeerCertificate();
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+            serial: peer?.serialNumber,
+            fingerprint: peer?.fingerprint256,
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls until check() returns a truthy value or the time is up. */
+export async function eventually<T>(check: () => Promise<T> | T, ms = 8000, every = 50): Promise<T> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms${last ? `: ${String(last)}` : ''}`);
+    await sleep(every);
+  }
+}
+
+export function decodePatch(response: { patch?: string }): unknown[] {
+  return response.patch ? (JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as unknown[]) : [];
+}
