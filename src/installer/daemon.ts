@@ -37,7 +37,6 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const watchers = new Map<string, FSWatcher>();
   let stopped = false;
   let running: Promise<Readiness> | null = null;
-  let again = false;
   let debounce: NodeJS.Timeout | null = null;
   let lastReady = false;
 
@@ -50,23 +49,26 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     return r;
   };
 
-  // One pass at a time; events during a pass cause exactly one more pass after it.
+  // One pass at a time. A request during a pass gets the one pass queued after it (so it sees the latest files).
+  let queued: Promise<Readiness> | null = null;
+  let last: Readiness = { ready: false, binary: false, kubeconfig: false, entry: false, reasons: ['not checked yet'] };
   const reconcileNow = (): Promise<Readiness> => {
     if (running) {
-      again = true;
-      return running;
+      queued ??= running.then(() => {
+        queued = null;
+        return reconcileNow();
+      });
+      return queued;
     }
+    if (stopped) return Promise.resolve(last);
     running = pass()
       .catch((err: Error) => {
         o.log.error({ err: err.message }, 'reconcile failed');
         return { ready: false, binary: false, kubeconfig: false, entry: false, reasons: [err.message] };
       })
+      .then((r) => (last = r))
       .finally(() => {
         running = null;
-        if (again && !stopped) {
-          again = false;
-          void reconcileNow();
-        }
       });
     return running;
   };

@@ -7,8 +7,10 @@ import { KubeConfig } from '@kubernetes/client-node';
 export function installerKubeConfig(server: string, saDir: string): KubeConfig {
   const kc = new KubeConfig();
   const caFile = path.join(saDir, 'ca.crt');
+  // client-node refuses a plain http:// server (e.g. `kubectl proxy` in development) unless told there is no TLS to check.
+  const plainHttp = server.startsWith('http://');
   kc.loadFromOptions({
-    clusters: [{ name: 'cluster', server, skipTLSVerify: false, ...(existsSync(caFile) ? { caFile } : {}) }],
+    clusters: [{ name: 'cluster', server, skipTLSVerify: plainHttp, ...(existsSync(caFile) && !plainHttp ? { caFile } : {}) }],
     users: [{ name: 'installer', authProvider: { name: 'tokenFile', config: { tokenFile: path.join(saDir, 'token') } } }],
     contexts: [{ name: 'installer', cluster: 'cluster', user: 'installer' }],
     currentContext: 'installer',

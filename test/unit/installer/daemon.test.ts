@@ -1,0 +1,145 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import { startDaemon } from '../../../src/installer/daemon.js';
+import { Installer } from '../../../src/installer/installer.js';
+import { createMetrics } from '../../../src/installer/metrics.js';
+import type { RepairController } from '../../../src/installer/repair.js';
+import { FileTokenSource } from '../../../src/installer/token.js';
+import { fakeNode, memoryLogger, sleep, waitFor, type Node } from './helpers.js';
+
+const CALICO = '{"name":"k8s-pod-network","cniVersion":"0.3.1","plugins":[{"type":"calico"},{"type":"portmap"}]}\n';
+
+async function start(t: Test, node: Node, repair: RepairController | null = null) {
+  const mem = memoryLogger();
+  const metrics = createMetrics();
+  const writes: string[] = [];
+  const installer = new Installer({
+    options: node.options,
+    log: mem.log,
+    tokens: new FileTokenSource(node.saDir),
+    onWrite: (w) => {
+      writes.push(w);
+      metrics.writes.inc({ what: w });
+    },
+  });
+  const configDir = node.options.configPath ? path.dirname(node.options.configPath) : node.confDir;
+  const daemon = await startDaemon({
+    installer,
+    log: mem.log,
+    metrics,
+    repair,
+    watchDirs: [node.netDir, node.saDir, configDir],
+    readinessPort: 0,
+    resyncMs: 60_000, // long: the tests below must pass on file events alone
+    repairIntervalMs: 20,
+    debounceMs: 10,
+  });
+  t.teardown(() => daemon.stop());
+  return { daemon, writes, metrics, logs: mem.lines, installer };
+}
+
+
+const entryLast = async (file: string) => {
+  try {
+    return JSON.parse(await fs.readFile(file, 'utf8')).plugins.at(-1).type === 'asm-cni';
+  } catch {
+    return false;
+  }
+};
+
+t.test('a primary CNI rewriting its file gets our entry back within a second, without write loops', async (t) => {
+  const node = await fakeNode(t);
+  const file = path.join(node.netDir, '10-calico.conflist');
+  await fs.writeFile(file, CALICO);
+  const { daemon, writes } = await start(t, node);
+  t.ok(await entryLast(file), 'installed at start');
+  for (let i = 0; i < 5; i++) {
+    await fs.writeFile(file, CALICO.replace('k8s-pod-network', `k8s-pod-network`)); // the CNI's own rewrite
+    const back = await waitFor(() => entryLast(file), 1000);
+    t.ok(back.ok, `rewrite ${i}: entry back in ${back.took}ms`);
+  }
+  await sleep(300);
+  const count = writes.length;
+  await sleep(500);
+  t.equal(writes.length, count, 'quiet: our own writes do not trigger more writes');
+  const res = await fetch(`http://127.0.0.1:${daemon.port}/readyz`);
+  t.equal(res.status, 200);
+});
+
+t.test('waits for the primary config, then installs as soon as it appears', async (t) => {
+  const node = await fakeNode(t);
+  const { daemon } = await start(t, node);
+  let res = await fetch(`http://127.0.0.1:${daemon.port}/readyz`);
+  t.equal(res.status, 503);
+  t.match(await res.text(), /plugin entry not in the primary CNI config/);
+  const file = path.join(node.netDir, '10-flannel.conflist');
+  await fs.writeFile(file, CALICO);
+  t.ok((await waitFor(() => entryLast(file), 1000)).ok, 'installed after the CNI wrote its config');
+  res = await fetch(`http://127.0.0.1:${daemon.port}/readyz`);
+  t.equal(res.status, 200);
+  t.equal((await fetch(`http://127.0.0.1:${daemon.port}/healthz`)).status, 200);
+  t.equal((await fetch(`http://127.0.0.1:${daemon.port}/nope`)).status, 404);
+  t.equal((await fetch(`http://127.0.0.1:${daemon.port}/healthz`, { method: 'POST' })).status, 405);
+  const metrics = await (await fetch(`http://127.0.0.1:${daemon.port}/metrics`)).text();
+  t.match(metrics, /asm_cni_installer_ready 1/);
+  t.match(metrics, /asm_cni_installer_writes_total\{what="entry"\} 1/);
+});
+
+t.test('deleting our files (binary, kubeconfig, config) puts them back', async (t) => {
+  const node = await fakeNode(t);
+  const file = path.join(node.netDir, '10-calico.conflist');
+  await fs.writeFile(file, CALICO);
+  const { daemon } = await start(t, node);
+  await fs.rm(node.options.kubeconfigPath);
+  t.ok((await waitFor(async () => (await fs.stat(node.options.kubeconfigPath).catch(() => null)) !== null, 1000)).ok,
+    'kubeconfig back');
+  await fs.rm(path.join(node.binDir, 'asm-cni'));
+  await daemon.reconcileNow(); // the bin dir is not watched: the resync pass restores it
+  t.ok((await fs.stat(path.join(node.binDir, 'asm-cni'))).isFile(), 'binary back');
+  await fs.rename(file, path.join(node.netDir, '20-calico.conflist'));
+  t.ok((await waitFor(() => entryLast(path.join(node.netDir, '20-calico.conflist')), 1000)).ok, 'renamed file still has it');
+});
+
+t.test('token rotation and config edits are picked up from file events', async (t) => {
+  const node = await fakeNode(t);
+  node.options.configPath = path.join(node.confDir, 'config.yaml');
+  await fs.writeFile(node.options.configPath, 'excludeNamespaces: [kube-system]\n');
+  const file = path.join(node.netDir, '10-calico.conflist');
+  await fs.writeFile(file, CALICO);
+  await start(t, node);
+  await fs.writeFile(path.join(node.saDir, 'token'), 'rotated\n');
+  t.ok((await waitFor(async () => (await fs.readFile(node.options.kubeconfigPath, 'utf8')).includes('rotated'), 1000)).ok,
+    'kubeconfig rewritten after rotation');
+  // ConfigMap updates arrive as an atomic symlink swap in the mounted dir
+  const tmp = path.join(node.confDir, '.tmp-config');
+  await fs.writeFile(tmp, 'excludeNamespaces: [kube-system, legacy]\n');
+  await fs.rename(tmp, node.options.configPath);
+  const ok = await waitFor(async () => {
+    const list = JSON.parse(await fs.readFile(file, 'utf8'));
+    return list.plugins.at(-1).exclude_namespaces.includes('legacy');
+  }, 1000);
+  t.ok(ok.ok, 'entry re-rendered after the config changed');
+});
+
+t.test('stop leaves everything in place; repair runs only when ready and enabled', async (t) => {
+  const node = await fakeNode(t);
+  const file = path.join(node.netDir, '10-calico.conflist');
+  let passes = 0;
+  const repair = { runOnce: async () => (passes++, 0) } as unknown as RepairController;
+  const { daemon } = await start(t, node, repair);
+  await sleep(100);
+  t.equal(passes, 0, 'not ready: no repair');
+  await fs.writeFile(file, CALICO);
+  t.ok((await waitFor(() => passes > 0, 2000)).ok, 'repair runs once ready');
+  await daemon.stop();
+  const after = passes;
+  await sleep(100);
+  t.equal(passes, after, 'repair stopped');
+  t.ok(await entryLast(file), 'entry left in place');
+  t.ok((await fs.stat(node.options.kubeconfigPath)).isFile(), 'kubeconfig left');
+  t.ok((await fs.stat(path.join(node.binDir, 'asm-cni'))).isFile(), 'binary left');
+  await fs.writeFile(file, CALICO);
+  await sleep(200);
+  t.notOk(await entryLast(file), 'stopped: no longer watching');
+});
