@@ -173,6 +173,9 @@ func TestRenderDeterministic(t *testing.T) {
 // TestRenderAllocations keeps rendering allocation-light: the pooled builders leave only the two result
 // strings and the engine config's small slices. (A count, not a timing: timings live in benchmarks.)
 func TestRenderAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race (sync.Pool drops items on purpose)")
+	}
 	s := mustFromPod(t, basePod())
 	allocs := testing.AllocsPerRun(200, func() { _ = Render(s) })
 	if allocs > 8 {
@@ -200,5 +203,39 @@ func BenchmarkFromPodAndRender(b *testing.B) {
 			b.Fatal(err)
 		}
 		_ = Render(s)
+	}
+}
+
+// TestRenderConcurrent: the pooled builders must not leak state between concurrent renders (the plugin
+// renders for many pods at once when run as a library, and tests run with -race).
+func TestRenderConcurrent(t *testing.T) {
+	plain := mustFromPod(t, basePod())
+	tproxy := mustFromPod(t, podWith(map[string]string{AnnotationInterceptionMode: "TPROXY"}))
+	tproxy.DNSCapture = true
+	wantPlain, wantTProxy := Render(plain), Render(tproxy)
+	errs := make(chan string, 16)
+	done := make(chan struct{})
+	for g := 0; g < 8; g++ {
+		go func(g int) {
+			defer func() { done <- struct{}{} }()
+			for i := 0; i < 200; i++ {
+				if g%2 == 0 {
+					if Render(plain) != wantPlain {
+						errs <- "plain render differs under concurrency"
+						return
+					}
+				} else if Render(tproxy) != wantTProxy {
+					errs <- "tproxy render differs under concurrency"
+					return
+				}
+			}
+		}(g)
+	}
+	for g := 0; g < 8; g++ {
+		<-done
+	}
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
