@@ -221,3 +221,15 @@ func TestRenderInputTooLarge(t *testing.T) {
 		t.Errorf("%d %q", code, errOut)
 	}
 }
+
+func TestExplainEveryReason(t *testing.T) {
+	for _, r := range []string{"excluded-namespace", "injection-disabled-label", "injection-disabled-annotation",
+		"no-istio-proxy", "single-container", "host-network", "interception-none", "istio-init-present"} {
+		if e := explain(r); e == r || e == "" {
+			t.Errorf("reason %s has no explanation", r)
+		}
+	}
+	if explain("something-new") != "something-new" {
+		t.Error("unknown reasons are shown as they are")
+	}
+}

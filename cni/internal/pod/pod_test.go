@@ -195,3 +195,20 @@ func TestDecodeOracleInjections(t *testing.T) {
 		}
 	}
 }
+
+func TestDisplayName(t *testing.T) {
+	cases := []struct {
+		meta ObjectMeta
+		want string
+	}{
+		{ObjectMeta{Name: "web", Namespace: "shop"}, "shop/web"},
+		{ObjectMeta{GenerateName: "web-7d4-", Namespace: "shop"}, "shop/web-7d4-<generated>"},
+		{ObjectMeta{Name: "web"}, "web"},
+		{ObjectMeta{}, "<unnamed>"},
+	}
+	for _, c := range cases {
+		if got := (&Pod{Metadata: c.meta}).DisplayName(); got != c.want {
+			t.Errorf("%+v: got %q, want %q", c.meta, got, c.want)
+		}
+	}
+}
