@@ -33,7 +33,9 @@ const VALIDATION_FLAGS = ['--run-validation', '--skip-rule-apply'] as const;
 
 /**
  * Fact 3: the annotations that carry what istio-init's args said, in the order Istio renders them.
- * The pod's own annotation is replaced when the argument says otherwise (Istio renders both from the same value).
+ * The pod's own annotation is replaced when the argument says otherwise (Istio renders both from the same value;
+ * -d adds the status port, e.g. annotation `4,5,6` with `-d 15090,15021,4,5,6,15020` becomes `4,5,6,15020`),
+ * except the interception mode, whose annotation wins.
  */
 export function annotationsFromInitArgs(args: readonly unknown[], current: JsonObject | undefined): DerivedAnnotation[] {
   const out: DerivedAnnotation[] = [];
@@ -44,9 +46,13 @@ export function annotationsFromInitArgs(args: readonly unknown[], current: JsonO
     if (value === '' && !keepEmpty) return;
     out.push({ annotation, value, source: `istio-init argument ${flag}` });
   };
-  from('-m', ANNOTATION.interceptionMode, true);
-  if (initArg(args, '-m') === undefined && stringEntry(current, ANNOTATION.interceptionMode) === undefined) {
-    out.push({ annotation: ANNOTATION.interceptionMode, value: 'REDIRECT', source: 'the default interception mode' });
+  // The mode annotation, when present, is what selection read (webhook and plugin alike): it stays, so the pod is
+  // rewritten and redirected under the same mode. Istio renders -m from that same annotation anyway.
+  if (stringEntry(current, ANNOTATION.interceptionMode) === undefined) {
+    from('-m', ANNOTATION.interceptionMode, true);
+    if (initArg(args, '-m') === undefined) {
+      out.push({ annotation: ANNOTATION.interceptionMode, value: 'REDIRECT', source: 'the default interception mode' });
+    }
   }
   from('-i', ANNOTATION.includeOutboundIPRanges, false);
   from('-x', ANNOTATION.excludeOutboundIPRanges, false);

@@ -105,6 +105,7 @@ t.test('annotationsFromInitArgs: defaults and -d forms', async (t) => {
   const get = (args: unknown[], current?: Obj) => Object.fromEntries(annotationsFromInitArgs(args, current).map((d) => [d.annotation, d.value]));
   t.same(get([]), { 'sidecar.istio.io/interceptionMode': 'REDIRECT' }, 'no -m, no annotation: REDIRECT');
   t.same(get([], { 'sidecar.istio.io/interceptionMode': 'TPROXY' }), {}, 'no -m: the annotation stays');
+  t.same(get(['-m', 'NONE'], { 'sidecar.istio.io/interceptionMode': 'REDIRECT' }), {}, 'the mode annotation wins over -m, as selection reads it');
   t.same(get(['-m=TPROXY', '-d', '15090,15021']), { 'sidecar.istio.io/interceptionMode': 'TPROXY', 'traffic.sidecar.istio.io/excludeInboundPorts': '' });
   t.equal(get(['-d', '8080'])['traffic.sidecar.istio.io/excludeInboundPorts'], '8080', 'no implicit prefix: as it is');
   t.equal(annotationsFromInitArgs(['-b', '1'], undefined).find((d) => d.value === '1')?.source, 'istio-init argument -b');
