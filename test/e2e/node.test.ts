@@ -13,7 +13,6 @@ import { initNames, oraclePod, type Pod } from './lib/pods.js';
 import { applyOverlay, bringUp, createPod, getPod, shippedWebhooks, waitWebhookActive, type Env } from './lib/scenario.js';
 import { createNetns, hasIstioChains, stripComments, type Netns } from './lib/netns.js';
 import { run, type RunResult } from './lib/proc.js';
-import { kubeconfigYaml } from './lib/control-plane.js';
 
 const installerCli = join(repoRoot, 'dist/installer/cli.js');
 const pluginBinary = join(repoRoot, 'dist/cni/asm-cni');
@@ -57,12 +56,25 @@ async function main(): Promise<void> {
     return n;
   };
 
-  // The plugin's identity: a ServiceAccount whose only right is get pods.
-  const sysNs = await env.cp.namespace('e2e-node-sys');
-  await env.cp.kubectlOk(['create', 'serviceaccount', 'asm-cni-plugin', '-n', sysNs]);
-  await env.cp.kubectlOk(['create', 'clusterrole', 'e2e-asm-cni-plugin', '--verb=get', '--resource=pods']);
-  await env.cp.kubectlOk(['create', 'clusterrolebinding', 'e2e-asm-cni-plugin', '--clusterrole=e2e-asm-cni-plugin', `--serviceaccount=${sysNs}:asm-cni-plugin`]);
-  const pluginToken = (await env.cp.kubectlOk(['create', 'token', 'asm-cni-plugin', '-n', sysNs, '--duration=1h'])).trim();
+  // The installer's identity and the plugin's. As shipped: the installer DaemonSet's ServiceAccount requests a token
+  // for the plugin's ServiceAccount (--plugin-service-account). When the manifests name no plugin ServiceAccount, the
+  // test makes one whose only right is get pods and hands the installer its token directly.
+  const ids = installerIdentity(env);
+  let saToken: string;
+  let installerArgs: string[] = [];
+  if (ids) {
+    t.comment(`installer runs as ${ids.namespace}/${ids.installerSA}, plugin identity ${ids.namespace}/${ids.pluginSA} (from manifests/)`);
+    saToken = (await env.cp.kubectlOk(['create', 'token', ids.installerSA, '-n', ids.namespace, '--duration=1h'])).trim();
+    installerArgs = ['--plugin-service-account', ids.pluginSA, '--namespace', ids.namespace];
+  } else {
+    t.comment('manifests/ name no plugin ServiceAccount: using a test ServiceAccount that may only get pods');
+    const ns = await env.cp.namespace('e2e-node-sys');
+    await env.cp.kubectlOk(['create', 'serviceaccount', 'asm-cni-plugin', '-n', ns]);
+    await env.cp.kubectlOk(['create', 'clusterrole', 'e2e-asm-cni-plugin', '--verb=get', '--resource=pods']);
+    await env.cp.kubectlOk(['create', 'clusterrolebinding', 'e2e-asm-cni-plugin', '--clusterrole=e2e-asm-cni-plugin', `--serviceaccount=${ns}:asm-cni-plugin`]);
+    saToken = (await env.cp.kubectlOk(['create', 'token', 'asm-cni-plugin', '-n', ns, '--duration=1h'])).trim();
+  }
+  const sysNs = await env.cp.namespace('e2e-node-sys2');
 
   const node: Node = {
     netDir: join(env.cp.dir, 'node/etc/cni/net.d'),
@@ -74,20 +86,11 @@ async function main(): Promise<void> {
   node.kubeconfig = join(node.netDir, 'asm-cni-kubeconfig');
   node.conflist = join(node.netDir, '10-e2e.conflist');
 
-  await t.test('8. the plugin identity may get pods and nothing else', async (t) => {
-    const kc = join(env.cp.dir, 'plugin-identity.kubeconfig');
-    writeFileSync(kc, kubeconfigYaml(env.cp.url, env.cp.caPem, 'plugin', pluginToken), { mode: 0o600 });
-    const can = async (...a: string[]): Promise<string> => (await env.cp.kubectl(['auth', 'can-i', ...a], { kubeconfig: kc })).stdout.trim();
-    t.equal(await can('get', 'pods', '-n', 'default'), 'yes', 'get pods');
-    t.equal(await can('list', 'pods', '-A'), 'no', 'not list');
-    t.equal(await can('get', 'secrets', '-n', sysNs), 'no', 'not secrets');
-  });
-
   await t.test('8. installer once writes binary, kubeconfig and conflist entry', async (t) => {
     for (const d of [node.netDir, node.binDir, node.saDir]) mkdirSync(d, { recursive: true });
-    writeFileSync(join(node.saDir, 'token'), pluginToken);
+    writeFileSync(join(node.saDir, 'token'), saToken);
     writeFileSync(join(node.saDir, 'ca.crt'), env.cp.caPem);
-    writeFileSync(join(node.saDir, 'namespace'), sysNs);
+    writeFileSync(join(node.saDir, 'namespace'), ids?.namespace ?? sysNs);
     const primary = {
       cniVersion: '1.0.0',
       name: 'e2e-pod-network',
@@ -99,7 +102,8 @@ async function main(): Promise<void> {
     const r = await run(
       'node',
       [installerCli, 'once', '--net-dir', node.netDir, '--host-net-dir', node.netDir, '--bin-dir', node.binDir,
-        '--sa-dir', node.saDir, '--config', config, '--kubeconfig-path', node.kubeconfig],
+        '--sa-dir', node.saDir, '--config', config, '--kubeconfig-path', node.kubeconfig,
+        '--readiness-port', '0', '--plugin-log-file', join(env.cp.dir, 'asm-cni.log'), ...installerArgs],
       {
         env: { ...process.env, KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(env.cp.port) },
         timeoutMs: 60_000,
@@ -112,7 +116,7 @@ async function main(): Promise<void> {
       t.equal(statSync(node.kubeconfig).mode & 0o777, 0o600, 'kubeconfig mode 0600');
       const kc = readFileSync(node.kubeconfig, 'utf8');
       t.match(kc, `https://127.0.0.1:${env.cp.port}`, 'kubeconfig names the API server');
-      t.match(kc, pluginToken, 'with the service-account token');
+      t.match(kc, /token:\s*\S+/, 'with a token');
     }
     const list = JSON.parse(readFileSync(node.conflist, 'utf8'));
     const ours = list.plugins?.[list.plugins.length - 1];
@@ -121,12 +125,21 @@ async function main(): Promise<void> {
     t.equal(list.name, 'e2e-pod-network', 'network name kept');
   });
 
+  await t.test('8. the identity in the installed kubeconfig may get pods and nothing more', async (t) => {
+    const can = async (...a: string[]): Promise<string> =>
+      (await env.cp.kubectl(['auth', 'can-i', ...a], { kubeconfig: node.kubeconfig })).stdout.trim();
+    t.equal(await can('get', 'pods', '-n', sysNs), 'yes', 'get pods');
+    t.equal(await can('list', 'pods', '-A'), 'no', 'not list pods');
+    t.equal(await can('delete', 'pods', '-n', sysNs), 'no', 'not delete pods');
+    t.equal(await can('get', 'secrets', '-n', sysNs), 'no', 'not get secrets');
+    t.equal(await can('create', 'serviceaccounts/token', '-n', ids?.namespace ?? sysNs), 'no', 'not mint tokens');
+  });
+
   const ourEntry = (): Record<string, unknown> => {
     const list = JSON.parse(readFileSync(node.conflist, 'utf8'));
     const entry = (list.plugins as Array<Record<string, unknown>>).find((p) => p.type === 'asm-cni');
     if (!entry) throw new Error(`no asm-cni entry in ${node.conflist}`);
-    // Logs go to the test's dir, not the host's /var/log.
-    return { cniVersion: list.cniVersion, name: list.name, ...entry, log_file: join(env.cp.dir, 'asm-cni.log') };
+    return { cniVersion: list.cniVersion, name: list.name, ...entry };
   };
 
   const prevResult = (n: Netns) => ({
@@ -201,9 +214,10 @@ async function main(): Promise<void> {
     await env.cp.kubectlOk(['create', 'serviceaccount', 'no-rights', '-n', sysNs]);
     const weak = (await env.cp.kubectlOk(['create', 'token', 'no-rights', '-n', sysNs, '--duration=1h'])).trim();
     const kc = readFileSync(node.kubeconfig, 'utf8');
-    t.ok(kc.includes(pluginToken), 'the installed kubeconfig carries the plugin token');
     const weakKc = join(env.cp.dir, 'weak.kubeconfig');
-    writeFileSync(weakKc, kc.split(pluginToken).join(weak), { mode: 0o600 });
+    const swapped = kc.replace(/^(\s*token:\s*).*$/m, `$1${weak}`);
+    t.not(swapped, kc, 'the installed kubeconfig has a token to swap');
+    writeFileSync(weakKc, swapped, { mode: 0o600 });
     const n = await netns();
     const r = await cniAdd(n, appNs, 'hello', { ...ourEntry(), kubeconfig: weakKc });
     t.not(r.code, 0, 'ADD failed');
@@ -251,4 +265,19 @@ async function main(): Promise<void> {
   });
 }
 
-export type { Env };
+/** From the shipped installer DaemonSet: its ServiceAccount and the plugin ServiceAccount it mints tokens for. */
+function installerIdentity(env: Env): { namespace: string; installerSA: string; pluginSA: string } | undefined {
+  for (const ds of env.rendered.filter((o) => o.kind === 'DaemonSet')) {
+    const spec = ds.spec?.template?.spec;
+    for (const c of (spec?.containers ?? []) as Array<{ env?: Array<{ name: string; value?: string }>; args?: string[] }>) {
+      const fromEnv = c.env?.find((e) => e.name === 'ASM_PLUGIN_SERVICE_ACCOUNT')?.value;
+      const i = c.args?.indexOf('--plugin-service-account') ?? -1;
+      const fromArgs = i >= 0 ? c.args?.[i + 1] : c.args?.find((a) => a.startsWith('--plugin-service-account='))?.split('=')[1];
+      const pluginSA = fromArgs ?? fromEnv;
+      if (pluginSA && spec.serviceAccountName) {
+        return { namespace: ds.metadata.namespace ?? 'default', installerSA: spec.serviceAccountName, pluginSA };
+      }
+    }
+  }
+  return undefined;
+}

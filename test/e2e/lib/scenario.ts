@@ -14,6 +14,8 @@ export interface Env {
   cp: ControlPlane;
   webhook: Webhook;
   overlayDir: string;
+  /** Every object of manifests/, rendered. */
+  rendered: K8sObject[];
   /** The shipped MutatingWebhookConfiguration(s), as rendered from manifests/. */
   shipped: K8sObject[];
   probeNs: string;
@@ -28,8 +30,8 @@ export async function bringUp(t: Test): Promise<Env> {
   const webhook = await startWebhook({ dir: cp.dir, certDir });
   t.teardown(() => webhook.stop());
   const probeNs = await cp.namespace('e2e-probe');
-  const shipped = hasKustomization() ? webhookConfigs(await render(cp)) : [];
-  return { cp, webhook, overlayDir: join(cp.dir, 'overlay'), shipped, probeNs };
+  const rendered = hasKustomization() ? await render(cp) : [];
+  return { cp, webhook, overlayDir: join(cp.dir, 'overlay'), rendered, shipped: webhookConfigs(rendered), probeNs };
 }
 
 export function shippedWebhooks(env: Env): MutatingWebhook[] {
