@@ -39,6 +39,7 @@ fi
 
 command -v go >/dev/null 2>&1 || die "go is not on PATH; the e2e toolchain is built with Go (see BRIEF: Go from the machine)"
 [[ "$K8S_VERSION" =~ ^v1\.([0-9]+)\.([0-9]+)$ ]] || die "ASM_K8S_VERSION must look like v1.35.4, got '$K8S_VERSION'"
+K8S_MINOR="${BASH_REMATCH[1]}"
 STAGING_VERSION="v0.${BASH_REMATCH[1]}.${BASH_REMATCH[2]}"
 
 export CGO_ENABLED=0
@@ -96,7 +97,7 @@ cd "$WRAP"
 P="${ASM_GO_BUILD_P:-2}"
 ldflags="-s -w"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=${BASH_REMATCH[1]}"
+  ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$K8S_MINOR"
   ldflags+=" -X $pkg.gitTreeState=clean"
 done
 
