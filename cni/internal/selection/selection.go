@@ -25,8 +25,7 @@ const (
 	IstioInitName             = "istio-init"
 	InterceptionModeNone      = "NONE"
 	InterceptionModeRedirect  = "REDIRECT"
-	interceptionModeLongFlag  = "--istio-inbound-interception-mode"
-	interceptionModeShortFlag = "-m"
+	interceptionModeFlag      = "-m"
 )
 
 // Decision says whether the plugin programs redirection for a pod, and why.
@@ -93,31 +92,31 @@ func countRunning(p *pod.Pod) int {
 }
 
 // InterceptionMode is the pod's interception mode: the sidecar.istio.io/interceptionMode annotation when
-// present; else the mode istio-init's arguments give (-m X, -m=X or --istio-inbound-interception-mode);
+// present; else istio-init's -m argument ("-m X" or "-m=X", the last one wins, as the webhook reads it);
 // else REDIRECT. The value is returned as written (validation is the rules package's job).
 func InterceptionMode(p *pod.Pod) string {
 	if v, ok := p.Metadata.Annotations[InterceptionModeKey]; ok {
 		return v
 	}
 	if c := p.InitContainer(IstioInitName); c != nil {
-		if v, ok := flagValue(c.Args, interceptionModeShortFlag, interceptionModeLongFlag); ok {
+		if v, ok := flagValue(c.Args, interceptionModeFlag); ok {
 			return v
 		}
 	}
 	return InterceptionModeRedirect
 }
 
-// flagValue finds the last occurrence of a flag in "-f value", "-f=value" form (last wins, as in pflag).
-func flagValue(args []string, names ...string) (string, bool) {
+// flagValue finds the last occurrence of a flag in "-f value" or "-f=value" form; a value taken by
+// "-f value" is not itself read as a flag.
+func flagValue(args []string, name string) (string, bool) {
 	val, found := "", false
 	for i := 0; i < len(args); i++ {
-		for _, n := range names {
-			switch {
-			case args[i] == n && i+1 < len(args):
-				val, found = args[i+1], true
-			case strings.HasPrefix(args[i], n+"="):
-				val, found = args[i][len(n)+1:], true
-			}
+		switch {
+		case args[i] == name && i+1 < len(args):
+			val, found = args[i+1], true
+			i++
+		case strings.HasPrefix(args[i], name+"="):
+			val, found = args[i][len(name)+1:], true
 		}
 	}
 	return val, found

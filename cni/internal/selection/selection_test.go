@@ -94,11 +94,16 @@ func TestDecideOwnCases(t *testing.T) {
 			c.Args = []string{"istio-iptables", "-m=NONE"}
 			p.Spec.InitContainers = []pod.Container{c}
 		}), "shop", ReasonInterceptionNone},
-		{"long flag form", mk(func(p *pod.Pod) {
+		{"only -m is read, as by the webhook", mk(func(p *pod.Pod) {
 			c := initC
 			c.Args = []string{"istio-iptables", "--istio-inbound-interception-mode", "NONE"}
 			p.Spec.InitContainers = []pod.Container{c}
-		}), "shop", ReasonInterceptionNone},
+		}), "shop", ReasonIstioInitPresent},
+		{"a value after -m is not a flag", mk(func(p *pod.Pod) {
+			c := initC
+			c.Args = []string{"-m", "-m", "NONE"}
+			p.Spec.InitContainers = []pod.Container{c}
+		}), "shop", ReasonIstioInitPresent},
 		{"last -m wins", mk(func(p *pod.Pod) {
 			c := initC
 			c.Args = []string{"-m", "NONE", "-m", "REDIRECT"}
