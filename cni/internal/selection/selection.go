@@ -11,21 +11,21 @@ import (
 
 // Reason codes, exactly as test/vectors/README.md spells them.
 const (
-	ReasonSelected            = "selected"
-	ReasonExcludedNamespace   = "excluded-namespace"
-	ReasonDisabledLabel       = "injection-disabled-label"
-	ReasonDisabledAnnotation  = "injection-disabled-annotation"
-	ReasonNoIstioProxy        = "no-istio-proxy"
-	ReasonSingleContainer     = "single-container"
-	ReasonHostNetwork         = "host-network"
-	ReasonInterceptionNone    = "interception-none"
-	ReasonIstioInitPresent    = "istio-init-present"
-	InjectKey                 = "sidecar.istio.io/inject"
-	InterceptionModeKey       = "sidecar.istio.io/interceptionMode"
-	IstioInitName             = "istio-init"
-	InterceptionModeNone      = "NONE"
-	InterceptionModeRedirect  = "REDIRECT"
-	interceptionModeFlag      = "-m"
+	ReasonSelected           = "selected"
+	ReasonExcludedNamespace  = "excluded-namespace"
+	ReasonDisabledLabel      = "injection-disabled-label"
+	ReasonDisabledAnnotation = "injection-disabled-annotation"
+	ReasonNoIstioProxy       = "no-istio-proxy"
+	ReasonSingleContainer    = "single-container"
+	ReasonHostNetwork        = "host-network"
+	ReasonInterceptionNone   = "interception-none"
+	ReasonIstioInitPresent   = "istio-init-present"
+	InjectKey                = "sidecar.istio.io/inject"
+	InterceptionModeKey      = "sidecar.istio.io/interceptionMode"
+	IstioInitName            = "istio-init"
+	InterceptionModeNone     = "NONE"
+	InterceptionModeRedirect = "REDIRECT"
+	interceptionModeFlag     = "-m"
 )
 
 // Decision says whether the plugin programs redirection for a pod, and why.
