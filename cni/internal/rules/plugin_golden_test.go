@@ -89,3 +89,43 @@ func TestPluginGoldens(t *testing.T) {
 		}
 	}
 }
+
+// TestIstioCNIInjectionGetsBasicRules: a workload as Istio's own CNI-mode injection renders it (the shape the
+// webhook's rewrite produces) is selected by the plugin and gets exactly the basic golden's rules, which are
+// the rules its istio-init would have programmed; the same workload injected with istio-init is left alone.
+func TestIstioCNIInjectionGetsBasicRules(t *testing.T) {
+	root := rulestest.OracleDir(t)
+	basic, err := os.ReadFile(filepath.Join(root, "iptables", "cni-plugin", "basic.txt.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, flavour := range []string{"classic-1.26.8", "native-master"} {
+		t.Run(flavour, func(t *testing.T) {
+			cni := decodeOracle(t, filepath.Join(root, "inject", flavour, "hello.yaml.cni.injected"))
+			if d := selection.Decide(cni, "default", []string{"kube-system", "istio-system"}); !d.Redirect {
+				t.Fatalf("CNI-mode pod not selected: %s", d.Reason)
+			}
+			rs := Render(mustFromPod(t, cni))
+			if rs.IPv4 != string(basic) {
+				t.Errorf("rules differ from basic.txt.golden\n%s", lineDiff(string(basic), rs.IPv4))
+			}
+			classic := decodeOracle(t, filepath.Join(root, "inject", flavour, "hello.yaml.injected"))
+			if d := selection.Decide(classic, "default", nil); d.Redirect || d.Reason != selection.ReasonIstioInitPresent {
+				t.Errorf("istio-init pod: %+v", d)
+			}
+		})
+	}
+}
+
+func decodeOracle(t *testing.T, path string) *pod.Pod {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pod.DecodeWorkload([]byte(strings.SplitN(string(data), "\n---", 2)[0]))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return p
+}
