@@ -125,3 +125,24 @@ func TestSpecVersions(t *testing.T) {
 		}
 	}
 }
+
+// On a node whose own iptables are legacy (rules only in legacy tables), the plugin in auto mode programs the
+// pod with legacy iptables: the legacy golden in the legacy tables, nothing in nft.
+func TestLegacyNodeIsDetected(t *testing.T) {
+	dir := nettest.RequireOracles(t)
+	f := newFixture(t)
+	nettest.Run(t, f.node, "iptables-legacy", "-w", "-A", "INPUT", "-s", "192.0.2.99/32", "-j", "ACCEPT")
+	pod := nettest.NewNS(t)
+	f.api.SetPod(t, "default", "p", nettest.Pod("default", "p", nil, nil))
+	mustSucceed(t, "ADD", f.run(t, "ADD", pod, podArgs("default", "p"), f.conf(t, "1.0.0", prevResult("1.0.0", pod.Path()), nil)))
+	golden := nettest.ReadFile(t, filepath.Join(dir, "iptables", "cni-plugin-iptables-save", "basic.legacy.iptables-save"))
+	if got := nettest.Save(t, pod, "legacy", false); got != nettest.Normalize(golden) {
+		t.Fatalf("legacy tables differ from the golden:\n%s", got)
+	}
+	if got := nettest.Save(t, pod, "nft", false); strings.Contains(got, "ISTIO") {
+		t.Fatalf("nft tables hold rules too:\n%s", got)
+	}
+	if log := nettest.ReadFile(t, f.logFile); !strings.Contains(log, "iptables legacy") {
+		t.Fatalf("the log does not say which backend was used:\n%s", log)
+	}
+}
