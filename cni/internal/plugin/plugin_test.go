@@ -1,0 +1,90 @@
+package plugin
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/asm-cni/asm-cni/cni/internal/config"
+	"github.com/asm-cni/asm-cni/cni/internal/kube"
+)
+
+func TestLookupErrCodes(t *testing.T) {
+	for kind, code := range map[kube.Kind]uint{
+		kube.KindKubeconfig: types.ErrInvalidNetworkConfig, kube.KindUnreachable: types.ErrTryAgainLater,
+		kube.KindServerError: types.ErrTryAgainLater, kube.KindUnauthorized: CodeUnauthorized, kube.KindForbidden: CodeForbidden,
+		kube.KindNotFound: CodePodNotFound, kube.KindBadResponse: CodeBadAPIResponse,
+	} {
+		err := lookupErr(&kube.LookupError{Kind: kind, Namespace: "ns", Name: "p", Detail: "why"})
+		var te *types.Error
+		if !errors.As(err, &te) || te.Code != code || !strings.Contains(te.Msg, "ns/p") || !strings.Contains(te.Msg, "why") {
+			t.Errorf("%s: got %v, want code %d", kind, err, code)
+		}
+	}
+	var te *types.Error
+	if !errors.As(lookupErr(errors.New("odd")), &te) || te.Code != types.ErrInternal {
+		t.Error("unknown errors are internal")
+	}
+}
+
+func TestTargetOf(t *testing.T) {
+	conf := &config.Config{ExcludeNamespaces: []string{"kube-system"}}
+	if tg := targetOf(&skel.CmdArgs{Args: "K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web"}, conf); tg.skip != "" || tg.ref.Name != "web" {
+		t.Fatalf("%+v", tg)
+	}
+	if tg := targetOf(&skel.CmdArgs{Args: "K8S_POD_NAMESPACE=kube-system;K8S_POD_NAME=dns"}, conf); !strings.Contains(tg.skip, "exclude_namespaces") {
+		t.Fatalf("%+v", tg)
+	}
+	if tg := targetOf(&skel.CmdArgs{Args: "IgnoreUnknown=1"}, conf); !strings.Contains(tg.skip, "no Kubernetes pod") {
+		t.Fatalf("%+v", tg)
+	}
+}
+
+func TestHasIPv6(t *testing.T) {
+	mk := func(addrs ...string) types.Result {
+		r := &current.Result{CNIVersion: "1.0.0"}
+		for _, a := range addrs {
+			ipn, err := types.ParseCIDR(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.IPs = append(r.IPs, &current.IPConfig{Address: *ipn})
+		}
+		return r
+	}
+	if hasIPv6(nil) || hasIPv6(mk("192.0.2.1/24")) || !hasIPv6(mk("192.0.2.1/24", "2001:db8::1/64")) {
+		t.Fatal("hasIPv6 is wrong")
+	}
+}
+
+func TestLoggerLevelsAndFile(t *testing.T) {
+	var stderr bytes.Buffer
+	file := filepath.Join(t.TempDir(), "asm-cni.log")
+	l := newLogger("warn", file, &stderr)
+	l.with("pod=a/b ")
+	l.Infof("hidden")
+	l.Warnf("shown %d", 1)
+	l.close()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{stderr.String(), string(data)} {
+		if strings.Contains(out, "hidden") || !strings.Contains(out, "WARN  asm-cni pod=a/b shown 1") {
+			t.Fatalf("log output %q", out)
+		}
+	}
+	stderr.Reset()
+	l = newLogger("info", "/nonexistent/dir/asm-cni.log", &stderr)
+	l.Infof("still logged")
+	if !strings.Contains(stderr.String(), "cannot open log_file") || !strings.Contains(stderr.String(), "still logged") {
+		t.Fatalf("stderr %q", stderr.String())
+	}
+}
