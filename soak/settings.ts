@@ -22,6 +22,11 @@ export interface Settings {
   reloadBoundMs: number;
   shutdownBoundMs: number;
   abuseSeconds: number;
+  abuseRate: number;
+  abuseP99BoundMs: number;
+  slowClients: number;
+  slowCloseBoundMs: number;
+  idleConnections: number;
   pods: number;
   apiTimeout: string;
   installerKills: number;
@@ -50,6 +55,12 @@ export function settings(): Settings {
     reloadBoundMs: num('SOAK_RELOAD_BOUND_MS', 5_000),
     shutdownBoundMs: num('SOAK_SHUTDOWN_BOUND_MS', 30_000),
     abuseSeconds: num('SOAK_ABUSE_SECONDS', 40),
+    abuseRate: num('SOAK_ABUSE_RATE', 50),
+    abuseP99BoundMs: num('SOAK_ABUSE_P99_BOUND_MS', 1000),
+    slowClients: num('SOAK_SLOW_CLIENTS', 50),
+    // headersTimeout/requestTimeout are enforced by node's connection sweep (every 30 s), so allow that on top
+    slowCloseBoundMs: num('SOAK_SLOW_CLOSE_BOUND_MS', 70_000),
+    idleConnections: num('SOAK_IDLE_CONNECTIONS', 1000),
     pods: num('SOAK_PODS', 50),
     apiTimeout: process.env.SOAK_API_TIMEOUT ?? '2s',
     installerKills: num('SOAK_INSTALLER_KILLS', 50),

@@ -42,6 +42,8 @@ export interface LoadStats {
   rate: number;
   /** most requests outstanding at once */
   maxInFlight: number;
+  /** seconds whose worst latency was over 250 ms: [second, answered, worst ms] */
+  slowSeconds: Array<[number, number, number]>;
 }
 
 export class Baseline {
@@ -75,11 +77,14 @@ export class Recorder {
   readonly retryCauses: Record<string, number> = {};
   readonly failures: Record<string, number> = {};
   readonly started = performance.now();
+  /** per second of the run (by send time): [answered, worst latency ms], to see when a stall happened */
+  readonly timeline: Array<[number, number]> = [];
 
   constructor(private readonly baseline?: Baseline) {}
 
   async one(client: AdmissionClient, t: ReviewTemplate, deadlineMs = 10_000): Promise<boolean> {
     const uid = newUid();
+    const second = Math.floor((performance.now() - this.started) / 1000);
     this.sent++;
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
@@ -97,6 +102,9 @@ export class Recorder {
       }
       this.answered++;
       this.latencies.push(r.ms);
+      const slot = (this.timeline[second] ??= [0, 0]);
+      slot[0]++;
+      slot[1] = Math.max(slot[1], Math.round(r.ms));
       const want = this.baseline?.expected(t);
       if (want !== undefined && want !== v.signature) this.mismatched++;
       return true;
@@ -110,6 +118,7 @@ export class Recorder {
       sent: this.sent, answered: this.answered, failed: this.failed, mismatched: this.mismatched, retried: this.retried,
       retryCauses: this.retryCauses, failures: this.failures, latency: summarize(this.latencies),
       seconds: Math.round((performance.now() - this.started) / 100) / 10, rate, maxInFlight: this.maxInFlight,
+      slowSeconds: this.timeline.flatMap((v, i) => (v && v[1] > 250 ? [[i, v[0], v[1]] as [number, number, number]] : [])),
     };
   }
 }

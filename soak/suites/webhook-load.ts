@@ -171,7 +171,7 @@ export async function webhookLoadSuite(report: Report): Promise<void> {
   if (b) b.child.proc.kill('SIGTERM');
 }
 
-/** Sum of every metric sample that counts failed config reloads (named *config*reload*fail* or reload_failures). */
+/** Sum of every metric sample that counts failed config reloads (asm_cni_webhook_config_reload_failures_total, or a config reload counter with a failure label). */
 function reloadFailures(text: string): number {
   let sum = 0;
   for (const line of text.split('\n')) {
@@ -180,7 +180,7 @@ function reloadFailures(text: string): number {
     if (!m) continue;
     const name = m[1]!;
     const labels = m[2] ?? '';
-    if (/reload/.test(name) && (/fail|error/.test(name) || /(result|outcome|status)="(fail|failure|error|invalid)/.test(labels))) sum += Number(m[3]);
+    if (/config.*reload/.test(name) && (/fail|error/.test(name) || /(result|outcome|status)="(fail|failure|error|invalid)/.test(labels))) sum += Number(m[3]);
   }
   return sum;
 }
