@@ -100,7 +100,7 @@ func (tp *topology) conflist(t *testing.T, kubeconfig string) []byte {
 
 // conn is one accepted connection: which listener got it, the client's tag, and SO_ORIGINAL_DST.
 type conn struct {
-	listener, tag, origDst, peer string
+	listener, tag, origDst, peer, local string
 }
 
 // serve accepts on l and reports every connection on ch.
@@ -114,7 +114,7 @@ func serve(l net.Listener, name string, ch chan<- conn) {
 			defer c.Close()
 			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 			tag, _ := bufio.NewReader(c).ReadString('\n')
-			ch <- conn{listener: name, tag: strings.TrimSpace(tag), origDst: originalDst(c), peer: c.RemoteAddr().String()}
+			ch <- conn{listener: name, tag: strings.TrimSpace(tag), origDst: originalDst(c), peer: c.RemoteAddr().String(), local: c.LocalAddr().String()}
 		}(c)
 	}
 }
@@ -215,13 +215,81 @@ func expect(t *testing.T, ch <-chan conn, tag, listener, origDst string) {
 	}
 }
 
+// chain is the runtime side: libcni with Debian's plugins and the asm-cni binary, the conflist and loopback.
+type chain struct {
+	cni  *libcni.CNIConfig
+	list *libcni.NetworkConfigList
+	lo   *libcni.NetworkConfig
+	tp   *topology
+}
+
+func newChain(t *testing.T, tp *topology, kubeconfig string) *chain {
+	t.Helper()
+	// A copy of the binary named asm-cni in a directory of its own is the runtime's CNI_PATH entry.
+	binDir := t.TempDir()
+	data, err := os.ReadFile(nettest.Binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(binDir, "asm-cni"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := &chain{tp: tp, cni: libcni.NewCNIConfigWithCacheDir([]string{"/usr/lib/cni", binDir}, t.TempDir(), nil)}
+	if c.list, err = libcni.ConfListFromBytes(tp.conflist(t, kubeconfig)); err != nil {
+		t.Fatal(err)
+	}
+	if c.lo, err = libcni.ConfFromBytes([]byte(`{"cniVersion": "1.0.0", "name": "cni-loopback", "type": "loopback"}`)); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// add runs loopback and then the conflist for a pod, as the runtime does, from inside the node namespace.
+func (c *chain) add(t *testing.T, pod ns.NetNS, namespace, name string) (*libcni.RuntimeConf, *types100.Result) {
+	t.Helper()
+	if c.tp.v6 {
+		sysctl(t, pod, "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
+	}
+	rt := &libcni.RuntimeConf{ContainerID: "chain-" + name, NetNS: pod.Path(), IfName: "eth0",
+		Args: [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", namespace}, {"K8S_POD_NAME", name}}}
+	var result *types100.Result
+	ctx := context.Background()
+	nettest.InNS(t, c.tp.node, func() error {
+		if _, err := c.cni.AddNetwork(ctx, c.lo, rt); err != nil {
+			return fmt.Errorf("loopback ADD: %w", err)
+		}
+		r, err := c.cni.AddNetworkList(ctx, c.list, rt)
+		if err != nil {
+			return fmt.Errorf("chain ADD: %w", err)
+		}
+		result, err = types100.NewResultFromResult(r)
+		return err
+	})
+	return rt, result
+}
+
+// addrs returns the pod's IPv4 and IPv6 addresses from the chain's result, checking they are in the ranges.
+func addrs(t *testing.T, tp *topology, result *types100.Result) (v4, v6 string) {
+	t.Helper()
+	for _, ip := range result.IPs {
+		if ip.Address.IP.To4() != nil {
+			v4 = ip.Address.IP.String()
+		} else {
+			v6 = ip.Address.IP.String()
+		}
+	}
+	if !strings.HasPrefix(v4, "192.0.2.") || (tp.v6 && !strings.HasPrefix(v6, "2001:db8:1:")) {
+		t.Fatalf("the chain's result lacks the pod's addresses: %+v", result.IPs)
+	}
+	return v4, v6
+}
+
 func TestChainAndTraffic(t *testing.T) {
 	nettest.RequireTools(t)
 	for _, p := range []string{"bridge", "host-local", "loopback"} {
 		_, err := os.Stat("/usr/lib/cni/" + p)
 		testenv.Require(t, err == nil, "/usr/lib/cni/"+p+" missing (Debian containernetworking-plugins; run test/setup/system-deps.sh)")
 	}
-	bin := nettest.Binary(t)
 	tp := newTopology(t)
 	api := nettest.StartAPI(t, tp.node, token)
 	kc := nettest.Kubeconfig(t, api.URL, api.CAData, token, "")
@@ -232,62 +300,18 @@ func TestChainAndTraffic(t *testing.T) {
 	}, nil))
 
 	pod := nettest.NewNS(t)
-	if tp.v6 {
-		sysctl(t, pod, "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
-	}
-	// Use a copy of the binary named asm-cni in a directory of its own as the runtime's CNI_PATH entry.
-	binDir := t.TempDir()
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(binDir, "asm-cni"), data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cni := libcni.NewCNIConfigWithCacheDir([]string{"/usr/lib/cni", binDir}, t.TempDir(), nil)
-	list, err := libcni.ConfListFromBytes(tp.conflist(t, kc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lo, err := libcni.ConfFromBytes([]byte(`{"cniVersion": "1.0.0", "name": "cni-loopback", "type": "loopback"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt := &libcni.RuntimeConf{ContainerID: "chaintest0001", NetNS: pod.Path(), IfName: "eth0",
-		Args: [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", "shop"}, {"K8S_POD_NAME", "web-0"}}}
-	ctx := context.Background()
-	var result *types100.Result
-	nettest.InNS(t, tp.node, func() error {
-		if _, err := cni.AddNetwork(ctx, lo, rt); err != nil {
-			return fmt.Errorf("loopback ADD: %w", err)
-		}
-		r, err := cni.AddNetworkList(ctx, list, rt)
-		if err != nil {
-			return fmt.Errorf("chain ADD: %w", err)
-		}
-		result, err = types100.NewResultFromResult(r)
-		return err
-	})
+	env := newChain(t, tp, kc)
+	rt, result := env.add(t, pod, "shop", "web-0")
 	deleted := false
 	t.Cleanup(func() {
 		if !deleted {
-			_ = tp.node.Do(func(ns.NetNS) error { return cni.DelNetworkList(ctx, list, rt) })
+			_ = tp.node.Do(func(ns.NetNS) error { return env.cni.DelNetworkList(context.Background(), env.list, rt) })
 		}
 	})
-
-	var podIP4, podIP6 string
-	for _, ip := range result.IPs {
-		if ip.Address.IP.To4() != nil {
-			podIP4 = ip.Address.IP.String()
-		} else {
-			podIP6 = ip.Address.IP.String()
-		}
-	}
-	if !strings.HasPrefix(podIP4, "192.0.2.") || (tp.v6 && !strings.HasPrefix(podIP6, "2001:db8:1:")) {
-		t.Fatalf("the chain's result lacks the pod's addresses: %+v", result.IPs)
-	}
-	if addrs := nettest.Run(t, pod, "ip", "-o", "addr", "show", "dev", "eth0"); !strings.Contains(addrs, podIP4+"/24") {
-		t.Fatalf("pod eth0 lacks %s:\n%s", podIP4, addrs)
+	cni, list, ctx := env.cni, env.list, context.Background()
+	podIP4, podIP6 := addrs(t, tp, result)
+	if out := nettest.Run(t, pod, "ip", "-o", "addr", "show", "dev", "eth0"); !strings.Contains(out, podIP4+"/24") {
+		t.Fatalf("pod eth0 lacks %s:\n%s", podIP4, out)
 	}
 	var backend string
 	nettest.InNS(t, tp.node, func() error {
