@@ -38,18 +38,27 @@ func Binary(t testing.TB) string {
 		return b
 	}
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "asm-cni-bin-")
+		// Built into the user's cache dir (not the repo, not a leaked temp dir); written to a temporary name
+		// and renamed, so test packages running in parallel never see a half-written binary.
+		cache, err := os.UserCacheDir()
 		if err != nil {
+			cache = os.TempDir()
+		}
+		dir := filepath.Join(cache, "asm-cni", "test-bin")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			buildErr = err
 			return
 		}
 		built = filepath.Join(dir, "asm-cni")
-		c := exec.Command("go", "build", "-o", built, "./cmd/asm-cni")
+		tmp := fmt.Sprintf("%s.%d", built, os.Getpid())
+		c := exec.Command("go", "build", "-o", tmp, "./cmd/asm-cni")
 		c.Dir = filepath.Join(RepoRoot(), "cni")
 		c.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := c.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
 		}
+		buildErr = os.Rename(tmp, built)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
