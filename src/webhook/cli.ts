@@ -6,6 +6,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { admit } from './admit.js';
 import { ConfigFileError } from './config-watch.js';
+import type { DestinationStream } from 'pino';
 import { createLogger } from './logging.js';
 import { type ServeOptions, exitOnSignals, startServer } from './server.js';
 import { TlsFileError } from './tls.js';
@@ -107,7 +108,8 @@ async function serve(argv: string[], io: CliIO): Promise<number | 'running'> {
     io.stdout.write(USAGE);
     return 0;
   }
-  const log = createLogger();
+  // Logs go to the CLI's stdout: the process's own (asynchronous, flushed on exit), or the stream a caller gave.
+  const log = createLogger(io.stdout === process.stdout ? {} : { destination: io.stdout as unknown as DestinationStream });
   try {
     const running = await startServer({ ...parsed, admit, log });
     exitOnSignals(running, log);

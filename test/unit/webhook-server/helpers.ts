@@ -191,13 +191,13 @@ export function httpsRequest(
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Polls until check() returns a truthy value or the time is up. */
-export async function eventually<T>(check: () => Promise<T> | T, ms = 8000, every = 50): Promise<T> {
+export async function eventually<T>(check: () => Promise<T> | T, ms = 8000, every = 50): Promise<NonNullable<T>> {
   const end = Date.now() + ms;
   let last: unknown;
   for (;;) {
     try {
       const v = await check();
-      if (v) return v;
+      if (v) return v as NonNullable<T>;
     } catch (err) {
       last = err;
     }

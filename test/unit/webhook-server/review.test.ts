@@ -1,0 +1,79 @@
+// The envelope helpers (pure), the metrics registry and the logger choices.
+import t from 'tap';
+import { DEFAULT_CONFIG } from '../../../src/config/shared-config.js';
+import { allowed, denied, errored, fromOutcome, handle, parseReview, patched, toReview } from '../../../src/webhook/review.js';
+import { WebhookMetrics } from '../../../src/webhook/metrics.js';
+import { createLogger, wantPretty } from '../../../src/webhook/logging.js';
+
+const op = { op: 'remove' as const, path: '/spec/initContainers/0' };
+
+t.test('parseReview accepts a v1 AdmissionReview with a uid and names what is wrong otherwise', async (t) => {
+  const ok = parseReview({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u' } });
+  t.same(ok, { ok: true, request: { uid: 'u' } });
+  t.match(parseReview([]), { ok: false, reason: 'not-an-object' });
+  t.match(parseReview({ kind: 'AdmissionReview' }), { ok: false, reason: 'unsupported-api-version', message: /got null/ });
+  t.match(parseReview({ apiVersion: 'admission.k8s.io/v1' }), { ok: false, reason: 'not-an-admission-review' });
+  t.match(parseReview({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: [] }), { ok: false, reason: 'no-request' });
+  t.match(parseReview({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: '' } }), { ok: false, reason: 'no-uid' });
+});
+
+t.test('response helpers and the v1 envelope', async (t) => {
+  t.same(allowed('u'), { uid: 'u', allowed: true });
+  t.same(allowed('u', []), { uid: 'u', allowed: true });
+  t.same(patched('u', [], ['w']), { uid: 'u', allowed: true, warnings: ['w'] }, 'an empty patch is no patch');
+  t.same(denied('u', 403, 'no'), { uid: 'u', allowed: false, status: { code: 403, message: 'no', reason: 'Forbidden' } });
+  t.same(denied('u', 400, 'bad', ['w']).warnings, ['w']);
+  t.match(errored('u', 500, 'text'), { allowed: false, status: { code: 500, message: /internal error: text/ } });
+  const env = toReview(patched('u', [op], ['careful']));
+  t.same(env, {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    response: { uid: 'u', allowed: true, patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify([op])).toString('base64'), warnings: ['careful'] },
+  });
+  t.same(toReview(denied('u', 400, 'bad')).response, { uid: 'u', allowed: false, status: { code: 400, message: 'bad', reason: 'BadRequest' } });
+  t.same(fromOutcome('u', { allowed: false, patch: [], warnings: [], decision: 'denied', reason: 'x' }).status, { code: 403, message: 'denied: x', reason: 'Forbidden' });
+});
+
+t.test('handle maps outcomes; a patched decision with no ops counts as skipped', async (t) => {
+  const h = handle({ uid: 'u' }, DEFAULT_CONFIG, () => ({ allowed: true, patch: [], warnings: [], decision: 'patched', reason: 'selected' }));
+  t.match(h, { outcome: 'skipped', reason: 'selected' });
+  const p = handle({ uid: 'u' }, DEFAULT_CONFIG, () => ({ allowed: true, patch: [op], warnings: [], decision: 'patched', reason: 'selected' }));
+  t.match(p, { outcome: 'patched', response: { patch: [op] } });
+  const bad = handle({ uid: 'u' }, DEFAULT_CONFIG, () => undefined as never);
+  t.match(bad, { outcome: 'error', reason: 'internal-error', response: { uid: 'u', allowed: false } }, 'a malformed outcome is an error, not a crash');
+});
+
+t.test('metrics: counters by outcome and reason, latency histogram, own registry', async (t) => {
+  const a = new WebhookMetrics({ defaultMetrics: false });
+  const b = new WebhookMetrics();
+  a.recordReview('patched', 'selected', 0.0004);
+  a.recordReview('patched', 'selected', 0.002);
+  a.recordReview('skipped', 'not-create', 0.0001);
+  const text = await a.registry.metrics();
+  t.match(text, /asm_cni_webhook_reviews_total\{outcome="patched",reason="selected"\} 2/);
+  t.match(text, /asm_cni_webhook_reviews_total\{outcome="skipped",reason="not-create"\} 1/);
+  t.match(text, /asm_cni_webhook_review_duration_seconds_bucket\{le="0.0005",outcome="patched"\} 1/);
+  t.match(text, /asm_cni_webhook_review_duration_seconds_count\{outcome="patched"\} 2/);
+  t.notMatch(text, /process_cpu/, 'no default metrics when asked not to');
+  t.notMatch(await b.registry.metrics(), /outcome="patched"/, 'registries are separate');
+  t.match(await b.registry.metrics(), /nodejs_eventloop_lag_seconds/);
+});
+
+t.test('logger: pretty only for development or a terminal outside production', async (t) => {
+  t.equal(wantPretty({ NODE_ENV: 'development' }, false), true);
+  t.equal(wantPretty({}, true), true);
+  t.equal(wantPretty({ NODE_ENV: 'production' }, true), false);
+  t.equal(wantPretty({}, false), false);
+  const lines: string[] = [];
+  const { logger, flush } = createLogger({ level: 'warn', pretty: false, destination: { write: (s: string) => lines.push(s) } });
+  logger.info('hidden');
+  logger.warn({ uid: 'u' }, 'shown');
+  flush();
+  t.equal(lines.length, 1);
+  t.match(JSON.parse(lines[0]!), { level: 'warn', uid: 'u', msg: 'shown', component: 'asm-cni-webhook' });
+  const pretty = createLogger({ pretty: true });
+  t.ok(pretty.logger, 'pino-pretty stream when available');
+  const plain = createLogger({ pretty: false });
+  plain.flush();
+  t.equal(plain.logger.level, 'info');
+});
