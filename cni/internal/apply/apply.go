@@ -207,18 +207,16 @@ func (a *Applier) Check(path string, spec Spec, withV6 bool) error {
 			return err
 		}
 		withV6 = (withV6 || hasV6) && spec.IPv6 != ""
-		fams := []struct {
-			v6   bool
-			text string
-		}{{false, spec.IPv4}}
+		texts := map[bool]string{false: spec.IPv4}
 		if withV6 {
-			fams = append(fams, struct {
-				v6   bool
-				text string
-			}{true, spec.IPv6})
+			texts[true] = spec.IPv6
 		}
-		for _, x := range fams {
-			p, err := a.checkFamily(a.fam(x.v6), x.text)
+		for _, v6 := range []bool{false, true} {
+			text, ok := texts[v6]
+			if !ok {
+				continue
+			}
+			p, err := a.checkFamily(a.fam(v6), text)
 			if err != nil {
 				return err
 			}

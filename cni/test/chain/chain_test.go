@@ -215,6 +215,19 @@ func expect(t *testing.T, ch <-chan conn, tag, listener, origDst string) {
 	}
 }
 
+// setup checks the prerequisites and builds the topology with a stand-in API server in the node namespace.
+func setup(t *testing.T) (*topology, *nettest.API, string) {
+	t.Helper()
+	nettest.RequireTools(t)
+	for _, p := range []string{"bridge", "host-local", "loopback"} {
+		_, err := os.Stat("/usr/lib/cni/" + p)
+		testenv.Require(t, err == nil, "/usr/lib/cni/"+p+" missing (Debian containernetworking-plugins; run test/setup/system-deps.sh)")
+	}
+	tp := newTopology(t)
+	api := nettest.StartAPI(t, tp.node, token)
+	return tp, api, nettest.Kubeconfig(t, api.URL, api.CAData, token, "")
+}
+
 // chain is the runtime side: libcni with Debian's plugins and the asm-cni binary, the conflist and loopback.
 type chain struct {
 	cni  *libcni.CNIConfig
@@ -285,14 +298,7 @@ func addrs(t *testing.T, tp *topology, result *types100.Result) (v4, v6 string) 
 }
 
 func TestChainAndTraffic(t *testing.T) {
-	nettest.RequireTools(t)
-	for _, p := range []string{"bridge", "host-local", "loopback"} {
-		_, err := os.Stat("/usr/lib/cni/" + p)
-		testenv.Require(t, err == nil, "/usr/lib/cni/"+p+" missing (Debian containernetworking-plugins; run test/setup/system-deps.sh)")
-	}
-	tp := newTopology(t)
-	api := nettest.StartAPI(t, tp.node, token)
-	kc := nettest.Kubeconfig(t, api.URL, api.CAData, token, "")
+	tp, api, kc := setup(t)
 	api.SetPod(t, "shop", "web-0", nettest.Pod("shop", "web-0", map[string]string{
 		"traffic.sidecar.istio.io/excludeOutboundPorts":    "8081",
 		"traffic.sidecar.istio.io/excludeOutboundIPRanges": "198.51.100.3/32,2001:db8:2::3/128",
@@ -344,37 +350,38 @@ func TestChainAndTraffic(t *testing.T) {
 		listen(t, tp.remote, "tcp6", "[::]:8081", "remote-8081", events)
 	}
 
-	t.Run("ipv4", func(t *testing.T) {
-		dial(t, pod, "198.51.100.2:8080", "out4")
-		expect(t, events, "out4", "proxy-outbound", "198.51.100.2:8080")
-		dial(t, tp.remote, podIP4+":9080", "in4")
-		expect(t, events, "in4", "proxy-inbound", podIP4+":9080")
-		dialAs(t, pod, 1337, 1000, "198.51.100.2", "8080", "uid1337-4")
-		expect(t, events, "uid1337-4", "remote-8080", "")
-		dial(t, pod, "198.51.100.2:8081", "port8081-4")
-		expect(t, events, "port8081-4", "remote-8081", "")
-		dial(t, pod, "198.51.100.3:8080", "cidr-4")
-		expect(t, events, "cidr-4", "remote-8080", "")
-		dial(t, tp.remote, podIP4+":9090", "in9090-4")
-		expect(t, events, "in9090-4", "app-9090", "")
-	})
-	t.Run("ipv6", func(t *testing.T) {
-		if !tp.v6 {
-			t.Skip("skipped: the kernel has no IPv6 (/proc/sys/net/ipv6 missing)")
-		}
-		dial(t, pod, "[2001:db8:2::2]:8080", "out6")
-		expect(t, events, "out6", "proxy-outbound", "[2001:db8:2::2]:8080")
-		dial(t, tp.remote, "["+podIP6+"]:9080", "in6")
-		expect(t, events, "in6", "proxy-inbound", "["+podIP6+"]:9080")
-		dialAs(t, pod, 1337, 1000, "2001:db8:2::2", "8080", "uid1337-6")
-		expect(t, events, "uid1337-6", "remote-8080", "")
-		dial(t, pod, "[2001:db8:2::2]:8081", "port8081-6")
-		expect(t, events, "port8081-6", "remote-8081", "")
-		dial(t, pod, "[2001:db8:2::3]:8080", "cidr-6")
-		expect(t, events, "cidr-6", "remote-8080", "")
-		dial(t, tp.remote, "["+podIP6+"]:9090", "in9090-6")
-		expect(t, events, "in9090-6", "app-9090", "")
-	})
+	families := []struct {
+		name, remote, excludedRemote, podIP string
+		ok                                  bool
+	}{
+		{"ipv4", "198.51.100.2", "198.51.100.3", podIP4, true},
+		{"ipv6", "2001:db8:2::2", "2001:db8:2::3", podIP6, tp.v6},
+	}
+	for _, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			if !fam.ok {
+				t.Skip("skipped: the kernel has no IPv6 (/proc/sys/net/ipv6 missing)")
+			}
+			hp := func(host, port string) string { return net.JoinHostPort(host, port) }
+			tag := func(s string) string { return s + "-" + fam.name }
+			// Outbound to a test host: the proxy's 15001, which learns the real destination.
+			dial(t, pod, hp(fam.remote, "8080"), tag("out"))
+			expect(t, events, tag("out"), "proxy-outbound", hp(fam.remote, "8080"))
+			// Inbound to the app's port: the proxy's 15006.
+			dial(t, tp.remote, hp(fam.podIP, "9080"), tag("in"))
+			expect(t, events, tag("in"), "proxy-inbound", hp(fam.podIP, "9080"))
+			// The proxy's own traffic (uid 1337) goes out untouched.
+			dialAs(t, pod, 1337, 1000, fam.remote, "8080", tag("uid1337"))
+			expect(t, events, tag("uid1337"), "remote-8080", "")
+			// Excluded outbound port and CIDR, excluded inbound port: untouched.
+			dial(t, pod, hp(fam.remote, "8081"), tag("port8081"))
+			expect(t, events, tag("port8081"), "remote-8081", "")
+			dial(t, pod, hp(fam.excludedRemote, "8080"), tag("cidr"))
+			expect(t, events, tag("cidr"), "remote-8080", "")
+			dial(t, tp.remote, hp(fam.podIP, "9090"), tag("in9090"))
+			expect(t, events, tag("in9090"), "app-9090", "")
+		})
+	}
 
 	// DEL undoes the chain: our rules, the pod's interface and its address allocation.
 	nettest.InNS(t, tp.node, func() error { return cni.DelNetworkList(ctx, list, rt) })

@@ -3,7 +3,6 @@ package chain_test
 import (
 	"context"
 	"net"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"golang.org/x/sys/unix"
 
-	"github.com/asm-cni/asm-cni/cni/internal/testenv"
 	"github.com/asm-cni/asm-cni/cni/test/nettest"
 )
 
@@ -59,14 +57,7 @@ func expectLocal(t *testing.T, ch <-chan conn, tag, listener, local string) {
 // the socket's local address (no NAT), through the mangle rules and the fwmark policy routing; outbound still
 // lands on 15001; DEL removes the ip rule and the route table.
 func TestTPROXYTraffic(t *testing.T) {
-	nettest.RequireTools(t)
-	for _, p := range []string{"bridge", "host-local", "loopback"} {
-		_, err := os.Stat("/usr/lib/cni/" + p)
-		testenv.Require(t, err == nil, "/usr/lib/cni/"+p+" missing (Debian containernetworking-plugins)")
-	}
-	tp := newTopology(t)
-	api := nettest.StartAPI(t, tp.node, token)
-	kc := nettest.Kubeconfig(t, api.URL, api.CAData, token, "")
+	tp, api, kc := setup(t)
 	api.SetPod(t, "shop", "web-t", nettest.Pod("shop", "web-t", map[string]string{"sidecar.istio.io/interceptionMode": "TPROXY"},
 		map[string]any{"runAsUser": 0, "runAsGroup": 0}))
 	pod := nettest.NewNS(t)
