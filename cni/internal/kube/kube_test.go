@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/asm-cni/asm-cni/cni/internal/testenv"
 )
 
 func writeFile(t *testing.T, dir, name, content string) string {
@@ -227,4 +229,18 @@ func TestGetPod(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// The shape of kubeconfig Istio's installer writes for its plugin (oracle install/kubeconfig-skip-tls) loads.
+func TestLoadOracleKubeconfig(t *testing.T) {
+	path := filepath.Join("..", "..", "..", "..", "shared", "oracles", "istio", "install", "kubeconfig-skip-tls")
+	_, err := os.Stat(path)
+	testenv.Require(t, err == nil, "oracle data not found at "+path)
+	ep, err := LoadEndpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep.Server != "https://10.96.0.1:443" || ep.Token != "service_account_token_string" || !ep.TLS.InsecureSkipVerify {
+		t.Fatalf("got %+v", ep)
+	}
 }
