@@ -207,16 +207,12 @@ func (a *Applier) Check(path string, spec Spec, withV6 bool) error {
 			return err
 		}
 		withV6 = (withV6 || hasV6) && spec.IPv6 != ""
-		texts := map[bool]string{false: spec.IPv4}
+		texts := []string{spec.IPv4}
 		if withV6 {
-			texts[true] = spec.IPv6
+			texts = append(texts, spec.IPv6)
 		}
-		for _, v6 := range []bool{false, true} {
-			text, ok := texts[v6]
-			if !ok {
-				continue
-			}
-			p, err := a.checkFamily(a.fam(v6), text)
+		for i, text := range texts {
+			p, err := a.checkFamily(a.fam(i == 1), text)
 			if err != nil {
 				return err
 			}
