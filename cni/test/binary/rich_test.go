@@ -66,3 +66,32 @@ func TestRichPodIdempotentAndClean(t *testing.T) {
 		})
 	}
 }
+
+// IPv6 rules follow the namespace too: a pod whose prevResult lists only IPv4 but whose namespace has a global
+// IPv6 address gets ip6tables rules; link-local addresses alone do not count.
+func TestIPv6FromTheNamespace(t *testing.T) {
+	f := newFixture(t)
+	f.api.SetPod(t, "default", "p6", nettest.Pod("default", "p6", nil, nil))
+	pod := nettest.NewNS(t)
+	nettest.Run(t, pod, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0peer")
+	nettest.Run(t, pod, "ip", "link", "set", "eth0peer", "up")
+	nettest.Run(t, pod, "ip", "link", "set", "eth0", "up")
+	conf := f.conf(t, "1.0.0", prevResult("1.0.0", pod.Path(), "192.0.2.10/24"), nil)
+
+	mustSucceed(t, "ADD (link-local only)", f.run(t, "ADD", pod, podArgs("default", "p6"), conf))
+	if s := nettest.Save(t, pod, f.backend, true); strings.Contains(s, "ISTIO") {
+		t.Fatalf("IPv6 rules without a global IPv6 address:\n%s", s)
+	}
+	nettest.Run(t, pod, "ip", "addr", "add", "2001:db8:1::5/64", "dev", "eth0", "nodad")
+	mustSucceed(t, "ADD (global IPv6)", f.run(t, "ADD", pod, podArgs("default", "p6"), conf))
+	if s := nettest.Save(t, pod, f.backend, true); !strings.Contains(s, "-A OUTPUT -j ISTIO_OUTPUT") {
+		t.Fatalf("no IPv6 rules for a namespace with 2001:db8:1::5:\n%s", s)
+	}
+	mustSucceed(t, "CHECK", f.run(t, "CHECK", pod, podArgs("default", "p6"), conf))
+	nettest.Run(t, pod, "ip6tables-"+f.backend, "-w", "-t", "nat", "-D", "OUTPUT", "-j", "ISTIO_OUTPUT")
+	if e := f.run(t, "CHECK", pod, podArgs("default", "p6"), conf).Error(t); e.Code != 107 || !strings.Contains(e.Msg, "IPv6") {
+		t.Fatalf("CHECK after deleting an IPv6 jump: %+v", e)
+	}
+	mustSucceed(t, "DEL", f.run(t, "DEL", pod, podArgs("default", "p6"), conf))
+	noRules(t, pod, f.backend)
+}
