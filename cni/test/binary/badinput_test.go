@@ -128,17 +128,30 @@ func TestBadInput(t *testing.T) {
 func TestFailedApplyLeavesNothing(t *testing.T) {
 	f := newFixture(t)
 	f.api.SetPod(t, "default", "p", nettest.Pod("default", "p", nil, nil))
-	pod := nettest.NewNS(t)
-	ipt := "iptables-" + f.backend
-	nettest.Run(t, pod, ipt, "-w", "-t", "mangle", "-N", "ISTIO_DROP")
-	nettest.Run(t, pod, ipt, "-w", "-t", "mangle", "-N", "FOREIGN")
-	nettest.Run(t, pod, ipt, "-w", "-t", "mangle", "-A", "FOREIGN", "-j", "ISTIO_DROP")
-	e := f.run(t, "ADD", pod, podArgs("default", "p"), f.conf(t, "1.0.0", prevResult("1.0.0", pod.Path()), nil)).Error(t)
-	if e.Code != 106 || !strings.Contains(e.Msg, "not applied") {
-		t.Fatalf("want code 106 'not applied', got %+v", e)
-	}
-	if got := nettest.Save(t, pod, f.backend, false); strings.Contains(got, "ISTIO_OUTPUT") || strings.Contains(got, "-A OUTPUT") {
-		t.Fatalf("partial rules left:\n%s", got)
+	for _, c := range []struct {
+		name string
+		v6   bool // the blocking chain is in ip6tables: IPv4 applies first and must be rolled back
+	}{{"IPv4 transaction fails", false}, {"IPv6 fails after IPv4 applied", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			pod := nettest.NewNS(t)
+			ipt := "iptables-" + f.backend
+			if c.v6 {
+				ipt = "ip6tables-" + f.backend
+			}
+			nettest.Run(t, pod, ipt, "-w", "-t", "mangle", "-N", "ISTIO_DROP")
+			nettest.Run(t, pod, ipt, "-w", "-t", "mangle", "-N", "FOREIGN")
+			nettest.Run(t, pod, ipt, "-w", "-t", "mangle", "-A", "FOREIGN", "-j", "ISTIO_DROP")
+			prev := prevResult("1.0.0", pod.Path(), "192.0.2.10/24", "2001:db8:1::10/64")
+			e := f.run(t, "ADD", pod, podArgs("default", "p"), f.conf(t, "1.0.0", prev, nil)).Error(t)
+			if e.Code != 106 || !strings.Contains(e.Msg, "not applied") {
+				t.Fatalf("want code 106 'not applied', got %+v", e)
+			}
+			for _, v6 := range []bool{false, true} {
+				if got := nettest.Save(t, pod, f.backend, v6); strings.Contains(got, "ISTIO_OUTPUT") || strings.Contains(got, "-A OUTPUT") {
+					t.Fatalf("partial rules left (v6=%v):\n%s", v6, got)
+				}
+			}
+		})
 	}
 }
 
