@@ -1,5 +1,5 @@
 // Istio's own goldens as the oracle: the rewrite of X.yaml.injected must be Istio's X.yaml.cni.injected.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { admitDocument, podSlots } from '../../../src/webhook/workloads.js';
@@ -21,7 +21,7 @@ function dropNetworkConfound(doc: Obj): Obj {
 }
 
 /** Rewrites a whole document through the same path as the CLI, checking patch validity and the touched paths. */
-function rewrite(t: Tap.Test, doc: unknown, cfg = config()): { out: Obj; outcomes: ReturnType<typeof admitDocument>['outcomes'] } {
+function rewrite(t: Test, doc: unknown, cfg = config()): { out: Obj; outcomes: ReturnType<typeof admitDocument>['outcomes'] } {
   const before = clone(doc);
   const { outcomes, ops } = admitDocument(doc, cfg, undefined);
   t.same(doc, before, 'the input is not mutated');
@@ -34,7 +34,7 @@ function rewrite(t: Tap.Test, doc: unknown, cfg = config()): { out: Obj; outcome
   return { out, outcomes };
 }
 
-const skipUnlessOracles = (t: Tap.Test): boolean => requirePrereq(t, oraclesPresent(), `Istio oracle files not found under ${injectDirs.join(', ')}`);
+const skipUnlessOracles = (t: Test): boolean => requirePrereq(t, oraclesPresent(), `Istio oracle files not found under ${injectDirs.join(', ')}`);
 
 t.test('X.yaml.injected rewrites to Istio\'s X.yaml.cni.injected', async (t) => {
   if (!skipUnlessOracles(t)) return;

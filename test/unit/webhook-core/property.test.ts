@@ -77,7 +77,7 @@ const configArb = fc.record({
   multus: fc.boolean(),
   excluded: fc.constantFrom(['kube-system', 'istio-system'], ['legacy'], []),
   warn: fc.boolean(),
-}).map((c): SharedConfig => config({ cniProvider: c.multus ? 'multus' : 'default', excludeNamespaces: c.excluded, invalidAnnotations: c.warn ? 'warn' : 'deny' }));
+}).map((c): SharedConfig => config({ cniProvider: c.multus ? 'multus' : 'default', excludeNamespaces: [...c.excluded], invalidAnnotations: c.warn ? 'warn' : 'deny' }));
 
 const hasIstioInit = (pod: Obj): boolean => (pod.spec?.initContainers ?? []).some((c: Obj) => c.name === 'istio-init');
 

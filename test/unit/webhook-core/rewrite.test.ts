@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { viewPod, pointerToken } from '../../../src/webhook/annotations.js';
 import {
   annotationsFromInitArgs,
@@ -36,7 +36,7 @@ function plan(p: Obj, mode = 'REDIRECT', cfg = config(), ns = 'shop') {
   return planRewrite(viewPod(p), mode, cfg, ns);
 }
 
-function rewritten(t: Tap.Test, p: Obj, mode = 'REDIRECT', cfg = config()): Obj {
+function rewritten(t: Test, p: Obj, mode = 'REDIRECT', cfg = config()): Obj {
   const before = clone(p);
   const r = plan(p, mode, cfg);
   t.same(p, before, 'input not mutated');
