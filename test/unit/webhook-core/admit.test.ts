@@ -1,6 +1,6 @@
 import t from 'tap';
 import { admit, DENY_CODE, type AdmissionRequest } from '../../../src/webhook/admit.js';
-import { applyOps, clone, config, selectionCases } from './helpers.js';
+import { applyOps, clone, config, selectionCases } from './fixtures/helpers.js';
 
 type Obj = Record<string, any>;
 const POD_KIND = { group: '', version: 'v1', kind: 'Pod' };

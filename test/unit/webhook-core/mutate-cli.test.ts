@@ -6,7 +6,7 @@ import path from 'node:path';
 import { parse as parseYaml, parseAllDocuments, stringify } from 'yaml';
 import { runMutate, USAGE } from '../../../src/webhook/mutate-cli.js';
 import { requirePrereq } from '../../helpers/prereq.js';
-import { applyOps, injectDirs, oraclesPresent, selectionCases, yamlDocs } from './helpers.js';
+import { applyOps, injectDirs, oraclesPresent, selectionCases, yamlDocs } from './fixtures/helpers.js';
 
 type Obj = Record<string, any>;
 const dir = mkdtempSync(path.join(tmpdir(), 'asm-cni-mutate-'));

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { admitDocument, podSlots } from '../../../src/webhook/workloads.js';
 import { TPROXY_WARNING } from '../../../src/webhook/rewrite.js';
 import { requirePrereq } from '../../helpers/prereq.js';
-import { ALLOWED_PATH, applyOps, clone, config, files, injectDirs, oraclesPresent, touchedPaths, yamlDocs } from './helpers.js';
+import { ALLOWED_PATH, applyOps, clone, config, files, injectDirs, oraclesPresent, touchedPaths, yamlDocs } from './fixtures/helpers.js';
 
 type Obj = Record<string, any>;
 

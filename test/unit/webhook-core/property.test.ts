@@ -6,7 +6,7 @@ import { admit, type AdmitOutcome } from '../../../src/webhook/admit.js';
 import { viewPod } from '../../../src/webhook/annotations.js';
 import { pluginSelection } from '../../../src/webhook/selection.js';
 import type { SharedConfig } from '../../../src/config/shared-config.js';
-import { ALLOWED_PATH, applyOps, clone, config, touchedPaths } from './helpers.js';
+import { ALLOWED_PATH, applyOps, clone, config, touchedPaths } from './fixtures/helpers.js';
 
 type Obj = Record<string, any>;
 

@@ -9,7 +9,7 @@ import {
   rewriteStatus,
   validationContainer,
 } from '../../../src/webhook/rewrite.js';
-import { ALLOWED_PATH, applyOps, clone, config, touchedPaths } from './helpers.js';
+import { ALLOWED_PATH, applyOps, clone, config, touchedPaths } from './fixtures/helpers.js';
 
 type Obj = Record<string, any>;
 const INIT_ARGS = ['istio-iptables', '-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020'];

@@ -2,7 +2,7 @@ import t from 'tap';
 import { viewPod, interceptionMode, initArg } from '../../../src/webhook/annotations.js';
 import { parseBool, pluginSelection, seedSelection, webhookSelection } from '../../../src/webhook/selection.js';
 import { admit } from '../../../src/webhook/admit.js';
-import { config, selectionCases } from './helpers.js';
+import { config, selectionCases } from './fixtures/helpers.js';
 
 const DEFAULT_EXCLUDED = ['kube-system', 'istio-system'];
 

@@ -1,7 +1,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { RULES, checkAnnotation, isValidPrefix, problemMessage, validateTraffic } from '../../../src/webhook/validate.js';
-import { annotationCases } from './helpers.js';
+import { annotationCases } from './fixtures/helpers.js';
 
 t.test('every shared annotation vector', async (t) => {
   const cases = annotationCases();
