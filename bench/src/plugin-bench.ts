@@ -23,37 +23,17 @@ export interface RenderedRules {
   source: string;
 }
 
-/**
- * Splits restore input into its IPv4 and IPv6 parts. `asm-cni render` prints one restore document per family, each
- * introduced by a comment naming the family; without any IPv6 marker the whole text is IPv4.
- */
-export function splitFamilies(text: string): { ipv4: string; ipv6: string } {
-  const lines = text.split('\n');
-  const v4: string[] = [];
-  const v6: string[] = [];
-  let cur = v4;
-  for (const line of lines) {
-    if (/^#/.test(line)) {
-      if (/ipv6|ip6tables/i.test(line)) cur = v6;
-      else if (/ipv4|iptables/i.test(line)) cur = v4;
-      continue;
-    }
-    cur.push(line);
-  }
-  const clean = (ls: string[]): string => {
-    const t = ls.join('\n').trim();
-    return t ? `${t}\n` : '';
-  };
-  return { ipv4: clean(v4), ipv6: clean(v6) };
-}
-
 /** The floor's rules: what the plugin renders for the pod, or (plugin not built) Istio's golden for the same pod. */
 export function floorRules(plugin: string | null, podFile: string): RenderedRules {
   if (plugin) {
-    const out = execFileSync(plugin, ['render', '-f', podFile], { encoding: 'utf8' });
-    const fam = splitFamilies(out);
-    if (!fam.ipv4.includes('COMMIT')) throw new Error(`bench: 'asm-cni render -f pod.json' printed no IPv4 restore input:\n${out}`);
-    return { ...fam, source: 'asm-cni render -f pod.json' };
+    // The pod is dual-stack (prevResult has an IPv4 and an IPv6 address), so the plugin applies both families.
+    const render = (family: string): string => execFileSync(plugin, ['render', '-f', podFile, '--family', family], { encoding: 'utf8' });
+    const ipv4 = render('ipv4');
+    const ipv6 = render('ipv6');
+    if (!ipv4.includes('COMMIT') || !ipv6.includes('COMMIT')) {
+      throw new Error(`bench: 'asm-cni render -f pod.json' printed no restore input:\n${ipv4}\n${ipv6}`);
+    }
+    return { ipv4, ipv6, source: 'asm-cni render -f pod.json --family ipv4|ipv6' };
   }
   const ipv4 = readFileSync(join(ORACLE_DIR, 'iptables/cni-plugin/basic.txt.golden'), 'utf8');
   // Istio's IPv6 rules are the IPv4 ones with the loopback addresses of IPv6 (README of the oracles).

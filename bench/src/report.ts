@@ -81,7 +81,8 @@ export function markdownTable(r: any): string {
       f(ratios.webhookP99Ratio) + mark(met('webhookP99Ratio', ratios.webhookP99Ratio)), '≤ 2');
     row(`Webhook RSS after ${ours?.memory.reviews ?? '100000'} reviews (MB)`, f(ours?.memory.rssMB, 1), '', '',
       ratios.webhookRssMB === null ? '≤ 100' : `≤ 100${mark(met('webhookRssMB', ratios.webhookRssMB))}`);
-    row('Webhook errors (all runs)', ours ? String(ours.errors) : '–', String(w.floor.max.errors + w.floor.rate.errors + w.floor.rate.mismatches), '', '0');
+    row('Webhook server CPU per review (µs)', f(ours?.max.cpuUsPerReview, 0), f(w.floor.max.cpuUsPerReview, 0), f(w.ratios?.webhookCpuPerReviewRatio), '');
+    row('Webhook errors (all runs)', ours ? String(ours.errors) : '–', String(w.floor.errors), '', '0');
   }
   if (p?.floorMs) {
     const sm = (s: Summary | null, k: 'p50' | 'p95'): string => f(s?.[k], 2);

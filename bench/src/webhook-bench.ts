@@ -2,14 +2,15 @@
 // Usage: node webhook-bench.js --out FILE [--floor-only]. Run it pinned to the load generator's CPU (bench/run.sh does);
 // the servers are pinned to ASM_BENCH_SERVER_CPU.
 import autocannon from 'autocannon';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateCerts, type BenchCerts } from './certs.js';
 import { buildReviewPayloads, type ReviewPayload } from './fixtures.js';
-import { answerMatches, runOpenLoop } from './openloop.js';
+import { answerMatches, runOpenLoop, type OpenLoopResult } from './openloop.js';
 import { cpuSeconds, freePort, memoryMB, startServer, stopServer, waitReady, type Server } from './proc.js';
+import { hotspots } from './profile-top.js';
 import { percentileCurve, ratio, summarize, type Summary } from './stats.js';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
@@ -17,8 +18,9 @@ const env = (k: string, d: string): string => process.env[k] ?? d;
 const CFG = {
   connections: Number(env('ASM_BENCH_CONNECTIONS', '16')),
   warmupSec: Number(env('ASM_BENCH_WARMUP_SEC', '3')),
-  maxSec: Number(env('ASM_BENCH_MAX_SEC', '10')),
-  rateSec: Number(env('ASM_BENCH_RATE_SEC', '10')),
+  maxSec: Number(env('ASM_BENCH_MAX_SEC', '12')),
+  rounds: Number(env('ASM_BENCH_ROUNDS_WEBHOOK', '3')),
+  rateSec: Number(env('ASM_BENCH_RATE_SEC', '12')),
   rssReviews: Number(env('ASM_BENCH_RSS_REVIEWS', '100000')),
   serverCpu: process.env.ASM_BENCH_SERVER_CPU ?? '1',
   path: env('ASM_BENCH_WEBHOOK_PATH', '/mutate?timeout=10s'),
@@ -26,14 +28,18 @@ const CFG = {
 };
 
 export interface MaxResult {
+  /** Median over the rounds of answered reviews per second. */
   reqPerSec: number;
+  rounds: number[];
   requests: number;
   durationSec: number;
   errors: number;
   non2xx: number;
   timeouts: number;
-  /** CPU the server used during the run, in cores (1.0 = the whole pinned CPU: the server, not the client, is the limit). */
+  /** CPU the server used during the runs, in cores (1.0 = the whole pinned CPU: the server, not the client, is the limit). */
   serverCpuCores: number;
+  /** Server CPU time per answered review (µs): the cost that sets the maximum on a dedicated core, robust to noise. */
+  cpuUsPerReview: number;
   autocannonLatencyMs: { p50: number; p99: number; max: number };
 }
 
@@ -48,14 +54,21 @@ export interface RateResult {
   serverCpuCores: number;
 }
 
-export interface TargetResult {
-  max: MaxResult;
-  rate: RateResult;
+interface Target {
+  server: Server;
+  verify: 'uid' | 'patch';
+  max: MaxResult[];
+  rate: Array<{ r: OpenLoopResult; cpu: number }>;
+  /** Reviews this server answered so far (warm-up and sanity checks included): the count behind the RSS figure. */
+  served: number;
+  warmErrors: number;
 }
 
 function log(msg: string): void {
   process.stderr.write(`[bench webhook] ${msg}\n`);
 }
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] ?? NaN;
 
 async function maxThroughput(server: Server, payloads: readonly ReviewPayload[], durationSec: number, amount?: number): Promise<MaxResult> {
   const requests = payloads.map((p) => ({ method: 'POST', path: CFG.path, headers: { 'content-type': 'application/json' }, body: p.body }));
@@ -73,33 +86,61 @@ async function maxThroughput(server: Server, payloads: readonly ReviewPayload[],
   const ok = r['2xx'];
   return {
     reqPerSec: Math.round(ok / r.duration),
+    rounds: [Math.round(ok / r.duration)],
     requests: ok,
     durationSec: r.duration,
     errors: r.errors + r.timeouts + r.non2xx,
     non2xx: r.non2xx,
     timeouts: r.timeouts,
     serverCpuCores: Number((cpu / r.duration).toFixed(2)),
+    cpuUsPerReview: Math.round((cpu * 1e6) / Math.max(1, ok)),
     autocannonLatencyMs: { p50: r.latency.p50, p99: r.latency.p99, max: r.latency.max },
   };
 }
 
-async function fixedRate(server: Server, certs: BenchCerts, payloads: readonly ReviewPayload[], rate: number, verify: 'uid' | 'patch'): Promise<RateResult> {
-  const cpu0 = cpuSeconds(server.pid);
-  const r = await runOpenLoop({
-    host: '127.0.0.1', port: server.port, path: CFG.path, ca: certs.ca, connections: CFG.connections,
-    rate, durationSec: CFG.rateSec, payloads, verify,
-  });
-  const cpu = cpuSeconds(server.pid) - cpu0;
-  const ms = Float64Array.from(r.latencyUs, (v) => v / 1000);
+function combineMax(runs: MaxResult[]): MaxResult {
+  const sum = (k: 'requests' | 'durationSec' | 'errors' | 'non2xx' | 'timeouts'): number => runs.reduce((a, r) => a + r[k], 0);
   return {
-    offeredRate: rate,
-    achievedRate: Math.round(r.completed / r.elapsedSec),
-    completed: r.completed,
-    errors: r.non2xx + r.connErrors,
-    mismatches: r.mismatches,
-    latencyMs: summarize(ms),
-    curveMs: percentileCurve(ms).map(([q, v]) => [q, Number(v.toFixed(3))]),
-    serverCpuCores: Number((cpu / r.elapsedSec).toFixed(2)),
+    reqPerSec: median(runs.map((r) => r.reqPerSec)),
+    rounds: runs.map((r) => r.reqPerSec),
+    requests: sum('requests'),
+    durationSec: Number(sum('durationSec').toFixed(2)),
+    errors: sum('errors'),
+    non2xx: sum('non2xx'),
+    timeouts: sum('timeouts'),
+    serverCpuCores: median(runs.map((r) => r.serverCpuCores)),
+    cpuUsPerReview: median(runs.map((r) => r.cpuUsPerReview)),
+    autocannonLatencyMs: {
+      p50: median(runs.map((r) => r.autocannonLatencyMs.p50)),
+      p99: median(runs.map((r) => r.autocannonLatencyMs.p99)),
+      max: Math.max(...runs.map((r) => r.autocannonLatencyMs.max)),
+    },
+  };
+}
+
+async function fixedRate(t: Target, certs: BenchCerts, payloads: readonly ReviewPayload[], rate: number, durationSec: number): Promise<void> {
+  const cpu0 = cpuSeconds(t.server.pid);
+  const r = await runOpenLoop({
+    host: '127.0.0.1', port: t.server.port, path: CFG.path, ca: certs.ca, connections: CFG.connections,
+    rate, durationSec, payloads, verify: t.verify,
+  });
+  t.rate.push({ r, cpu: cpuSeconds(t.server.pid) - cpu0 });
+  t.served += r.completed + r.non2xx + r.connErrors;
+}
+
+function combineRate(runs: Array<{ r: OpenLoopResult; cpu: number }>): RateResult {
+  const all = runs.flatMap(({ r }) => Array.from(r.latencyUs, (v) => v / 1000));
+  const elapsed = runs.reduce((a, { r }) => a + r.elapsedSec, 0);
+  const completed = runs.reduce((a, { r }) => a + r.completed, 0);
+  return {
+    offeredRate: runs[0]!.r.offeredRate,
+    achievedRate: Math.round(completed / elapsed),
+    completed,
+    errors: runs.reduce((a, { r }) => a + r.non2xx + r.connErrors, 0),
+    mismatches: runs.reduce((a, { r }) => a + r.mismatches, 0),
+    latencyMs: summarize(all),
+    curveMs: percentileCurve(all).map(([q, v]) => [q, Number(v.toFixed(3))]),
+    serverCpuCores: Number((runs.reduce((a, { cpu }) => a + cpu, 0) / elapsed).toFixed(2)),
   };
 }
 
@@ -142,77 +183,110 @@ async function main(): Promise<void> {
     config: { ...CFG, payloadsPerShape: 100, shapes: ['classic', 'native', 'skipped'], bodyBytes: payloads.slice(0, 3).map((p) => Buffer.byteLength(p.body)) },
   };
 
+  const rounds = Math.max(1, CFG.rounds);
+  const targets: Target[] = [];
+  const profileDir = join(ROOT, 'bench/profiles');
+  let metricsPort = 0;
+  let webhookLog = '';
   try {
-    // (b) the floor first: its maximum sets the offered rate of both latency runs.
+    // (b) the floor: a plain node:https server, same certificate.
     const floorPort = await freePort();
     const floor = startServer('floor', [process.execPath, join(import.meta.dirname, 'floor-webhook.js'), '--port', String(floorPort),
       '--cert', certs.certFile, '--key', certs.keyFile], { cpu: CFG.serverCpu, logFile: join(work, 'floor.log'), port: floorPort });
-    let floorResult: TargetResult;
-    try {
-      await waitReady(floor, CFG.path, certs.ca, payloads[2]!.body);
-      await sanityCheck(floor, certs, payloads, 'uid');
-      log(`floor: warm-up ${CFG.warmupSec}s`);
-      await maxThroughput(floor, payloads, CFG.warmupSec);
-      const max = await maxThroughput(floor, payloads, CFG.maxSec);
-      log(`floor: max ${max.reqPerSec} req/s (server CPU ${max.serverCpuCores})`);
-      const rate = await fixedRate(floor, certs, payloads, Math.max(1, Math.round(max.reqPerSec / 2)), 'uid');
-      log(`floor: at ${rate.offeredRate} req/s p50 ${rate.latencyMs.p50} ms p99 ${rate.latencyMs.p99} ms`);
-      floorResult = { max, rate };
-    } finally {
-      await stopServer(floor);
-    }
-    result.floor = floorResult;
-
+    targets.push({ server: floor, verify: 'uid', max: [], rate: [], served: 0, warmErrors: 0 });
     if (withProduct) {
-      // (a) the webhook as shipped: built JS, production mode, default (info) log level, logs to a file like a container's.
+      // (a) the webhook as shipped: built JS, NODE_ENV=production, default (info) log level, logs to a file as a
+      // container runtime would keep them.
       const port = await freePort();
-      const metricsPort = await freePort();
+      metricsPort = await freePort();
       const configFile = join(work, 'config.yaml');
       writeFileSync(configFile, 'logLevel: info\n');
-      const profileDir = join(ROOT, 'bench/profiles');
       if (CFG.profile) mkdirSync(profileDir, { recursive: true });
       const nodeArgs = CFG.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
       const cmd = [process.execPath, ...nodeArgs, webhookCli, 'serve', '--host', '127.0.0.1', '--port', String(port), '--metrics-port',
-        String(metricsPort), '--cert', certs.certFile, '--key', certs.keyFile, '--config', configFile];
-      const logFile = join(work, 'webhook.log');
-      const server = startServer('webhook', cmd, {
-        cpu: CFG.serverCpu, logFile, port, env: { ...process.env, NODE_ENV: 'production' },
-      });
-      try {
-        await waitReady(server, CFG.path, certs.ca, payloads[2]!.body);
-        await sanityCheck(server, certs, payloads, 'patch');
-        const rssStart = memoryMB(server.pid);
-        log(`webhook: warm-up ${CFG.warmupSec}s`);
-        const warm = await maxThroughput(server, payloads, CFG.warmupSec);
-        const max = await maxThroughput(server, payloads, CFG.maxSec);
-        log(`webhook: max ${max.reqPerSec} req/s (server CPU ${max.serverCpuCores})`);
-        const rate = await fixedRate(server, certs, payloads, floorResult.rate.offeredRate, 'patch');
-        log(`webhook: at ${rate.offeredRate} req/s p50 ${rate.latencyMs.p50} ms p99 ${rate.latencyMs.p99} ms`);
-        const served = 3 + warm.requests + warm.errors + max.requests + max.errors + rate.completed + rate.errors;
-        const topUp = Math.max(0, CFG.rssReviews - served);
+        String(metricsPort), '--cert', certs.certFile, '--key', certs.keyFile, '--config', configFile, '--shutdown-delay', '0'];
+      webhookLog = join(work, 'webhook.log');
+      const server = startServer('webhook', cmd, { cpu: CFG.serverCpu, logFile: webhookLog, port, env: { ...process.env, NODE_ENV: 'production' } });
+      targets.push({ server, verify: 'patch', max: [], rate: [], served: 0, warmErrors: 0 });
+    }
+    try {
+      for (const t of targets) {
+        try {
+          await waitReady(t.server, CFG.path, certs.ca, payloads[2]!.body);
+          await sanityCheck(t.server, certs, payloads, t.verify);
+        } catch (e) {
+          if (t.server.name === 'webhook' && existsSync(webhookLog)) log(`webhook log (tail):\n${readFileSync(webhookLog, 'utf8').slice(-2000)}`);
+          throw e;
+        }
+        t.served += 3;
+      }
+      const rssStart = withProduct ? memoryMB(targets[1]!.server.pid) : null;
+      for (const t of targets) {
+        log(`${t.server.name}: warm-up ${CFG.warmupSec}s`);
+        const warm = await maxThroughput(t.server, payloads, CFG.warmupSec);
+        t.served += warm.requests + warm.errors;
+        if (warm.errors > 0) log(`${t.server.name}: ${warm.errors} errors during warm-up`);
+        t.warmErrors = warm.errors; // the warm-up's rate is kept out of the figures, its errors are not
+      }
+      // Rounds alternate between the servers so that background load drifting during the run hits both alike.
+      for (let i = 0; i < rounds; i++) {
+        for (const t of targets) {
+          const m = await maxThroughput(t.server, payloads, CFG.maxSec / rounds);
+          t.max.push(m);
+          t.served += m.requests + m.errors;
+          log(`${t.server.name}: max round ${i + 1}/${rounds}: ${m.reqPerSec} req/s, server CPU ${m.serverCpuCores} cores, ${m.cpuUsPerReview} µs CPU/review`);
+        }
+      }
+      const floorMax = combineMax(targets[0]!.max);
+      const rate = Math.max(1, Math.round(floorMax.reqPerSec / 2));
+      for (let i = 0; i < rounds; i++) {
+        for (const t of targets) {
+          await fixedRate(t, certs, payloads, rate, CFG.rateSec / rounds);
+          const last = t.rate[t.rate.length - 1]!.r;
+          log(`${t.server.name}: ${rate} req/s round ${i + 1}/${rounds}: ${last.completed} answered, ${last.non2xx + last.connErrors} errors, ${last.mismatches} wrong answers`);
+        }
+      }
+      const summaries = targets.map((t) => ({ max: combineMax(t.max), rate: combineRate(t.rate) }));
+      const fl = summaries[0]!;
+      result.floor = { ...fl, errors: fl.max.errors + fl.rate.errors + fl.rate.mismatches + targets[0]!.warmErrors };
+      log(`floor: max ${fl.max.reqPerSec} req/s; at ${rate} req/s p50 ${fl.rate.latencyMs.p50} ms p99 ${fl.rate.latencyMs.p99} ms`);
+      if (withProduct) {
+        const t = targets[1]!;
+        const ours = summaries[1]!;
+        log(`webhook: max ${ours.max.reqPerSec} req/s; at ${rate} req/s p50 ${ours.rate.latencyMs.p50} ms p99 ${ours.rate.latencyMs.p99} ms`);
+        const topUp = Math.max(0, CFG.rssReviews - t.served);
         log(`webhook: ${topUp} more reviews to reach ${CFG.rssReviews}`);
-        const top = topUp > 0 ? await maxThroughput(server, payloads, 0, topUp) : null;
-        const reviews = served + (top ? top.requests + top.errors : 0);
-        const mem = memoryMB(server.pid);
+        const top = topUp > 0 ? await maxThroughput(t.server, payloads, 0, topUp) : null;
+        t.served += top ? top.requests + top.errors : 0;
+        const mem = memoryMB(t.server.pid);
         const metrics = await scrapeMetrics(metricsPort);
-        const errors = warm.errors + max.errors + rate.errors + rate.mismatches + (top?.errors ?? 0);
         result.webhook = {
-          max, rate, warmupErrors: warm.errors, topUpErrors: top?.errors ?? 0,
-          memory: { reviews, rssStartMB: rssStart.rssMB, rssMB: mem.rssMB, peakMB: mem.peakMB },
-          errors, metrics, logBytes: statSync(logFile).size,
-        } satisfies TargetResult & Record<string, unknown>;
+          ...ours,
+          memory: { reviews: t.served, rssStartMB: rssStart!.rssMB, rssMB: mem.rssMB, peakMB: mem.peakMB },
+          errors: t.warmErrors + ours.max.errors + ours.rate.errors + ours.rate.mismatches + (top?.errors ?? 0),
+          metrics,
+          logBytes: statSync(webhookLog).size,
+        };
         result.ratios = {
-          webhookThroughputRatio: ratio(max.reqPerSec, floorResult.max.reqPerSec),
-          webhookP99Ratio: ratio(rate.latencyMs.p99, floorResult.rate.latencyMs.p99),
-          webhookP50Ratio: ratio(rate.latencyMs.p50, floorResult.rate.latencyMs.p50),
+          webhookThroughputRatio: ratio(ours.max.reqPerSec, fl.max.reqPerSec),
+          webhookP99Ratio: ratio(ours.rate.latencyMs.p99, fl.rate.latencyMs.p99),
+          webhookP50Ratio: ratio(ours.rate.latencyMs.p50, fl.rate.latencyMs.p50),
+          webhookCpuPerReviewRatio: ratio(ours.max.cpuUsPerReview, fl.max.cpuUsPerReview),
           webhookRssMB: mem.rssMB,
         };
-      } finally {
-        await stopServer(server);
       }
-      if (CFG.profile) {
-        const profiles = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile')).sort();
-        result.profile = profiles.length ? join('bench/profiles', profiles[profiles.length - 1]!) : null;
+    } finally {
+      for (const t of targets) await stopServer(t.server);
+    }
+    if (CFG.profile && withProduct) {
+      const profiles = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile')).sort();
+      const latest = profiles[profiles.length - 1];
+      if (latest) {
+        const h = hotspots(JSON.parse(readFileSync(join(profileDir, latest), 'utf8')), 15);
+        result.profile = { file: join('bench/profiles', latest), busyCpuSec: Number((h.total / 1e6).toFixed(2)), areas: h.areas, functions: h.functions };
+        log(`profile ${latest}: ${h.areas.slice(0, 8).map((a) => `${a.name} ${a.selfPct}%`).join(', ')}`);
+      } else {
+        log('no .cpuprofile was written (the webhook did not exit cleanly?)');
       }
     }
   } finally {
