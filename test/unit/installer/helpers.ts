@@ -61,7 +61,7 @@ export async function fakeNode(t: Test, overrides: Partial<InstallerOptions> = {
   const saDir = path.join(root, 'sa');
   const confDir = path.join(root, 'config');
   for (const d of [netDir, binDir, saDir, confDir]) await fs.mkdir(d, { recursive: true });
-  await fs.writeFile(path.join(saDir, 'token'), 'token-one\n');
+  await fs.writeFile(path.join(saDir, 'token'), 'token-one');
   await fs.writeFile(path.join(saDir, 'ca.crt'), '-----BEGIN CERTIFICATE-----\nMIIfake\n-----END CERTIFICATE-----\n');
   await fs.writeFile(path.join(saDir, 'namespace'), 'asm-cni');
   let pluginBinary = REAL_BINARY;
