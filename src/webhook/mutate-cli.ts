@@ -232,18 +232,16 @@ function patchYamlDocument(doc: Document, ops: readonly Operation[], expected: u
   try {
     for (const op of ops) {
       const path = segments(op.path);
+      // The rewrite only emits remove, replace and add (into a sequence at an index, or a mapping key).
       if (op.op === 'remove') {
         doc.deleteIn(path);
-      } else if (op.op === 'replace') {
-        doc.setIn(path, doc.createNode(op.value));
-      } else if (op.op === 'add') {
-        const parent = doc.getIn(path.slice(0, -1), true);
-        const last = path[path.length - 1]!;
-        if (isSeq(parent) && typeof last === 'number') parent.items.splice(last, 0, doc.createNode(op.value));
-        else doc.setIn(path, doc.createNode(op.value));
-      } else {
-        return false;
+        continue;
       }
+      const value = doc.createNode((op as { value: unknown }).value);
+      const parent = doc.getIn(path.slice(0, -1), true);
+      const last = path[path.length - 1]!;
+      if (op.op === 'add' && isSeq(parent) && typeof last === 'number') parent.items.splice(last, 0, value);
+      else doc.setIn(path, value);
     }
   } catch {
     return false;

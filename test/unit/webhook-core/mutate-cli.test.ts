@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml, parseAllDocuments, stringify } from 'yaml';
-import { runMutate, USAGE } from '../../../src/webhook/mutate-cli.js';
+import { jsonErrorOffset, runMutate, USAGE } from '../../../src/webhook/mutate-cli.js';
 import { requirePrereq } from '../../helpers/prereq.js';
 import { applyOps, injectDirs, oraclesPresent, selectionCases, yamlDocs } from './fixtures/helpers.js';
 
@@ -209,4 +209,36 @@ t.test('the oracle goldens through the CLI', async (t) => {
   const out = parseYaml(hello.out) as Obj;
   t.same(out.spec.template.spec.initContainers[0], golden.spec.template.spec.initContainers[0], 'istio-validation as Istio renders it');
   t.ok(readFileSync(path.join(native, 'hello.yaml.injected'), 'utf8').length > 0);
+});
+
+t.test('JSON error location', async (t) => {
+  const ok = ['{}', '[]', ' {"a": [1, -2.5e3, true, false, null, "x\\"y"]} ', '[{"a":{}}, []]', '"s"', '0'];
+  for (const text of ok) t.equal(jsonErrorOffset(text), undefined, text);
+  const bad: Array<[string, number]> = [
+    ['{"a" 1}', 5],
+    ['{"a": 1,}', 8],
+    ['{"a": 1 "b": 2}', 8],
+    ['[1, 2', 5],
+    ['[1 2]', 3],
+    ['[01]', 2],
+    ['tru', 0],
+    ['{"a": nul}', 6],
+    ['"abc', 4],
+    ['"a\u0001"', 2],
+    ['{} x', 3],
+    ['{a: 1}', 1],
+    ['', 0],
+  ];
+  for (const [text, at] of bad) t.equal(jsonErrorOffset(text), at, JSON.stringify(text));
+});
+
+t.test('YAML edit when istio-init is not the first init container (classic multi-init golden)', async (t) => {
+  if (!requirePrereq(t, oraclesPresent(), 'Istio oracle files not found')) return;
+  const f = path.join(injectDirs[0]!, 'multi-init.yaml.injected');
+  const r = await run(['-f', f]);
+  t.equal(r.code, 0, r.err);
+  const out = parseYaml(r.out) as Obj;
+  t.same(initNames(out.spec.template.spec), ['istio-validation', 'init-one', 'init-two']);
+  const viaJson = await run(['-f', f, '-o', 'json']);
+  t.same(out, JSON.parse(viaJson.out), 'the YAML edit and the JSON patch agree');
 });
