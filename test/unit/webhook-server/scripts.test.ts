@@ -66,7 +66,7 @@ t.test('npm start (scripts/start.sh): dev certificates generated, webhook servin
   if (!requirePrereq(t, haveOpenssl(), 'openssl (apt-get install openssl)')) return;
   const certDir = path.join(tempDir('start'), 'dev');
   const env: NodeJS.ProcessEnv = { ...process.env, ASM_DEV_CERT_DIR: certDir, NODE_ENV: 'production' };
-  for (const k of ['ASM_TLS_CERT', 'ASM_TLS_KEY', 'ASM_CONFIG', 'NODE_OPTIONS']) delete env[k];
+  for (const k of ['ASM_TLS_CERT', 'ASM_TLS_KEY', 'ASM_CONFIG', 'NODE_OPTIONS', 'NODE_V8_COVERAGE']) delete env[k];
   const child = spawn('bash', [path.join(repoRoot, 'scripts/start.sh'), '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   t.teardown(() => {
