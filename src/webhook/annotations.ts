@@ -103,26 +103,24 @@ export function istioInit(view: PodView): JsonObject | undefined {
   return view.istioInitIndex < 0 ? undefined : asObject(view.initContainers[view.istioInitIndex]);
 }
 
-/**
- * The value of a short flag (`-m REDIRECT`, `-m=REDIRECT`) in istio-init's args, as istio-iptables reads them.
- * Returns undefined when the flag is absent; the last occurrence wins, as with pflag.
- */
-export function initArg(args: readonly unknown[], flag: string): string | undefined {
-  let found: string | undefined;
-  const withEquals = flag + '=';
+/** All short flags of istio-init's args in one pass (`-x value` and `-x=value`; the last occurrence wins). */
+export function initArgs(args: readonly unknown[]): Map<string, string> {
+  const flags = new Map<string, string>();
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
-    if (a === flag) {
+    if (typeof a !== 'string' || a.length < 2 || a[0] !== '-' || a[1] === '-') continue;
+    const eq = a.indexOf('=');
+    if (eq > 0) {
+      flags.set(a.slice(0, eq), a.slice(eq + 1));
+    } else {
       const next = args[i + 1];
       if (typeof next === 'string') {
-        found = next;
+        flags.set(a, next);
         i++;
       }
-    } else if (typeof a === 'string' && a.startsWith(withEquals)) {
-      found = a.slice(withEquals.length);
     }
   }
-  return found;
+  return flags;
 }
 
 /** Interception mode: the annotation when present, else istio-init's -m, else REDIRECT. */
@@ -131,7 +129,7 @@ export function interceptionMode(view: PodView): string {
   if (annotated !== undefined) return annotated;
   const init = istioInit(view);
   if (init !== undefined) {
-    const m = initArg(asArray(init.args), '-m');
+    const m = initArgs(asArray(init.args)).get('-m');
     if (m !== undefined) return m;
   }
   return 'REDIRECT';
@@ -139,5 +137,13 @@ export function interceptionMode(view: PodView): string {
 
 /** RFC 6901 escaping of one reference token ("/" and "~" in annotation keys). */
 export function pointerToken(key: string): string {
-  return key.includes('~') || key.includes('/') ? key.replace(/~/g, '~0').replace(/\//g, '~1') : key;
+  let token = TOKENS.get(key);
+  if (token === undefined) {
+    token = key.replace(/~/g, '~0').replace(/\//g, '~1');
+    // Only the webhook's own fixed keys are cached, so the cache stays a handful of entries.
+    if (KNOWN_KEYS.has(key)) TOKENS.set(key, token);
+  }
+  return token;
 }
+const TOKENS = new Map<string, string>();
+const KNOWN_KEYS = new Set<string>(Object.values(ANNOTATION));

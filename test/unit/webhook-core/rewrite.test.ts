@@ -140,7 +140,7 @@ t.test('status annotation', async (t) => {
   const spaced = '{ "initContainers" : [ "istio-init", "istio-proxy" ], "containers": null }';
   t.equal(rewriteStatus(spaced), '{ "initContainers" : [ "istio-validation", "istio-proxy" ], "containers": null }', 'formatting kept');
   t.equal(rewriteStatus('{"initContainers":["other"],"containers":["istio-init"]}'), undefined, 'only the init list counts');
-  t.equal(rewriteStatus('{"initContainers":["istio-init"],'), undefined, 'unparseable result');
+  t.equal(rewriteStatus('{"initContainers":["istio-init"],'), '{"initContainers":["istio-validation"],', 'no parse: broken stays broken, no worse');
   t.equal(rewriteStatus('not json'), undefined);
   const p = pod({ annotations: { 'sidecar.istio.io/status': 'garbage' } });
   const r = plan(p);
@@ -196,4 +196,6 @@ t.test('no istio-init: nothing to plan', async (t) => {
 t.test('pointer escaping', async (t) => {
   t.equal(pointerToken('a/b~c'), 'a~1b~0c');
   t.equal(pointerToken('plain'), 'plain');
+  t.equal(pointerToken('sidecar.istio.io/status'), 'sidecar.istio.io~1status');
+  t.equal(pointerToken('sidecar.istio.io/status'), 'sidecar.istio.io~1status', 'cached');
 });

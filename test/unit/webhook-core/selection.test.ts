@@ -1,5 +1,5 @@
 import t from 'tap';
-import { viewPod, interceptionMode, initArg } from '../../../src/webhook/annotations.js';
+import { viewPod, interceptionMode, initArgs } from '../../../src/webhook/annotations.js';
 import { parseBool, pluginSelection, seedSelection, webhookSelection } from '../../../src/webhook/selection.js';
 import { admit } from '../../../src/webhook/admit.js';
 import { config, selectionCases } from './fixtures/helpers.js';
@@ -70,7 +70,8 @@ t.test('interception mode: annotation, else istio-init -m (both spellings), else
   t.equal(interceptionMode(viewPod(pod(undefined, ['-m']))), 'REDIRECT', 'dangling -m');
   t.equal(interceptionMode(viewPod(pod(undefined, 'not a list'))), 'REDIRECT');
   t.equal(interceptionMode(viewPod({ metadata: { annotations: { 'sidecar.istio.io/interceptionMode': 7 } } })), 'REDIRECT', 'non-string annotation reads as absent');
-  t.equal(initArg(['-x', '', '-i', '*'], '-x'), '');
+  t.same([...initArgs(['istio-iptables', '-x', '', '-i', '*', '--log=x', '-b=80', 7, '-', '-q']).entries()], [['-x', ''], ['-i', '*'], ['-b', '80']]);
+  t.equal(initArgs(['-x', '-m', 'NONE']).get('-m'), undefined, 'a value is not a flag');
 });
 
 t.test('odd shapes never throw and read as absent', async (t) => {
