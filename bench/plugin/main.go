@@ -35,8 +35,9 @@ import (
 
 type options struct {
 	plugin, podFile, rules4, rules6, certFile, keyFile, caFile, workdir string
-	pods, parallel, rounds, coldStarts                              int
-	verify                                                          bool
+	backend                                                             string
+	pods, parallel, rounds, coldStarts                                  int
+	verify                                                              bool
 }
 
 type results struct {
@@ -77,6 +78,7 @@ func main() {
 	flag.StringVar(&o.keyFile, "key", "", "its key")
 	flag.StringVar(&o.caFile, "ca", "", "CA that signed it (written into the plugin's kubeconfig)")
 	flag.StringVar(&o.workdir, "workdir", "", "scratch directory (kubeconfig, plugin log)")
+	flag.StringVar(&o.backend, "iptables-backend", "", "what-if: iptables_backend in the network config (empty: unset, as the installer writes it)")
 	flag.IntVar(&o.pods, "pods", 200, "sequential pods (each ADD and floor in a fresh netns)")
 	flag.IntVar(&o.parallel, "parallel", 20, "concurrent ADDs per round")
 	flag.IntVar(&o.rounds, "rounds", 5, "rounds of concurrent ADDs")
@@ -143,7 +145,7 @@ func run(o options) (*results, error) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	fl := &floor{url: api.URL, pool: pool, rules4: rules4, rules6: rules6}
-	pl := &pluginRunner{bin: o.plugin, kubeconfig: kubeconfig, logFile: filepath.Join(o.workdir, "asm-cni.log")}
+	pl := &pluginRunner{bin: o.plugin, kubeconfig: kubeconfig, logFile: filepath.Join(o.workdir, "asm-cni.log"), backend: o.backend}
 
 	if o.plugin != "" {
 		st, err := os.Stat(o.plugin)
@@ -306,7 +308,7 @@ func parallelRound(n, base int, tag string, op, del func(ns string, idx int) (fl
 
 // ---- the plugin under test ----
 
-type pluginRunner struct{ bin, kubeconfig, logFile string }
+type pluginRunner struct{ bin, kubeconfig, logFile, backend string }
 
 func (p *pluginRunner) call(command, ns string, idx int) (float64, error) {
 	conf := map[string]any{
@@ -319,6 +321,9 @@ func (p *pluginRunner) call(command, ns string, idx int) (float64, error) {
 		"log_file":           p.logFile,
 		"api_timeout":        "5s",
 		"prevResult":         prevResult(ns, idx),
+	}
+	if p.backend != "" {
+		conf["iptables_backend"] = p.backend
 	}
 	stdin, _ := json.Marshal(conf)
 	cmd := exec.Command(p.bin)

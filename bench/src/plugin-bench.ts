@@ -85,6 +85,7 @@ function main(): void {
       '-pods', env('ASM_BENCH_PODS', '200'), '-parallel', env('ASM_BENCH_PARALLEL', '20'), '-rounds', env('ASM_BENCH_ROUNDS', '5'),
       '-cold-starts', env('ASM_BENCH_COLD_STARTS', '100'),
       ...(plugin ? ['-plugin', plugin] : []),
+      ...(process.env.ASM_BENCH_IPTABLES_BACKEND ? ['-iptables-backend', process.env.ASM_BENCH_IPTABLES_BACKEND] : []),
     ];
     const run = spawnSync(values.driver, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 });
     if (run.status !== 0) {
@@ -100,7 +101,7 @@ function main(): void {
     const floor = s(d.floorMs)!;
     const result = {
       config: { pods: d.floorMs.length, parallelism: d.parallelism, rounds: d.rounds, floorFamilies: d.floorFamilies,
-        floorRules: rules.source, iptables: d.iptablesMode },
+        floorRules: rules.source, iptables: d.iptablesMode, iptablesBackendSetting: process.env.ASM_BENCH_IPTABLES_BACKEND ?? null },
       binary: plugin ? { path: 'dist/cni/asm-cni', sizeBytes: d.binary.sizeBytes, sizeMB: Number((d.binary.sizeBytes / 2 ** 20).toFixed(2)) } : null,
       coldStartMs: s(d.coldStartMs),
       trueExecMs: s(d.trueExecMs),

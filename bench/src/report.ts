@@ -118,6 +118,12 @@ function main(): void {
     pluginAddMedianRatio: plugin?.ratios?.pluginAddMedianRatio ?? null,
   };
   const commit = cmd('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']);
+  const mach = machine(values['load-start']);
+  // A floor slower than the product, or a busy machine, means the run measured the neighbours, not the software.
+  const loadStart = (mach.loadAverageAtStart as number[] | null)?.[0] ?? 0;
+  const noisy: string[] = [];
+  if (loadStart > 1) noisy.push(`load average ${loadStart} at start (other work shared the CPUs)`);
+  if ((ratios.webhookThroughputRatio ?? 0) > 1.05) noisy.push('the webhook out-ran its own floor (the floor was starved of CPU)');
   const results = {
     ...ratios,
     targets: Object.fromEntries(Object.entries(TARGETS).map(([k, t]) => [k, `${t.op} ${t.value}`])),
@@ -126,7 +132,9 @@ function main(): void {
     startedAt: values.started ?? null,
     command: 'npm run bench',
     commit,
-    machine: machine(values['load-start']),
+    machine: mach,
+    quiet: noisy.length === 0,
+    noise: noisy,
     webhook,
     plugin,
     ratios,
@@ -140,6 +148,15 @@ function main(): void {
     `Measured ${results.generatedAt.slice(0, 16).replace('T', ' ')} UTC at commit \`${commit ?? 'unknown'}\` on ${m.cpuModel}, ` +
       `${m.cores} cores, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, ${m.go ?? 'go ?'}, ${m.iptables ?? 'iptables ?'}` +
       (m.loadAverageAtStart ? ` (load average at start ${m.loadAverageAtStart.join(' ')}).` : '.'),
+    ...(noisy.length
+      ? ['', `**Noisy run, not representative:** ${noisy.join('; ')}. Regenerate on an otherwise idle machine.`]
+      : []),
+    ...(webhook?.config && ((webhook.config.logLevel ?? 'info') !== 'info' || webhook.config.nodeFlags?.length)
+      ? ['', `**What-if run, not the shipped configuration:** webhook logLevel ${webhook.config.logLevel}, node flags \`${(webhook.config.nodeFlags ?? []).join(' ')}\`.`]
+      : []),
+    ...(plugin?.config?.iptablesBackendSetting
+      ? ['', `**What-if run, not the shipped configuration:** plugin network config with \`iptables_backend: ${plugin.config.iptablesBackendSetting}\`.`]
+      : []),
     '',
     table,
     '',

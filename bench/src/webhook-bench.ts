@@ -25,6 +25,9 @@ const CFG = {
   serverCpu: process.env.ASM_BENCH_SERVER_CPU ?? '1',
   path: env('ASM_BENCH_WEBHOOK_PATH', '/mutate?timeout=10s'),
   profile: process.env.ASM_BENCH_PROFILE === '1',
+  // What-if knobs for experiments; the committed results use the shipped defaults (info, no extra node flags).
+  logLevel: env('ASM_BENCH_WEBHOOK_LOG_LEVEL', 'info'),
+  nodeFlags: env('ASM_BENCH_WEBHOOK_NODE_FLAGS', '').split(' ').filter(Boolean),
 };
 
 export interface MaxResult {
@@ -200,9 +203,9 @@ async function main(): Promise<void> {
       const port = await freePort();
       metricsPort = await freePort();
       const configFile = join(work, 'config.yaml');
-      writeFileSync(configFile, 'logLevel: info\n');
+      writeFileSync(configFile, `logLevel: ${CFG.logLevel}\n`);
       if (CFG.profile) mkdirSync(profileDir, { recursive: true });
-      const nodeArgs = CFG.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+      const nodeArgs = [...CFG.nodeFlags, ...(CFG.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])];
       const cmd = [process.execPath, ...nodeArgs, webhookCli, 'serve', '--host', '127.0.0.1', '--port', String(port), '--metrics-port',
         String(metricsPort), '--cert', certs.certFile, '--key', certs.keyFile, '--config', configFile, '--shutdown-delay', '0'];
       webhookLog = join(work, 'webhook.log');
