@@ -39,9 +39,7 @@ export type AdmitReason =
   | 'multus-network-added'
   | 'internal-error';
 
-const NO_WARNINGS: readonly string[] = Object.freeze([]);
-
-function skipped(reason: AdmitReason, warnings: string[] = NO_WARNINGS as string[]): AdmitOutcome {
+function skipped(reason: AdmitReason, warnings: string[] = []): AdmitOutcome {
   return { allowed: true, patch: [], warnings, decision: 'skipped', reason };
 }
 

@@ -151,3 +151,11 @@ t.test('Multus: a CNI-mode pod only gets the network; then nothing', async (t) =
   t.equal(admit(req({ object: broken }), multus).decision, 'denied');
   t.equal(admit(req({ object: broken }), config()).reason, 'no-istio-init', 'without Multus the annotation is not ours');
 });
+
+t.test('outcomes are the caller\'s to extend', async (t) => {
+  const a = admit(req({ operation: 'UPDATE' }), config());
+  a.warnings.push('added by the server');
+  a.patch.push({ op: 'test', path: '/x', value: 1 });
+  const b = admit(req({ operation: 'UPDATE' }), config());
+  t.same([b.warnings, b.patch], [[], []], 'no shared arrays between outcomes');
+});
