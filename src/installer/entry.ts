@@ -10,12 +10,22 @@ export interface EntryOptions {
   apiTimeout: string;
 }
 
+/**
+ * The plugin knows debug, info, warn and error; the shared config also has trace and fatal (pino's levels). An
+ * unknown level would make the plugin refuse its config, and with it every pod on the node, so map to the nearest.
+ */
+export function pluginLogLevel(level: SharedConfig['logLevel']): 'debug' | 'info' | 'warn' | 'error' {
+  if (level === 'trace') return 'debug';
+  if (level === 'fatal') return 'error';
+  return level;
+}
+
 export function renderEntry(config: SharedConfig, options: EntryOptions): JsonObject {
   return {
     type: PLUGIN_TYPE,
     kubeconfig: options.hostKubeconfigPath,
     exclude_namespaces: [...config.excludeNamespaces],
-    log_level: config.logLevel,
+    log_level: pluginLogLevel(config.logLevel),
     log_file: options.logFile,
     api_timeout: options.apiTimeout,
   };

@@ -4,6 +4,7 @@ import type { Writable } from 'node:stream';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
 import { startDaemon } from './daemon.js';
+import { createHealthServer } from './health.js';
 import { Installer } from './installer.js';
 import { installerKubeConfig } from './kube.js';
 import { createMetrics } from './metrics.js';
@@ -42,6 +43,24 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
   });
 
+/** Uninstall mode of the DaemonSet: report ready (nothing left installed) until SIGTERM. */
+async function waitUninstalled(
+  options: InstallerOptions,
+  metrics: ReturnType<typeof createMetrics>,
+  log: Logger,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const done = { ready: true, binary: false, kubeconfig: false, entry: false, reasons: [] };
+  const server = options.readinessPort === 0 ? null : createHealthServer(async () => done, metrics.registry);
+  if (server) await new Promise<void>((resolve) => server.listen(options.readinessPort, resolve));
+  log.info('uninstalled; waiting for SIGTERM');
+  await new Promise<void>((resolve) => {
+    if (!signal || signal.aborted) return resolve();
+    signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
 export async function main(argv: string[], env: NodeJS.ProcessEnv, io: MainIO): Promise<number> {
   let parsed;
   try {
@@ -71,6 +90,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: MainIO): 
     await installer.loadConfig().catch(() => false); // uninstall must work even with a broken config
     await installer.uninstall();
     log.info({ netDir: options.netDir }, 'uninstalled');
+    if (options.uninstallWait) await waitUninstalled(options, metrics, log, io.signal);
     return 0;
   }
 

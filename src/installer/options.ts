@@ -28,6 +28,8 @@ export interface InstallerOptions {
   skipTlsVerify: boolean;
   resyncMs: number;
   repairIntervalMs: number;
+  /** uninstall: stay up afterwards (ready) until SIGTERM, for a DaemonSet rolled out in uninstall mode. */
+  uninstallWait: boolean;
 }
 
 export class UsageError extends Error {
@@ -62,13 +64,18 @@ export const FLAGS: Record<string, FlagSpec> = {
   'plugin-api-timeout': { env: 'ASM_PLUGIN_API_TIMEOUT', help: "the plugin's API call timeout (default 5s)" },
   'skip-tls-verify': { env: 'ASM_SKIP_TLS_VERIFY', help: 'plugin kubeconfig without CA check (development only)', bool: true },
   'resync-interval': { env: 'ASM_RESYNC_INTERVAL', help: 'full check interval besides file events (default 5s)' },
+  'uninstall-wait': {
+    env: 'ASM_UNINSTALL_WAIT',
+    help: 'uninstall: then keep running (ready) until SIGTERM, so a DaemonSet can roll it out to every node',
+    bool: true,
+  },
   'repair-interval': { env: 'ASM_REPAIR_INTERVAL', help: 'how often pods on this node are checked for repair (default 30s)' },
 };
 
 export const USAGE = `usage: asm-cni-install <run|once|uninstall> [flags]
   run        install, then keep binary, kubeconfig and config entry in place until SIGTERM (which leaves them)
   once       install and exit (waits for a primary CNI config)
-  uninstall  restore the primary CNI config and remove the kubeconfig and the binary
+  uninstall  restore the primary CNI config and remove the kubeconfig and the binary (--uninstall-wait: then stay up)
 flags (environment variable in brackets):
 ${Object.entries(FLAGS)
   .map(([name, spec]) => `  --${name}${spec.bool ? '' : ' VALUE'}  [${spec.env}]\n      ${spec.help}`)
@@ -174,6 +181,7 @@ export function parseCommandLine(
       skipTlsVerify: parseBool('skip-tls-verify', get('skip-tls-verify') ?? 'false'),
       resyncMs: parseDuration('resync-interval', get('resync-interval') ?? '5s'),
       repairIntervalMs: parseDuration('repair-interval', get('repair-interval') ?? '30s'),
+      uninstallWait: parseBool('uninstall-wait', get('uninstall-wait') ?? 'false'),
     },
   };
 }

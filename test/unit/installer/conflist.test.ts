@@ -37,6 +37,10 @@ t.test('the entry has the keys of the plugin contract', async (t) => {
     log_file: '/var/log/asm-cni.log',
     api_timeout: '5s',
   });
+  const levels = (['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const).map(
+    (logLevel) => renderEntry({ ...DEFAULT_CONFIG, logLevel }, { hostKubeconfigPath: '/k', logFile: '/l', apiTimeout: '5s' }).log_level,
+  );
+  t.same(levels, ['debug', 'debug', 'info', 'warn', 'error', 'error'], 'only levels the plugin accepts');
   t.equal(hostPathOf('/host/etc/cni/net.d/asm-cni-kubeconfig', '/host/etc/cni/net.d', '/etc/cni/net.d'),
     '/etc/cni/net.d/asm-cni-kubeconfig');
   t.equal(hostPathOf('/var/lib/asm/kc', '/host/etc/cni/net.d', '/etc/cni/net.d'), '/var/lib/asm/kc');

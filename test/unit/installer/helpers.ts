@@ -89,6 +89,7 @@ export async function fakeNode(t: Test, overrides: Partial<InstallerOptions> = {
     skipTlsVerify: false,
     resyncMs: 5000,
     repairIntervalMs: 30000,
+    uninstallWait: false,
     ...overrides,
   };
   return { root, netDir, binDir, saDir, confDir, options };

@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -155,4 +157,27 @@ t.test('the CLI process: SIGTERM stops `run` and leaves everything installed', a
   t.ok((await fs.readFile(path.join(node.netDir, '10-calico.conflist'), 'utf8')).includes('asm-cni'), 'entry left');
   const bad = spawn(process.execPath, [cli, 'bogus'], { stdio: ['ignore', 'ignore', 'pipe'] });
   t.equal(await new Promise((resolve) => bad.once('exit', resolve)), 2);
+});
+
+t.test('uninstall --uninstall-wait: uninstalls, then reports ready until aborted', async (t) => {
+  const node = await fakeNode(t);
+  await fs.writeFile(path.join(node.netDir, '10-calico.conflist'), CALICO);
+  const out = sink();
+  t.equal(await main(['once', ...flags(node, ['--api-server', 'https://x:1'])], {}, { out: out.stream, err: out.stream }), 0);
+  const port = await new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const controller = new AbortController();
+  t.teardown(() => controller.abort());
+  const waiting = main(['uninstall', ...flags(node), '--readiness-port', String(port)], { ASM_UNINSTALL_WAIT: 'true' }, {
+    out: out.stream, err: out.stream, signal: controller.signal,
+  });
+  t.ok((await waitFor(() => out.text().includes('waiting for SIGTERM'), 5000)).ok);
+  t.equal(await fs.readFile(path.join(node.netDir, '10-calico.conflist'), 'utf8'), CALICO, 'restored');
+  t.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
+  controller.abort();
+  t.equal(await waiting, 0);
 });

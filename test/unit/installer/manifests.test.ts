@@ -53,7 +53,7 @@ const matches = (selector: Record<string, string>, labels: Record<string, string
   Object.entries(selector).every(([k, v]) => labels[k] === v);
 
 t.test('every YAML file parses and every kustomization lists every file of its directory', async (t) => {
-  const dirs = ['base', '.', 'components/cert-manager', 'overlays/cert-manager'].map((d) => path.join(manifests, d));
+  const dirs = ['base', '.', 'components/cert-manager', 'overlays/cert-manager', 'overlays/uninstall'].map((d) => path.join(manifests, d));
   for (const dir of dirs) {
     const k = kustomization(dir);
     const listed = new Set<string>([...(k.resources ?? []), ...(k.components ?? [])].map((r: string) => path.resolve(dir, r)));
@@ -332,4 +332,16 @@ t.test('Dockerfile: the paths it copies exist; the manifests run what it builds'
   t.notOk(inBuildContext(ignore, 'node_modules/x'), 'node_modules is not');
   t.notOk(inBuildContext(ignore, 'dist/cni/asm-cni'), 'local builds are not');
   t.notOk(inBuildContext(ignore, 'manifests/tls/tls.key'), 'generated keys are not');
+});
+
+t.test('the uninstall overlay runs `uninstall --uninstall-wait` and never brings the webhook configuration back', async (t) => {
+  const k = kustomization(path.join(manifests, 'overlays', 'uninstall'));
+  t.same(k.resources, ['../../base']);
+  const del = parseYaml(k.patches[0].patch);
+  t.same([del.$patch, del.kind, del.metadata.name], ['delete', 'MutatingWebhookConfiguration', webhookConfig.metadata.name]);
+  t.same(k.patches[1].target, { kind: 'DaemonSet', name: daemonset.metadata.name });
+  const ops = parseYaml(k.patches[1].patch);
+  t.same(ops, [{ op: 'replace', path: '/spec/template/spec/containers/0/command',
+    value: ['node', '/app/dist/installer/cli.js', 'uninstall', '--uninstall-wait'] }]);
+  t.equal(daemonset.spec.template.spec.containers[0].name, 'installer', 'container 0 is the installer');
 });

@@ -73,3 +73,14 @@ t.test('repair against a fake API through @kubernetes/client-node', async (t) =>
   t.match(await metrics.registry.metrics(), /outcome="failed"\} 2/, 'failure retried on the next pass');
   t.equal(await repair.runOnce(), 1, 'the replacement pod is repaired');
 });
+
+t.test('the installer client trusts the service-account CA over https', async (t) => {
+  const saDir = tempDir(t);
+  await fs.writeFile(path.join(saDir, 'ca.crt'), 'PEM');
+  const https = installerKubeConfig('https://10.96.0.1:443', saDir).getCurrentCluster()!;
+  t.equal(https.caFile, path.join(saDir, 'ca.crt'));
+  t.equal(https.skipTLSVerify, false);
+  const noCa = installerKubeConfig('https://10.96.0.1:443', path.join(saDir, 'none')).getCurrentCluster()!;
+  t.equal(noCa.caFile, undefined, 'no CA file: system roots');
+  t.equal(installerKubeConfig('http://127.0.0.1:8001', saDir).getCurrentCluster()!.caFile, undefined, 'plain http: no CA');
+});
