@@ -82,6 +82,10 @@ export function markdownTable(r: any): string {
     row(`Webhook RSS after ${ours?.memory.reviews ?? '100000'} reviews (MB)`, f(ours?.memory.rssMB, 1), '', '',
       ratios.webhookRssMB === null ? '≤ 100' : `≤ 100${mark(met('webhookRssMB', ratios.webhookRssMB))}`);
     row('Webhook server CPU per review (µs)', f(ours?.max.cpuUsPerReview, 0), f(w.floor.max.cpuUsPerReview, 0), f(w.ratios?.webhookCpuPerReviewRatio), '');
+    if (ours?.logicCpuUsPerReview) {
+      const l = ours.logicCpuUsPerReview;
+      row('Webhook in-process CPU per review: parse / admit() / answer (µs)', `${f(l.parseUs, 1)} / ${f(l.admitUs, 1)} / ${f(l.answerUs, 1)}`, `${f(l.parseUs, 1)} / – / –`, '', '');
+    }
     row('Webhook errors (all runs)', ours ? String(ours.errors) : '–', String(w.floor.errors), '', '0');
   }
   if (p?.floorMs) {

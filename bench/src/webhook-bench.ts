@@ -10,6 +10,7 @@ import { generateCerts, type BenchCerts } from './certs.js';
 import { buildReviewPayloads, type ReviewPayload } from './fixtures.js';
 import { answerMatches, runOpenLoop, type OpenLoopResult } from './openloop.js';
 import { cpuSeconds, freePort, memoryMB, startServer, stopServer, waitReady, type Server } from './proc.js';
+import { logicCost } from './logic-cost.js';
 import { hotspots } from './profile-top.js';
 import { percentileCurve, ratio, summarize, type Summary } from './stats.js';
 
@@ -263,8 +264,11 @@ async function main(): Promise<void> {
         t.served += top ? top.requests + top.errors : 0;
         const mem = memoryMB(t.server.pid);
         const metrics = await scrapeMetrics(metricsPort);
+        const logic = await logicCost(join(ROOT, 'dist'), payloads);
+        log(`webhook logic in-process: JSON.parse ${logic.parseUs} µs, admit ${logic.admitUs} µs, answer ${logic.answerUs} µs per review`);
         result.webhook = {
           ...ours,
+          logicCpuUsPerReview: logic,
           memory: { reviews: t.served, rssStartMB: rssStart!.rssMB, rssMB: mem.rssMB, peakMB: mem.peakMB },
           errors: t.warmErrors + ours.max.errors + ours.rate.errors + ours.rate.mismatches + (top?.errors ?? 0),
           metrics,
