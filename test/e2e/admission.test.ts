@@ -9,10 +9,6 @@ import { startFakeInjector, injectorConfig } from './lib/injector.js';
 import { applyOverlay, bringUp, createPod, getPod, shape, shippedWebhooks, waitWebhookActive, type Env } from './lib/scenario.js';
 import { waitFor } from './lib/net.js';
 
-const missing = toolchainMissing();
-if (requirePrereq(t, missing === undefined, missing ?? '') && requirePrereq(t, hasKustomization(), 'manifests/ has no kustomization.yaml yet')) {
-  await main();
-}
 
 const BASELINE = { 'pod-security.kubernetes.io/enforce': 'baseline', 'pod-security.kubernetes.io/enforce-version': 'latest' };
 const PRIVILEGED_CAPS = ['NET_ADMIN', 'NET_RAW'];
@@ -203,4 +199,9 @@ async function main(): Promise<void> {
   });
 
   if (inCI()) t.comment('CI=true: every prerequisite above was mandatory');
+}
+
+const missing = toolchainMissing();
+if (requirePrereq(t, missing === undefined, missing ?? '') && requirePrereq(t, hasKustomization(), 'manifests/ has no kustomization.yaml yet')) {
+  await main();
 }

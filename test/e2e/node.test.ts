@@ -18,16 +18,6 @@ const installerCli = join(repoRoot, 'dist/installer/cli.js');
 const pluginBinary = join(repoRoot, 'dist/cni/asm-cni');
 const goldenDir = join(repoRoot, '..', 'shared', 'oracles', 'istio', 'iptables', 'cni-plugin-iptables-save');
 
-const missing = toolchainMissing();
-if (
-  requirePrereq(t, missing === undefined, missing ?? '') &&
-  requirePrereq(t, isRoot(), 'network namespaces need root') &&
-  requirePrereq(t, hasKustomization(), 'manifests/ has no kustomization.yaml yet') &&
-  requirePrereq(t, existsSync(installerCli), `${installerCli} not built (npm run build)`) &&
-  requirePrereq(t, existsSync(pluginBinary), `${pluginBinary} not built (npm run build)`)
-) {
-  await main();
-}
 
 interface Node {
   netDir: string;
@@ -280,4 +270,15 @@ function installerIdentity(env: Env): { namespace: string; installerSA: string; 
     }
   }
   return undefined;
+}
+
+const missing = toolchainMissing();
+if (
+  requirePrereq(t, missing === undefined, missing ?? '') &&
+  requirePrereq(t, isRoot(), 'network namespaces need root') &&
+  requirePrereq(t, hasKustomization(), 'manifests/ has no kustomization.yaml yet') &&
+  requirePrereq(t, existsSync(installerCli), `${installerCli} not built (npm run build)`) &&
+  requirePrereq(t, existsSync(pluginBinary), `${pluginBinary} not built (npm run build)`)
+) {
+  await main();
 }

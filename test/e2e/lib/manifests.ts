@@ -1,6 +1,6 @@
 // The shipped manifests (manifests/, kustomize) and a local overlay that points the MutatingWebhookConfiguration at the
 // webhook running on loopback: clientConfig `url: https://127.0.0.1:PORT/mutate` with the dev CA as caBundle.
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { cpSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { ControlPlane } from './control-plane.js';
@@ -29,6 +29,19 @@ export function hasKustomization(dir = manifestsDir): boolean {
   return ['kustomization.yaml', 'kustomization.yml', 'Kustomization'].some((f) => existsSync(join(dir, f)));
 }
 
+/**
+ * A copy of manifests/ in `dir` with the serving certificate files the default install expects in manifests/tls/
+ * (an admin runs `certs/generate.sh --out manifests/tls`; here the webhook's dev certs from the same generator).
+ * The repository's manifests/ is never written to.
+ */
+export function copyManifests(dir: string, certDir: string): string {
+  const copy = join(dir, 'manifests');
+  cpSync(manifestsDir, copy, { recursive: true });
+  mkdirSync(join(copy, 'tls'), { recursive: true });
+  for (const f of ['tls.crt', 'tls.key', 'ca.crt']) cpSync(join(certDir, f), join(copy, 'tls', f));
+  return copy;
+}
+
 /** `kubectl kustomize DIR`, parsed. */
 export async function render(cp: ControlPlane, dir = manifestsDir): Promise<K8sObject[]> {
   const out = await cp.kubectlOk(['kustomize', dir]);
@@ -43,8 +56,8 @@ export const webhookConfigs = (objs: K8sObject[]): K8sObject[] => objs.filter((o
  * Writes a kustomize overlay in `dir` over the shipped manifests whose every MutatingWebhookConfiguration webhook calls
  * `url` with `caPem` as its CA. Returns the overlay dir.
  */
-export async function writeLocalOverlay(cp: ControlPlane, dir: string, url: string, caPem: string): Promise<string> {
-  const base = await render(cp);
+export async function writeLocalOverlay(cp: ControlPlane, base0: string, dir: string, url: string, caPem: string): Promise<string> {
+  const base = await render(cp, base0);
   const configs = webhookConfigs(base);
   if (configs.length === 0) throw new Error('manifests/ renders no MutatingWebhookConfiguration');
   mkdirSync(dir, { recursive: true });
@@ -59,7 +72,7 @@ export async function writeLocalOverlay(cp: ControlPlane, dir: string, url: stri
   });
   writeFileSync(
     join(dir, 'kustomization.yaml'),
-    `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ${relative(dir, manifestsDir)}\npatches:\n${patches.join('')}`,
+    `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ${relative(dir, base0)}\npatches:\n${patches.join('')}`,
   );
   return dir;
 }

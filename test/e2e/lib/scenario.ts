@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Test } from 'tap';
 import { startControlPlane, type ControlPlane, type Who } from './control-plane.js';
 import { startWebhook, type Webhook } from './webhook.js';
-import { hasKustomization, render, webhookConfigs, writeLocalOverlay, type K8sObject, type MutatingWebhook } from './manifests.js';
+import { copyManifests, hasKustomization, render, webhookConfigs, writeLocalOverlay, type K8sObject, type MutatingWebhook } from './manifests.js';
 import { initNames, oraclePod, type Pod } from './pods.js';
 import { waitFor } from './net.js';
 import type { RunResult } from './proc.js';
@@ -14,6 +14,8 @@ export interface Env {
   cp: ControlPlane;
   webhook: Webhook;
   overlayDir: string;
+  /** The copy of manifests/ (with manifests/tls filled) the overlay builds on. */
+  manifestsCopy: string;
   /** Every object of manifests/, rendered. */
   rendered: K8sObject[];
   /** The shipped MutatingWebhookConfiguration(s), as rendered from manifests/. */
@@ -30,8 +32,9 @@ export async function bringUp(t: Test): Promise<Env> {
   const webhook = await startWebhook({ dir: cp.dir, certDir });
   t.teardown(() => webhook.stop());
   const probeNs = await cp.namespace('e2e-probe');
-  const rendered = hasKustomization() ? await render(cp) : [];
-  return { cp, webhook, overlayDir: join(cp.dir, 'overlay'), rendered, shipped: webhookConfigs(rendered), probeNs };
+  const manifestsCopy = copyManifests(cp.dir, certDir);
+  const rendered = hasKustomization() ? await render(cp, manifestsCopy) : [];
+  return { cp, webhook, overlayDir: join(cp.dir, 'overlay'), manifestsCopy, rendered, shipped: webhookConfigs(rendered), probeNs };
 }
 
 export function shippedWebhooks(env: Env): MutatingWebhook[] {
@@ -40,7 +43,7 @@ export function shippedWebhooks(env: Env): MutatingWebhook[] {
 
 /** kubectl apply -k of the local overlay (manifests + clientConfig pointing at the loopback webhook). */
 export async function applyOverlay(env: Env): Promise<RunResult> {
-  await writeLocalOverlay(env.cp, env.overlayDir, env.webhook.url, env.webhook.caPem);
+  await writeLocalOverlay(env.cp, env.manifestsCopy, env.overlayDir, env.webhook.url, env.webhook.caPem);
   return env.cp.kubectl(['apply', '-k', env.overlayDir], { timeoutMs: 120_000 });
 }
 
