@@ -86,7 +86,7 @@ function decide(request: AdmissionRequest, config: SharedConfig): AdmitOutcome {
   const mode = interceptionMode(view);
   const plan = planRewrite(view, mode, config, namespace);
   const problems = [...validateTraffic(view.annotations, plan.derived), ...plan.problems];
-  if (problems.length > 0) return refuse(problems, config, warnings, 'istio-init is left in place and keeps redirecting this pod');
+  if (problems.length > 0) return refuse(problems, config, warnings, 'pod left as it is, istio-init keeps redirecting');
   warnings.push(...plan.warnings);
   return { allowed: true, patch: plan.ops, warnings, decision: 'patched', reason: 'selected' };
 }
@@ -95,7 +95,7 @@ function decide(request: AdmissionRequest, config: SharedConfig): AdmitOutcome {
 function pluginOwned(view: PodView, config: SharedConfig, namespace: string, warnings: string[]): AdmitOutcome {
   const network = planNetworkOnly(view, config, namespace);
   const problems = [...validateTraffic(view.annotations), ...network.problems];
-  if (problems.length > 0) return refuse(problems, config, warnings, 'the CNI plugin will refuse to set up this pod');
+  if (problems.length > 0) return refuse(problems, config, warnings, 'the CNI plugin will refuse this pod');
   if (network.ops.length > 0) return { allowed: true, patch: network.ops, warnings, decision: 'patched', reason: 'multus-network-added' };
   return skipped('no-istio-init', warnings);
 }
@@ -103,7 +103,7 @@ function pluginOwned(view: PodView, config: SharedConfig, namespace: string, war
 function refuse(problems: AnnotationProblem[], config: SharedConfig, warnings: string[], consequence: string): AdmitOutcome {
   const messages = problems.map(problemMessage);
   if (config.invalidAnnotations === 'warn') {
-    return skipped('invalid-annotation', [...warnings, ...messages.map((m) => `${m}; admitted (invalidAnnotations: warn): ${consequence}`)]);
+    return skipped('invalid-annotation', [...warnings, ...messages.map((m) => `${m}; admitted (warn): ${consequence}`)]);
   }
   return {
     allowed: false,

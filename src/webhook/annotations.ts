@@ -135,6 +135,11 @@ export function interceptionMode(view: PodView): string {
   return 'REDIRECT';
 }
 
+/** A value for a message: JSON-quoted, cut at 40 characters so a huge annotation cannot flood a response. */
+export function quote(value: string): string {
+  return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+}
+
 /** RFC 6901 escaping of one reference token ("/" and "~" in annotation keys). */
 export function pointerToken(key: string): string {
   let token = TOKENS.get(key);

@@ -222,7 +222,7 @@ export function planRewrite(view: PodView, mode: string, config: SharedConfig, n
   if (status !== undefined) {
     const next = rewriteStatus(status);
     if (next !== undefined) writes.set(ANNOTATION.status, next);
-    else warnings.push(`annotation ${ANNOTATION.status} does not list ${ISTIO_INIT} in parseable JSON; left as it is`);
+    else warnings.push(`annotation ${ANNOTATION.status} lists no ${ISTIO_INIT} init container; left as it is`);
   }
 
   networkWrite(view, config, namespace, writes, problems);
@@ -232,8 +232,7 @@ export function planRewrite(view: PodView, mode: string, config: SharedConfig, n
 }
 
 export const TPROXY_WARNING =
-  'interception mode TPROXY: istio-proxy keeps NET_ADMIN and runs as root (Istio does the same in CNI mode), ' +
-  'so this pod still needs those rights and does not pass PodSecurity baseline';
+  'interception mode TPROXY: istio-proxy keeps NET_ADMIN and runs as root, as in Istio CNI mode; not PodSecurity baseline';
 
 function networkWrite(view: PodView, config: SharedConfig, namespace: string, writes: AnnotationWrites, problems: AnnotationProblem[]): void {
   if (config.cniProvider !== 'multus') return;

@@ -1,6 +1,6 @@
 // The selection predicate shared with the Go plugin (test/vectors/README.md): the seed rule, then the webhook's
 // extra conditions. The first condition that applies names the reason.
-import { ANNOTATION, LABEL_INJECT, type PodView, interceptionMode, stringEntry } from './annotations.js';
+import { ANNOTATION, LABEL_INJECT, type PodView, interceptionMode, quote, stringEntry } from './annotations.js';
 
 export type SeedReason =
   | 'excluded-namespace'
@@ -61,11 +61,9 @@ function seedRest(view: PodView): SeedReason {
   return 'selected';
 }
 
+// Admission warnings are shown to kubectl users and truncated past 256 characters: keep them short.
 function unparseable(where: 'label' | 'annotation', value: string): string {
-  return (
-    `${where} ${LABEL_INJECT}=${JSON.stringify(value)} is not a boolean Go's strconv.ParseBool reads ` +
-    `(1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False); it does not disable injection`
-  );
+  return `${where} ${LABEL_INJECT}=${quote(value)} is not a boolean (true/false, 1/0, t/f, True/False, TRUE/FALSE): ignored, injection stays on`;
 }
 
 /** Rows 6-7, common to webhook and plugin: no CNI call for hostNetwork pods; NONE means no redirection at all. */

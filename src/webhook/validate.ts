@@ -1,7 +1,7 @@
 // Validation of the traffic annotations the CNI plugin reads, with the rules Istio's injector applies, so that no pod
 // reaches a node with a value the plugin would refuse. The same rules are written as shared vectors in
 // test/vectors/annotations.json, which the Go plugin's tests read too.
-import { ANNOTATION } from './annotations.js';
+import { ANNOTATION, quote } from './annotations.js';
 
 /** A rule returns undefined for a valid value, else a short reason. */
 type Rule = (value: string) => string | undefined;
@@ -16,7 +16,7 @@ export interface AnnotationProblem {
 
 export function problemMessage(p: AnnotationProblem): string {
   const from = p.source === undefined ? '' : ` (from ${p.source})`;
-  return `annotation ${p.annotation}=${JSON.stringify(p.value)}${from} is invalid: ${p.detail}`;
+  return `annotation ${p.annotation}=${quote(p.value)}${from} is invalid: ${p.detail}`;
 }
 
 // --- IP prefixes, with the grammar of Go's netip.ParsePrefix (what the Go plugin parses with).
@@ -128,7 +128,7 @@ export function isValidPrefix(s: string): boolean {
 function cidrList(value: string): string | undefined {
   if (value.length === 0) return undefined;
   for (const entry of value.split(',')) {
-    if (!isValidPrefix(entry)) return `${JSON.stringify(entry)} is not an IP prefix such as 10.0.0.0/8 or 2001:db8::/32`;
+    if (!isValidPrefix(entry)) return `${quote(entry)} is not an IP prefix such as 10.0.0.0/8 or 2001:db8::/32`;
   }
   return undefined;
 }
@@ -140,7 +140,7 @@ function portList(value: string): string | undefined {
   if (trimmed.length === 0) return undefined;
   for (const raw of trimmed.split(',')) {
     const entry = raw.trim();
-    if (!/^[0-9]+$/.test(entry)) return `${JSON.stringify(raw)} is not a port number`;
+    if (!/^[0-9]+$/.test(entry)) return `${quote(raw)} is not a port number`;
     const port = Number(entry);
     if (port < 1 || port > 65535) return `port ${entry} is out of range 1-65535`;
   }
@@ -156,9 +156,9 @@ function interfaceList(value: string): string | undefined {
   for (const raw of trimmed.split(',')) {
     const name = raw.trim();
     if (name.length === 0) return 'empty interface name in the list';
-    if (name.length > 15) return `interface name ${JSON.stringify(name)} is longer than 15 characters`;
+    if (name.length > 15) return `interface name ${quote(name)} is longer than 15 characters`;
     if (name === '.' || name === '..' || !INTERFACE.test(name)) {
-      return `${JSON.stringify(name)} is not an interface name (letters, digits, _ . -, optional trailing +)`;
+      return `${quote(name)} is not an interface name (letters, digits, _ . -, optional trailing +)`;
     }
   }
   return undefined;

@@ -101,7 +101,7 @@ t.test('invalid annotations: deny names annotation and value; warn admits withou
   t.same(denied.patch, []);
   const warned = admit(req({ object: bad }), config({ invalidAnnotations: 'warn' }));
   t.same([warned.allowed, warned.decision, warned.reason, warned.patch], [true, 'skipped', 'invalid-annotation', []]);
-  t.match(warned.warnings.join('\n'), /kubevirtInterfaces.*istio-init is left in place/);
+  t.match(warned.warnings.join('\n'), /kubevirtInterfaces.*istio-init keeps redirecting/);
 
   // istio-init's own args are validated under the annotation they become.
   const badArgs = clone(base) as Obj;
@@ -117,7 +117,7 @@ t.test('invalid annotations: deny names annotation and value; warn admits withou
   t.equal(admit(req({ object: badCni }), config()).decision, 'denied');
   const warnedCni = admit(req({ object: badCni }), config({ invalidAnnotations: 'warn' }));
   t.same([warnedCni.allowed, warnedCni.reason], [true, 'invalid-annotation']);
-  t.match(warnedCni.warnings.join('\n'), /interceptionMode="redirect".*CNI plugin will refuse/);
+  t.match(warnedCni.warnings.join('\n'), /interceptionMode="redirect".*CNI plugin will refuse this pod/);
 
   // Skipped pods are not the plugin's business: no validation.
   const skipped = clone(bad);
@@ -158,4 +158,18 @@ t.test('outcomes are the caller\'s to extend', async (t) => {
   a.patch.push({ op: 'test', path: '/x', value: 1 });
   const b = admit(req({ operation: 'UPDATE' }), config());
   t.same([b.warnings, b.patch], [[], []], 'no shared arrays between outcomes');
+});
+
+t.test('warnings and messages stay short, whatever the value', async (t) => {
+  const huge = clone(base) as Obj;
+  huge.metadata.annotations['traffic.sidecar.istio.io/excludeOutboundPorts'] = 'x'.repeat(10000);
+  huge.metadata.labels['sidecar.istio.io/inject'] = 'y'.repeat(10000);
+  const denied = admit(req({ object: huge }), config());
+  t.ok(denied.status!.message.length < 400, `denial message ${denied.status!.message.length} chars`);
+  t.match(denied.status!.message, /"x{40}…"/);
+  const warned = admit(req({ object: huge }), config({ invalidAnnotations: 'warn' }));
+  for (const w of warned.warnings) t.ok(w.length <= 256, `warning of ${w.length} chars: ${w.slice(0, 40)}`);
+  const tproxy = clone(base) as Obj;
+  tproxy.metadata.annotations['sidecar.istio.io/interceptionMode'] = 'TPROXY';
+  for (const w of admit(req({ object: tproxy }), config()).warnings) t.ok(w.length <= 120, `TPROXY warning ${w.length} chars`);
 });

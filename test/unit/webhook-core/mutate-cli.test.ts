@@ -177,7 +177,7 @@ t.test('warnings go to stderr; YAML with aliases falls back to a clean render', 
   tproxy.metadata.annotations['sidecar.istio.io/interceptionMode'] = 'TPROXY';
   const r = await run(['-f', '-', '-o', 'yaml'], stringify(tproxy));
   t.equal(r.code, 0);
-  t.match(r.err, /warning: standard input: document 1, Pod\/web-7d4b9c6f5- \(namespace default\): interception mode TPROXY/);
+  t.match(r.err, /warning: standard input: document 1, Pod\/web-7d4b9c6f5- \(namespace default\): interception mode TPROXY: istio-proxy keeps NET_ADMIN/);
   const aliased = [
     'apiVersion: v1',
     'kind: Pod',
