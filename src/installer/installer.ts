@@ -50,6 +50,7 @@ export class Installer {
   private configText: string | null = null;
   private readonly refusedLogged = new Map<string, string>();
   private waitingLogged = false;
+  private verifiedBinary: string | null = null;
 
   constructor(private readonly deps: InstallerDeps) {}
 
@@ -95,8 +96,28 @@ export class Installer {
     }
   }
 
+  /**
+   * True when the installed binary has the source's bytes and mode 0755. A verified pair is remembered by its stat
+   * (inode, size, mtime, mode), so the periodic passes and probes do not re-read megabytes while nothing changed.
+   */
+  async binaryInPlace(): Promise<boolean> {
+    const stamp = async (file: string) => {
+      const st = await fs.stat(file).catch(() => null);
+      return st === null ? null : `${st.ino}:${st.size}:${st.mtimeMs}:${st.mode}`;
+    };
+    const [target, source] = await Promise.all([stamp(this.binaryTarget), stamp(this.options.pluginBinary)]);
+    if (target === null || source === null) return false;
+    const key = `${target}|${source}`;
+    if (key === this.verifiedBinary) return true;
+    const [installed, wanted] = await Promise.all([readIfExists(this.binaryTarget), readIfExists(this.options.pluginBinary)]);
+    const ok = installed !== null && wanted !== null && installed.equals(wanted) && target.endsWith(`:${0o100755}`);
+    this.verifiedBinary = ok ? key : null;
+    return ok;
+  }
+
   /** Copies the plugin binary into the bin dir unless an identical one is there. */
   async installBinary(): Promise<boolean> {
+    if (await this.binaryInPlace()) return false;
     const bytes = await fs.readFile(this.options.pluginBinary).catch((err: Error) => {
       throw new Error(`cannot read plugin binary ${this.options.pluginBinary}: ${err.message}`);
     });
@@ -263,11 +284,7 @@ export class Installer {
   /** Live readiness: the binary matches, the kubeconfig exists, and the primary config holds our current entry. */
   async readiness(): Promise<Readiness> {
     const reasons: string[] = [];
-    const [installed, source] = await Promise.all([
-      readIfExists(this.binaryTarget).catch(() => null),
-      readIfExists(this.options.pluginBinary).catch(() => null),
-    ]);
-    const binary = installed !== null && source !== null && installed.equals(source);
+    const binary = await this.binaryInPlace();
     if (!binary) reasons.push(`plugin binary missing or outdated at ${this.binaryTarget}`);
     const kubeconfig = (await readIfExists(this.options.kubeconfigPath).catch(() => null)) !== null;
     if (!kubeconfig) reasons.push(`plugin kubeconfig missing at ${this.options.kubeconfigPath}`);

@@ -128,7 +128,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: MainIO): 
         })
       : null;
   if (repair === null) log.warn('pod repair off: needs NODE_NAME and an API server');
-  const watchDirs = [options.netDir, options.saDir];
+  const watchDirs = [options.netDir, options.binDir, options.saDir];
   if (options.configPath !== null) watchDirs.push(path.dirname(options.configPath));
   const daemon = await startDaemon({
     installer,

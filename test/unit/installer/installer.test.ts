@@ -309,3 +309,24 @@ t.test('two installers racing converge on one correct file and one backup', asyn
   t.same(await ls(node.netDir), ['10-bridge.conf']);
   t.equal(await read(node, '10-bridge.conf'), original);
 });
+
+t.test('an outdated or mis-moded binary is replaced; readiness notices', async (t) => {
+  const node = await fakeNode(t);
+  await fs.writeFile(path.join(node.netDir, '10-calico.conflist'), CALICO);
+  const { installer, writes } = installerFor(node);
+  await installer.reconcile();
+  const bin = path.join(node.binDir, 'asm-cni');
+  await fs.writeFile(bin, 'old version');
+  t.equal((await installer.readiness()).binary, false, 'different bytes: not ready');
+  writes.length = 0;
+  await installer.reconcile();
+  t.same(writes, ['binary']);
+  t.ok((await fs.readFile(bin)).equals(await fs.readFile(node.options.pluginBinary)));
+  await fs.chmod(bin, 0o700);
+  t.equal((await installer.readiness()).binary, false, 'not executable by the runtime as expected: not ready');
+  await installer.reconcile();
+  t.equal((await fs.stat(bin)).mode & 0o777, 0o755);
+  writes.length = 0;
+  await installer.reconcile();
+  t.same(writes, [], 'in place: nothing written');
+});
