@@ -30,7 +30,9 @@ export interface Settings {
   pods: number;
   apiTimeout: string;
   installerKills: number;
+  installerLanes: number;
   burstWrites: number;
+  quietMs: number;
 }
 
 export const ALL_SUITES = ['webhook-load', 'webhook-abuse', 'webhook-tls', 'plugin', 'installer'];
@@ -64,7 +66,10 @@ export function settings(): Settings {
     pods: num('SOAK_PODS', 50),
     apiTimeout: process.env.SOAK_API_TIMEOUT ?? '2s',
     installerKills: num('SOAK_INSTALLER_KILLS', 50),
+    installerLanes: num('SOAK_INSTALLER_LANES', 5),
     burstWrites: num('SOAK_BURST_WRITES', 100),
+    // longer than the installer's default resync interval (5 s), so a resync that rewrites would show
+    quietMs: num('SOAK_QUIET_MS', 7000),
   };
   return cached;
 }
