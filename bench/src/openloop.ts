@@ -208,7 +208,11 @@ export async function runOpenLoop(opts: OpenLoopOptions): Promise<OpenLoopResult
     if (scheduled < total) setImmediate(pump);
   };
   pump();
+  // Bounded: a server that cannot keep up at all must not stall the bench; what is unanswered by then is an error.
+  const limit = setTimeout(() => finish(), (opts.durationSec * 3 + 30) * 1000);
   await finished;
+  clearTimeout(limit);
+  const unanswered = total - answered;
   const elapsedSec = Number(process.hrtime.bigint() - start) / 1e9;
   for (const c of conns) c.close();
   return {
@@ -217,7 +221,7 @@ export async function runOpenLoop(opts: OpenLoopOptions): Promise<OpenLoopResult
     completed,
     non2xx,
     mismatches,
-    connErrors,
+    connErrors: connErrors + unanswered,
     latencyUs: latency.subarray(0, completed),
     elapsedSec,
   };
