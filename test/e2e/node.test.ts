@@ -27,7 +27,7 @@ interface Node {
   conflist: string;
 }
 
-async function main(): Promise<void> {
+async function main(t: Test): Promise<void> {
   const env = await bringUp(t);
   t.teardown(() => {
     if (!t.passing()) t.comment(`webhook log tail:\n${env.webhook.logs()}\n${env.cp.logs()}`);
@@ -280,5 +280,6 @@ if (
   requirePrereq(t, existsSync(installerCli), `${installerCli} not built (npm run build)`) &&
   requirePrereq(t, existsSync(pluginBinary), `${pluginBinary} not built (npm run build)`)
 ) {
-  await main();
+  // One parent test: the root test may end while top-level code awaits between subtests.
+  await t.test('node: installer and plugin against the API server', (t) => main(t));
 }

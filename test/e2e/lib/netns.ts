@@ -1,5 +1,6 @@
-// Fresh network namespaces standing in for pod sandboxes (root only). Each gets lo up and an eth0 (a dummy link) with
-// a documentation address, as the primary CNI would have left it; all are deleted by the caller's teardown.
+// Fresh network namespaces standing in for pod sandboxes (root only). Each gets lo up and an eth0 with a documentation
+// address, as the primary CNI would have left it. eth0 is one end of a veth pair whose peer stays in the same netns:
+// nothing is created in the host's namespace. All are deleted by the caller's teardown.
 import { randomBytes } from 'node:crypto';
 import { run, runOk } from './proc.js';
 
@@ -17,7 +18,8 @@ export async function createNetns(address = '192.0.2.10/24'): Promise<Netns> {
   await runOk('ip', ['netns', 'add', name]);
   try {
     await runOk('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
-    await runOk('ip', ['-n', name, 'link', 'add', 'eth0', 'type', 'dummy']);
+    await runOk('ip', ['-n', name, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'peer0']);
+    await runOk('ip', ['-n', name, 'link', 'set', 'peer0', 'up']);
     await runOk('ip', ['-n', name, 'addr', 'add', address, 'dev', 'eth0']);
     await runOk('ip', ['-n', name, 'link', 'set', 'eth0', 'up']);
   } catch (err) {
