@@ -7,7 +7,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { USAGE, main, parseServeArgs } from '../../../src/webhook/cli.js';
 import { requirePrereq } from '../../helpers/prereq.js';
-import { generateCerts, haveOpenssl, repoRoot, tempDir } from './helpers.js';
+import { generateCerts, haveOpenssl, repoRoot, tempDir, tsChild } from './helpers.js';
 
 function io(env: NodeJS.ProcessEnv = {}) {
   const stdout = new PassThrough();
@@ -140,9 +140,8 @@ t.test('main serve: missing or bad files are named; exit 1', async (t) => {
 
 t.test('the bin runs as a script: a usage error exits 2', async (t) => {
   const cli = path.join(repoRoot, 'src/webhook/cli.ts');
-  const env: NodeJS.ProcessEnv = { ...process.env, ASM_TLS_CERT: '', ASM_TLS_KEY: '' };
-  delete env.NODE_V8_COVERAGE; // see sigterm.test.ts: a child's coverage would replace this process's
-  const bad = spawnSync(process.execPath, [...process.execArgv, cli, 'serve'], { encoding: 'utf8', env });
+  const { execArgv, env } = tsChild({ ...process.env, ASM_TLS_CERT: '', ASM_TLS_KEY: '' });
+  const bad = spawnSync(process.execPath, [...execArgv, cli, 'serve'], { encoding: 'utf8', env });
   t.equal(bad.status, 2);
   t.match(bad.stderr, /--cert \(or ASM_TLS_CERT\) is required/);
 });

@@ -209,3 +209,17 @@ export async function eventually<T>(check: () => Promise<T> | T, ms = 8000, ever
 export function decodePatch(response: { patch?: string }): unknown[] {
   return response.patch ? (JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as unknown[]) : [];
 }
+
+/**
+ * How to run a TypeScript entry point in a child process: this process's loader flags (tap runs tests through
+ * ts-node), without tap's process-info hook and coverage. A child's coverage would otherwise replace (not add to)
+ * the in-process tests' coverage of the same files in tap's report.
+ */
+export function tsChild(env: NodeJS.ProcessEnv = process.env): { execArgv: string[]; env: NodeJS.ProcessEnv } {
+  const execArgv = process.execArgv.filter((a) => !a.includes('@tapjs/processinfo'));
+  const clean: NodeJS.ProcessEnv = { ...env };
+  delete clean.NODE_V8_COVERAGE;
+  for (const k of Object.keys(clean)) if (k.startsWith('_TAPJS_PROCESSINFO')) delete clean[k];
+  if (clean.NODE_OPTIONS) clean.NODE_OPTIONS = clean.NODE_OPTIONS.split(' ').filter((o) => !o.includes('@tapjs/processinfo')).join(' ');
+  return { execArgv, env: clean };
+}

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parse as parseYaml } from 'yaml';
 import { requirePrereq } from '../../helpers/prereq.js';
-import { haveOpenssl, httpsRequest, repoRoot, tempDir } from './helpers.js';
+import { haveOpenssl, httpsRequest, repoRoot, tempDir, tsChild } from './helpers.js';
 
 const generate = (args: string[]) => spawnSync('bash', [path.join(repoRoot, 'certs/generate.sh'), ...args], { encoding: 'utf8' });
 
@@ -65,8 +65,8 @@ t.test('generate.sh: bad options are named', async (t) => {
 t.test('npm start (scripts/start.sh): dev certificates generated, webhook serving, Ctrl-C exits 0', async (t) => {
   if (!requirePrereq(t, haveOpenssl(), 'openssl (apt-get install openssl)')) return;
   const certDir = path.join(tempDir('start'), 'dev');
-  const env: NodeJS.ProcessEnv = { ...process.env, ASM_DEV_CERT_DIR: certDir, NODE_ENV: 'production' };
-  for (const k of ['ASM_TLS_CERT', 'ASM_TLS_KEY', 'ASM_CONFIG', 'NODE_OPTIONS', 'NODE_V8_COVERAGE']) delete env[k];
+  const { env } = tsChild({ ...process.env, ASM_DEV_CERT_DIR: certDir, NODE_ENV: 'production' });
+  for (const k of ['ASM_TLS_CERT', 'ASM_TLS_KEY', 'ASM_CONFIG', 'NODE_OPTIONS']) delete env[k];
   const child = spawn('bash', [path.join(repoRoot, 'scripts/start.sh'), '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   t.teardown(() => {

@@ -6,20 +6,18 @@ import https from 'node:https';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { requirePrereq } from '../../helpers/prereq.js';
-import { generateCerts, haveOpenssl, httpsRequest, meshedPod, repoRoot, review, sleep, tempDir } from './helpers.js';
+import { generateCerts, haveOpenssl, tsChild, httpsRequest, meshedPod, repoRoot, review, sleep, tempDir } from './helpers.js';
 
 const cli = path.join(repoRoot, 'src/webhook/cli.ts');
 
 t.test('SIGTERM mid-burst: not ready first, in-flight reviews answered, exit 0', async (t) => {
   if (!requirePrereq(t, haveOpenssl(), 'openssl (apt-get install openssl) to generate test certificates')) return;
   const certs = generateCerts(path.join(tempDir('sigterm'), 'certs'));
-  // The test process runs TypeScript through tap's loader; the child inherits it (process.execArgv). The child's
-  // coverage is not collected: tap would let its partial view replace the in-process tests' (seen with tap 21).
-  const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'production', ASM_TLS_CERT: certs.cert, ASM_TLS_KEY: certs.key };
-  delete env.NODE_V8_COVERAGE;
+  // The test process runs TypeScript through tap's loader; the child gets the same loader (see tsChild).
+  const { execArgv, env } = tsChild({ ...process.env, NODE_ENV: 'production', ASM_TLS_CERT: certs.cert, ASM_TLS_KEY: certs.key });
   const child = spawn(
     process.execPath,
-    [...process.execArgv, cli, 'serve', '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--shutdown-delay', '1', '--shutdown-grace', '10'],
+    [...execArgv, cli, 'serve', '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--shutdown-delay', '1', '--shutdown-grace', '10'],
     { env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stderr = '';
