@@ -311,7 +311,7 @@ export class Installer {
       ['temp files', () => this.cleanTemps()],
       ['binary', () => this.installBinary()],
       ['kubeconfig', () => this.installKubeconfig()],
-      ['entry', () => this.installEntry()],
+      ['entry', () => this.installEntryWhenReady()],
     ];
     for (const [step, run] of steps) {
       try {
@@ -322,6 +322,20 @@ export class Installer {
       }
     }
     return this.readiness();
+  }
+
+  /**
+   * The entry goes in only once binary and kubeconfig are in place: an entry whose plugin cannot run would fail the
+   * network setup of every pod on the node, not just meshed ones. (A meshed pod started meanwhile fails its
+   * istio-validation and is repaired.) An entry already in place stays, and multus mode still cleans up.
+   */
+  private async installEntryWhenReady(): Promise<void> {
+    const kubeconfig = (await readIfExists(this.options.kubeconfigPath)) !== null;
+    if (this.sharedConfig.cniProvider === 'multus' || ((await this.binaryInPlace()) && kubeconfig)) {
+      await this.installEntry();
+      return;
+    }
+    this.deps.log.warn('not adding the CNI config entry until the plugin binary and its kubeconfig are in place');
   }
 
   private async cleanTemps(): Promise<void> {

@@ -272,8 +272,10 @@ t.test('failing steps are reported in readiness and logs, other steps still run'
   const { installer, logs } = installerFor(node, { pluginBinary: path.join(node.root, 'missing'), apiServer: null });
   const r = await installer.reconcile();
   t.equal(r.ready, false);
-  t.equal(r.entry, true, 'the entry step still ran');
-  t.match(r.reasons.join('\n'), /plugin binary missing[\s\S]*kubeconfig missing/);
+  t.equal(r.entry, false, 'no entry while its plugin cannot run');
+  t.equal(await read(node, '10-calico.conflist'), CALICO, 'primary config untouched');
+  t.match(r.reasons.join('\n'), /plugin binary missing[\s\S]*kubeconfig missing[\s\S]*entry not in/);
+  t.ok(logs().some((l) => /not adding the CNI config entry/.test(String(l.msg))));
   const errors = logs().filter((l) => l.level === 50).map((l) => String(l.err));
   t.match(errors.join('\n'), /cannot read plugin binary[\s\S]*API server unknown/);
   const noCa = installerFor(node, { saDir: path.join(node.root, 'nosa') }, { description: 'x', current: async () => ({ token: 't', expiresAt: null }) });
