@@ -128,10 +128,8 @@ export async function main(argv: string[], io: CliIO): Promise<number | 'running
       case 'serve':
         return await serve(rest, io);
       case 'mutate': {
-        // Loaded only for this command (serve never needs it). The specifier is a variable until webhook-core's
-        // mutate-cli.ts is in the tree; the shape is the TEAM.md contract runMutate(argv, io).
-        const specifier = './mutate-cli.js';
-        const { runMutate } = (await import(specifier)) as { runMutate: (argv: string[], io: CliIO) => number | Promise<number> };
+        // Loaded only for this command: serve never needs the manifest handling.
+        const { runMutate } = await import('./mutate-cli.js');
         return await runMutate(rest, io);
       }
       case undefined:

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { USAGE, main, parseServeArgs } from '../../../src/webhook/cli.js';
 import { requirePrereq } from '../../helpers/prereq.js';
-import { generateCerts, haveOpenssl, repoRoot, tempDir, tsChild } from './helpers.js';
+import { generateCerts, haveOpenssl, meshedPod, repoRoot, tempDir, tsChild } from './helpers.js';
 
 function io(env: NodeJS.ProcessEnv = {}) {
   const stdout = new PassThrough();
@@ -144,4 +144,17 @@ t.test('the bin runs as a script: a usage error exits 2', async (t) => {
   const bad = spawnSync(process.execPath, [...execArgv, cli, 'serve'], { encoding: 'utf8', env });
   t.equal(bad.status, 2);
   t.match(bad.stderr, /--cert \(or ASM_TLS_CERT\) is required/);
+});
+
+t.test('mutate is dispatched to the manifest rewriter', async (t) => {
+  const tmp = tempDir('mutate');
+  const file = path.join(tmp, 'pod.json');
+  writeFileSync(file, JSON.stringify(meshedPod()));
+  let c = io();
+  t.equal(await main(['mutate', '-f', file, '--namespace', 'team-a', '--output', 'json'], c.io), 0, c.err());
+  const out = JSON.parse(c.out()) as { spec: { initContainers: Array<{ name: string }> } };
+  t.equal(out.spec.initContainers[0]!.name, 'istio-validation');
+  c = io();
+  t.equal(await main(['mutate', '-f', path.join(tmp, 'missing.yaml')], c.io), 1);
+  t.match(c.err(), /missing\.yaml/);
 });
