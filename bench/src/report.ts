@@ -82,6 +82,10 @@ export function markdownTable(r: any): string {
     row(`Webhook RSS after ${ours?.memory.reviews ?? '100000'} reviews (MB)`, f(ours?.memory.rssMB, 1), '', '',
       ratios.webhookRssMB === null ? '≤ 100' : `≤ 100${mark(met('webhookRssMB', ratios.webhookRssMB))}`);
     row('Webhook server CPU per review (µs)', f(ours?.max.cpuUsPerReview, 0), f(w.floor.max.cpuUsPerReview, 0), f(w.ratios?.webhookCpuPerReviewRatio), '');
+    row('Webhook capacity of one core, 10⁶ / CPU per review (req/s)', f(ours ? 1e6 / ours.max.cpuUsPerReview : null, 0), f(1e6 / w.floor.max.cpuUsPerReview, 0),
+      f(w.ratios?.webhookCapacityRatio), '≥ 0.8');
+    row('CPU during the max runs, server / load generator (cores)', ours ? `${f(ours.max.serverCpuCores)} / ${f(ours.max.clientCpuCores)}` : '–',
+      `${f(w.floor.max.serverCpuCores)} / ${f(w.floor.max.clientCpuCores)}`, '', '');
     if (ours?.logicCpuUsPerReview) {
       const l = ours.logicCpuUsPerReview;
       row('Webhook in-process CPU per review: parse / admit() / answer (µs)', `${f(l.parseUs, 1)} / ${f(l.admitUs, 1)} / ${f(l.answerUs, 1)}`, `${f(l.parseUs, 1)} / – / –`, '', '');
@@ -128,6 +132,10 @@ function main(): void {
   const noisy: string[] = [];
   if (loadStart > 1) noisy.push(`load average ${loadStart} at start (other work shared the CPUs)`);
   if ((ratios.webhookThroughputRatio ?? 0) > 1.05) noisy.push('the webhook out-ran its own floor (the floor was starved of CPU)');
+  const caveats: string[] = [];
+  if (webhook?.ratios?.floorClientBound) {
+    caveats.push('the load generator, not the floor server, was the limit of the floor\'s maximum (the throughput ratio reads high; the capacity ratio does not depend on the client)');
+  }
   const results = {
     ...ratios,
     targets: Object.fromEntries(Object.entries(TARGETS).map(([k, t]) => [k, `${t.op} ${t.value}`])),
@@ -139,6 +147,7 @@ function main(): void {
     machine: mach,
     quiet: noisy.length === 0,
     noise: noisy,
+    caveats,
     webhook,
     plugin,
     ratios,
@@ -155,6 +164,7 @@ function main(): void {
     ...(noisy.length
       ? ['', `**Noisy run, not representative:** ${noisy.join('; ')}. Regenerate on an otherwise idle machine.`]
       : []),
+    ...(caveats.length ? ['', `**Caveat:** ${caveats.join('; ')}.`] : []),
     ...(webhook?.config && ((webhook.config.logLevel ?? 'info') !== 'info' || webhook.config.nodeFlags?.length)
       ? ['', `**What-if run, not the shipped configuration:** webhook logLevel ${webhook.config.logLevel}, node flags \`${(webhook.config.nodeFlags ?? []).join(' ')}\`.`]
       : []),

@@ -44,6 +44,9 @@ export interface MaxResult {
   serverCpuCores: number;
   /** Server CPU time per answered review (µs): the cost that sets the maximum on a dedicated core, robust to noise. */
   cpuUsPerReview: number;
+  /** CPU the load generator (this process) used, in cores: near 1.0 while the server is below it means the client,
+   * not the server, set the maximum. */
+  clientCpuCores: number;
   autocannonLatencyMs: { p50: number; p99: number; max: number };
 }
 
@@ -77,6 +80,7 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 async function maxThroughput(server: Server, payloads: readonly ReviewPayload[], durationSec: number, amount?: number): Promise<MaxResult> {
   const requests = payloads.map((p) => ({ method: 'POST', path: CFG.path, headers: { 'content-type': 'application/json' }, body: p.body }));
   const cpu0 = cpuSeconds(server.pid);
+  const client0 = process.cpuUsage();
   const r = await autocannon({
     url: `https://127.0.0.1:${server.port}`,
     servername: 'localhost',
@@ -87,6 +91,7 @@ async function maxThroughput(server: Server, payloads: readonly ReviewPayload[],
     ...(amount !== undefined ? { amount } : { duration: durationSec }),
   });
   const cpu = cpuSeconds(server.pid) - cpu0;
+  const client = process.cpuUsage(client0);
   const ok = r['2xx'];
   return {
     reqPerSec: Math.round(ok / r.duration),
@@ -98,6 +103,7 @@ async function maxThroughput(server: Server, payloads: readonly ReviewPayload[],
     timeouts: r.timeouts,
     serverCpuCores: Number((cpu / r.duration).toFixed(2)),
     cpuUsPerReview: Math.round((cpu * 1e6) / Math.max(1, ok)),
+    clientCpuCores: Number(((client.user + client.system) / 1e6 / r.duration).toFixed(2)),
     autocannonLatencyMs: { p50: r.latency.p50, p99: r.latency.p99, max: r.latency.max },
   };
 }
@@ -114,6 +120,7 @@ function combineMax(runs: MaxResult[]): MaxResult {
     timeouts: sum('timeouts'),
     serverCpuCores: median(runs.map((r) => r.serverCpuCores)),
     cpuUsPerReview: median(runs.map((r) => r.cpuUsPerReview)),
+    clientCpuCores: median(runs.map((r) => r.clientCpuCores)),
     autocannonLatencyMs: {
       p50: median(runs.map((r) => r.autocannonLatencyMs.p50)),
       p99: median(runs.map((r) => r.autocannonLatencyMs.p99)),
@@ -238,7 +245,7 @@ async function main(): Promise<void> {
           const m = await maxThroughput(t.server, payloads, CFG.maxSec / rounds);
           t.max.push(m);
           t.served += m.requests + m.errors;
-          log(`${t.server.name}: max round ${i + 1}/${rounds}: ${m.reqPerSec} req/s, server CPU ${m.serverCpuCores} cores, ${m.cpuUsPerReview} µs CPU/review`);
+          log(`${t.server.name}: max round ${i + 1}/${rounds}: ${m.reqPerSec} req/s, server CPU ${m.serverCpuCores} cores, ${m.cpuUsPerReview} µs CPU/review, client CPU ${m.clientCpuCores} cores`);
         }
       }
       const floorMax = combineMax(targets[0]!.max);
@@ -279,6 +286,9 @@ async function main(): Promise<void> {
           webhookP99Ratio: ratio(ours.rate.latencyMs.p99, fl.rate.latencyMs.p99),
           webhookP50Ratio: ratio(ours.rate.latencyMs.p50, fl.rate.latencyMs.p50),
           webhookCpuPerReviewRatio: ratio(ours.max.cpuUsPerReview, fl.max.cpuUsPerReview),
+          // What the throughput ratio is on dedicated cores when the servers, not the client, are the limit.
+          webhookCapacityRatio: ratio(fl.max.cpuUsPerReview, ours.max.cpuUsPerReview),
+          floorClientBound: fl.max.clientCpuCores >= 0.85 && fl.max.serverCpuCores < 0.85,
           webhookRssMB: mem.rssMB,
         };
       }
