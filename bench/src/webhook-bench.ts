@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseAllDocuments } from 'yaml';
 import { generateCerts, type BenchCerts } from './certs.js';
 import { buildReviewPayloads, type ReviewPayload } from './fixtures.js';
 import { answerMatches, runOpenLoop, type OpenLoopResult } from './openloop.js';
@@ -69,6 +70,24 @@ interface Target {
   /** Reviews this server answered so far (warm-up and sanity checks included): the count behind the RSS figure. */
   served: number;
   warmErrors: number;
+}
+
+/**
+ * NODE_OPTIONS of the webhook container in the shipped Deployment (manifests/base/webhook-deployment.yaml), so that
+ * the bench runs the webhook with the same V8 flags as a cluster does. Empty when the manifest does not set any.
+ */
+export function shippedNodeOptions(root: string): string {
+  const file = join(root, 'manifests/base/webhook-deployment.yaml');
+  if (!existsSync(file)) return '';
+  for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
+    const d = doc.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: Array<{ env?: Array<{ name: string; value?: string }> }> } } } };
+    if (d?.kind !== 'Deployment') continue;
+    for (const c of d.spec?.template?.spec?.containers ?? []) {
+      const v = c.env?.find((e) => e.name === 'NODE_OPTIONS')?.value;
+      if (v) return v;
+    }
+  }
+  return '';
 }
 
 function log(msg: string): void {
@@ -217,7 +236,12 @@ async function main(): Promise<void> {
       const cmd = [process.execPath, ...nodeArgs, webhookCli, 'serve', '--host', '127.0.0.1', '--port', String(port), '--metrics-port',
         String(metricsPort), '--cert', certs.certFile, '--key', certs.keyFile, '--config', configFile, '--shutdown-delay', '0'];
       webhookLog = join(work, 'webhook.log');
-      const server = startServer('webhook', cmd, { cpu: CFG.serverCpu, logFile: webhookLog, port, env: { ...process.env, NODE_ENV: 'production' } });
+      const nodeOptions = shippedNodeOptions(ROOT);
+      result.webhookNodeOptions = nodeOptions;
+      log(`webhook: NODE_OPTIONS from the shipped Deployment: ${nodeOptions || '(none)'}`);
+      const server = startServer('webhook', cmd, {
+        cpu: CFG.serverCpu, logFile: webhookLog, port, env: { ...process.env, NODE_ENV: 'production', NODE_OPTIONS: nodeOptions },
+      });
       targets.push({ server, verify: 'patch', max: [], rate: [], served: 0, warmErrors: 0 });
     }
     try {
