@@ -143,3 +143,22 @@ t.test('stop leaves everything in place; repair runs only when ready and enabled
   await sleep(200);
   t.notOk(await entryLast(file), 'stopped: no longer watching');
 });
+
+t.test('two running installers on one node (rolling update overlap) converge and then stay quiet', async (t) => {
+  const node = await fakeNode(t);
+  const file = path.join(node.netDir, '10-calico.conflist');
+  await fs.writeFile(file, CALICO);
+  const a = await start(t, node);
+  const b = await start(t, node);
+  for (let i = 0; i < 3; i++) {
+    await fs.writeFile(file, CALICO);
+    t.ok((await waitFor(() => entryLast(file), 1000)).ok, `rewrite ${i}: entry back`);
+  }
+  await sleep(300);
+  const count = a.writes.length + b.writes.length;
+  await sleep(500);
+  t.equal(a.writes.length + b.writes.length, count, 'no ping-pong between the two');
+  const list = JSON.parse(await fs.readFile(file, 'utf8'));
+  t.equal(list.plugins.filter((p: { type: string }) => p.type === 'asm-cni').length, 1, 'one entry');
+  t.same((await fs.readdir(node.netDir)).filter((n) => n.endsWith('.asm-cni-tmp')), []);
+});
