@@ -113,8 +113,14 @@ async function main(t: Test): Promise<void> {
   t.teardown(() => injector.close());
   const ourNames = env.shipped.map((c) => c.metadata.name);
 
-  async function injectInOrder(t: Test, configName: string) {
-    const ns = await env.cp.namespace('e2e-order', { labels: BASELINE, devEdit: true });
+  // Why an injector sorting after us can defeat the rewrite: the API server evaluates matchConditions before it records
+  // a webhook as invoked, and on reinvocation calls only webhooks invoked in the first round (k8s.io/apiserver
+  // pkg/admission/plugin/webhook/mutating/dispatcher.go). A pod without istio-init on the first pass is never sent to us.
+  const REINVOCATION_NOTE =
+    'the shipped matchConditions skip the first pass (no istio-init yet), and the API server reinvokes only webhooks it invoked before';
+
+  async function injectInOrder(t: Test, configName: string, opts: { privileged?: boolean } = {}) {
+    const ns = await env.cp.namespace('e2e-order', opts.privileged ? {} : { labels: BASELINE, devEdit: true });
     await env.cp.kubectlOk(['apply', '-f', '-'], { input: injectorConfig(configName, injector.url, env.webhook.caPem, ns) });
     t.teardown(() => env.cp.kubectl(['delete', 'mutatingwebhookconfiguration', configName]));
     let n = 0;
@@ -126,7 +132,7 @@ async function main(t: Test): Promise<void> {
     const input = oraclePod('classic-1.26.8', 'hello.yaml', 'hello');
     const total = await env.webhook.reviews();
     const patched = await env.webhook.reviews({ outcome: 'patched' });
-    const r = await createPod(env, ns, input, 'dev');
+    const r = await createPod(env, ns, input, opts.privileged ? 'admin' : 'dev');
     const stored = r.code === 0 ? await getPod(env, ns, 'hello') : undefined;
     return {
       r,
@@ -146,7 +152,8 @@ async function main(t: Test): Promise<void> {
         t.ok(ours > 'istio-sidecar-injector' && ours > 'istio-revision-tag-default', `${ours} sorts after Istio's istio-* configurations`);
       }
       const { r, stored, patched } = await injectInOrder(t, configName);
-      t.equal(r.code, 0, `admitted in a baseline namespace${r.code ? `: ${r.stderr}` : ''}`);
+      const why = label === 'after' ? ` (${REINVOCATION_NOTE})` : '';
+      t.equal(r.code, 0, `admitted in a baseline namespace${r.code ? `: ${r.stderr}${why}` : ''}`);
       if (!stored) return;
       const names = [...initNames(stored), ...stored.spec.containers.map((c) => c.name)];
       t.equal(names.filter((n) => n === 'istio-proxy').length, 1, 'one istio-proxy');
@@ -176,10 +183,25 @@ async function main(t: Test): Promise<void> {
     t.equal(await env.webhook.reviews(), before, 'the review counter did not move');
 
     const { r, stored, calls, patched } = await injectInOrder(t, 'zzz-e2e-istio-sidecar-injector-2');
-    t.equal(r.code, 0, `injected-after-us pod admitted${r.code ? `: ${r.stderr}` : ''}`);
+    t.equal(r.code, 0, `injected-after-us pod admitted${r.code ? `: ${r.stderr} (${REINVOCATION_NOTE})` : ''}`);
     t.notOk(stored && initNames(stored).includes('istio-init'), 'reinvocation removed the istio-init the injector added');
-    t.equal(calls, 1, 'the webhook was called once: on reinvocation, not on the first pass');
-    t.equal(patched, 1, 'and patched then');
+    t.ok(calls >= 1, `the webhook was reached (${calls} reviews)${calls ? '' : ` (${REINVOCATION_NOTE})`}`);
+    t.equal(patched, 1, 'and patched the pod once');
+  });
+
+  // Whatever the order and the outcome above: redirection from exactly one place (never both, never neither).
+  await t.test('4. invariant in both orders: the stored pod has istio-init or istio-validation, never both or neither', async (t) => {
+    for (const name of ['aaa-e2e-istio-injector-inv', 'zzz-e2e-istio-injector-inv']) {
+      const { r, stored } = await injectInOrder(t, name, { privileged: true });
+      t.equal(r.code, 0, `${name}: admitted in a namespace without PodSecurity enforcement${r.code ? `: ${r.stderr}` : ''}`);
+      if (!stored) continue;
+      const init = initNames(stored);
+      const hasInit = init.includes('istio-init');
+      const hasValidation = init.includes('istio-validation');
+      t.ok(hasInit !== hasValidation, `${name}: exactly one of istio-init / istio-validation (${init.join(', ')})`);
+      const caps = addedCapabilities(stored).filter((c) => PRIVILEGED_CAPS.includes(c));
+      t.equal(caps.length > 0, hasInit, `${name}: NET_ADMIN/NET_RAW present exactly when istio-init is`);
+    }
   });
 
   // 7. dryRun: same answer, nothing stored.

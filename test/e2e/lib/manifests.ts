@@ -6,7 +6,8 @@ import { parseAllDocuments } from 'yaml';
 import type { ControlPlane } from './control-plane.js';
 import { repoRoot } from './toolchain.js';
 
-export const manifestsDir = join(repoRoot, 'manifests');
+// ASM_E2E_MANIFESTS tries the suite against another manifests dir (e.g. a candidate change) without touching manifests/.
+export const manifestsDir = process.env.ASM_E2E_MANIFESTS ?? join(repoRoot, 'manifests');
 
 export interface K8sObject {
   apiVersion: string;
