@@ -193,6 +193,13 @@ export class Installer {
     const { fileName, text, parsed } = primary;
     const result = insertEntry(text, fileName, this.renderedEntry());
     if (result.fileName === fileName && result.text === text) return 'installed';
+    if (result.fileName !== fileName) {
+      // Wrapping X.conf writes X.conflist: never over a file of someone else's (one without our entry).
+      const existing = await readIfExists(path.join(netDir, result.fileName));
+      if (existing !== null && !(await this.hasEntry(existing.toString('utf8'), result.fileName))) {
+        throw new Error(`cannot wrap ${fileName} into ${result.fileName}: that file exists and is not ours; left both untouched`);
+      }
+    }
     if (!hasOurEntry(parsed)) {
       // The bytes the primary CNI wrote, for uninstall. Updated each time it rewrites its file without us.
       if (await writeIfChanged(path.join(netDir, backupNameFor(fileName)), text, 0o600)) this.deps.onWrite?.('backup');

@@ -332,3 +332,16 @@ t.test('an outdated or mis-moded binary is replaced; readiness notices', async (
   await installer.reconcile();
   t.same(writes, [], 'in place: nothing written');
 });
+
+t.test('wrapping X.conf never overwrites a foreign X.conflist', async (t) => {
+  const node = await fakeNode(t);
+  const conf = '{"cniVersion":"0.4.0","name":"a","type":"bridge"}';
+  const foreign = '{"name":"other","plugins":[{"type":"ptp"}]}';
+  await fs.writeFile(path.join(node.netDir, '10-a.conf'), conf);
+  await fs.writeFile(path.join(node.netDir, '10-a.conflist'), foreign);
+  const { installer, logs } = installerFor(node);
+  t.equal((await installer.reconcile()).entry, false);
+  t.equal(await read(node, '10-a.conf'), conf);
+  t.equal(await read(node, '10-a.conflist'), foreign);
+  t.ok(logs().some((l) => /that file exists and is not ours/.test(String(l.err))));
+});
