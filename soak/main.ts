@@ -1,7 +1,7 @@
 // npm run soak: runs the reliability suites one after another, prints one line per check, writes bench/soak.json,
 // and exits non-zero when any check failed. Everything it creates is removed at the end, also on failure or signal.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { cleanupAll } from './lib/proc.js';
 import { Report } from './lib/report.js';
@@ -33,6 +33,7 @@ async function main(): Promise<number> {
     });
   }
   const started = performance.now();
+  const loadAtStart = loadavg().map((x) => Math.round(x * 10) / 10);
   for (const name of s.suites) {
     if (interrupted) break;
     console.log(`soak ==== suite ${name}`);
@@ -52,7 +53,7 @@ async function main(): Promise<number> {
     tool: 'npm run soak',
     startedAt: report.startedAt.toISOString(),
     seconds: Math.round((performance.now() - started) / 1000),
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, loadavgAtStart: loadAtStart, loadavgAtEnd: loadavg().map((x) => Math.round(x * 10) / 10) },
     settings: s,
     ok: failed.length === 0,
     passed: report.checks.filter((c) => c.ok === true).length,

@@ -51,7 +51,7 @@ export function settings(): Settings {
     loadSeconds,
     minLoadSeconds: Math.min(120, loadSeconds),
     loadSockets: num('SOAK_LOAD_SOCKETS', 16),
-    p99BoundMs: num('SOAK_P99_BOUND_MS', 500),
+    p99BoundMs: num('SOAK_P99_BOUND_MS', 1000),
     rssBoundMiB: num('SOAK_RSS_BOUND_MIB', 384),
     rotationBoundMs: num('SOAK_ROTATION_BOUND_MS', 10_000),
     reloadBoundMs: num('SOAK_RELOAD_BOUND_MS', 5_000),

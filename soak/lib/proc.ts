@@ -31,6 +31,7 @@ export function scratchDir(): string {
     scratch = mkdtempSync(join(process.env.SOAK_TMPDIR ?? tmpdir(), 'asm-soak-'));
     const dir = scratch;
     onCleanup(() => {
+      scratch = undefined;
       if (process.env.SOAK_KEEP === '1') console.log(`soak: kept scratch dir ${dir}`);
       else rmSync(dir, { recursive: true, force: true });
     });

@@ -23,9 +23,10 @@ export async function webhookAbuseSuite(report: Report): Promise<void> {
   const dir = subDir('webhook-abuse');
   const ca = await makeCA(dir, 'soak-ca');
   const leaf = await makeLeaf(dir, ca, 'serving', 'server');
-  const configFile = join(dir, 'config.yaml');
+  const configFile = join(subDir('config'), 'config.yaml');
+  const logs = subDir('logs');
   replaceFile(configFile, configYaml(['kube-system', 'istio-system']));
-  const w = await startWebhook({ name: 'abuse', certFile: leaf.certFile, keyFile: leaf.keyFile, configFile, logDir: dir, ca: ca.cert });
+  const w = await startWebhook({ name: 'abuse', certFile: leaf.certFile, keyFile: leaf.keyFile, configFile, logDir: logs, ca: ca.cert });
   const port = w.port;
   const corpus = loadCorpus();
   const client = new AdmissionClient({ host: '127.0.0.1', port, ca: ca.cert, maxSockets: 8 });

@@ -1,6 +1,7 @@
 // Sustained load at half the measured capacity while the serving certificate is rotated twice, the config is replaced
 // with a valid and an invalid file, and the instance is replaced by a second one (start B, SIGTERM A) behind a TCP
 // front that plays the Service. Every review must be answered, with the same answer as at baseline.
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { AdmissionClient } from '../lib/client.js';
 import { makeCA, makeLeaf } from '../lib/certs.js';
@@ -29,15 +30,21 @@ export async function webhookLoadSuite(report: Report): Promise<void> {
   const [cert1, cert2, cert3] = [await makeLeaf(dir, ca, 'serving-1', 'server'), await makeLeaf(dir, ca, 'serving-2', 'server'), await makeLeaf(dir, ca, 'serving-3', 'server')];
   const secret = new SecretDir(join(dir, 'tls'));
   secret.swap(cert1, ca.cert);
-  const configFile = join(dir, 'config.yaml');
+  // The config in a directory of its own, as a ConfigMap volume is (the server watches the directory; the busy
+  // instance logs must not share it).
+  const configDir = join(dir, 'config');
+  mkdirSync(configDir);
+  const configFile = join(configDir, 'config.yaml');
   replaceFile(configFile, configYaml(['kube-system', 'istio-system']));
+  const logDir = join(dir, 'logs');
+  mkdirSync(logDir);
 
   const corpus = loadCorpus();
   // The probe pod: selected in namespace soak-excluded until the config excludes that namespace.
   const probeTemplate = reviewFor(JSON.parse(corpus[0]!.before + 'x' + corpus[0]!.after).request.object, 'soak-excluded', 'probe');
   const probe2Template = reviewFor(JSON.parse(corpus[0]!.before + 'x' + corpus[0]!.after).request.object, 'soak-excluded-2', 'probe-2');
 
-  const start = (name: string): Promise<WebhookInstance> => startWebhook({ name, certFile: secret.certFile, keyFile: secret.keyFile, configFile, logDir: dir, ca: ca.cert });
+  const start = (name: string): Promise<WebhookInstance> => startWebhook({ name, certFile: secret.certFile, keyFile: secret.keyFile, configFile, logDir, ca: ca.cert });
   const a = await start('instance-a');
   const front = new TcpFront(ca.cert);
   await front.listen();

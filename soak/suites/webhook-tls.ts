@@ -57,10 +57,11 @@ export async function webhookTlsSuite(report: Report): Promise<void> {
   const dir = subDir('webhook-tls');
   const ca = await makeCA(dir, 'soak-ca');
   const leaf = await makeLeaf(dir, ca, 'serving', 'server');
-  const configFile = join(dir, 'config.yaml');
+  const configFile = join(subDir('config'), 'config.yaml');
+  const logs = subDir('logs');
   replaceFile(configFile, configYaml(['kube-system', 'istio-system']));
   const control = await permissiveControl(leaf);
-  const w = await startWebhook({ name: 'tls', certFile: leaf.certFile, keyFile: leaf.keyFile, configFile, logDir: dir, ca: ca.cert });
+  const w = await startWebhook({ name: 'tls', certFile: leaf.certFile, keyFile: leaf.keyFile, configFile, logDir: logs, ca: ca.cert });
 
   await report.run('webhook.tls-versions-ciphers', async () => {
     const a = new Asserts();
@@ -95,7 +96,7 @@ export async function webhookTlsSuite(report: Report): Promise<void> {
     const otherCa = await makeCA(dir, 'other-ca');
     const good = await makeLeaf(dir, apiCa, 'kube-apiserver', 'client');
     const stranger = await makeLeaf(dir, otherCa, 'stranger', 'client');
-    const m = await startWebhook({ name: 'tls-client-ca', certFile: leaf.certFile, keyFile: leaf.keyFile, configFile, clientCaFile: apiCa.certFile, logDir: dir, ca: ca.cert, clientCert: { cert: good.cert, key: good.key } });
+    const m = await startWebhook({ name: 'tls-client-ca', certFile: leaf.certFile, keyFile: leaf.keyFile, configFile, clientCaFile: apiCa.certFile, logDir: logs, ca: ca.cert, clientCert: { cert: good.cert, key: good.key } });
     const t = loadCorpus()[0]!;
     const attempt = async (who: string, cert?: KeyPair): Promise<{ who: string; answered: boolean; detail: string }> => {
       const client = new AdmissionClient({ host: '127.0.0.1', port: m.port, ca: ca.cert, maxSockets: 1, cert: cert?.cert, key: cert?.key });
