@@ -218,3 +218,30 @@ t.test('the debug level adds the patch; info never does', async (t) => {
   await post(app, review(meshedPod()));
   t.ok(log.lines.some((l) => l.level === 'debug' && Array.isArray(l.patch)));
 });
+
+t.test('fuzz: any JSON body, any request shape: a 200 review or a 400, never a 500', async (t) => {
+  const fc = (await import('fast-check')).default;
+  const { app } = setup();
+  const anything = fc.anything({ maxDepth: 4, withNullPrototype: false, withBigInt: false, withDate: false, withTypedArray: false, withSparseArray: false, withMap: false, withSet: false });
+  const requestShape = fc.record(
+    { uid: fc.oneof(fc.string({ minLength: 1 }), anything), kind: anything, resource: anything, operation: fc.oneof(fc.constant('CREATE'), anything), namespace: anything, object: fc.oneof(anything, fc.constant(meshedPod())), dryRun: anything },
+    { requiredKeys: [] },
+  );
+  const body = fc.oneof(
+    fc.jsonValue(),
+    requestShape.map((request) => ({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request })),
+  );
+  await fc.assert(
+    fc.asyncProperty(body, async (b) => {
+      const res = await app.inject({ method: 'POST', url: '/mutate', payload: JSON.stringify(b) ?? 'null', headers: { 'content-type': 'application/json' } });
+      if (res.statusCode === 200) {
+        const out = res.json() as Review;
+        const uid = (b as { request: { uid: unknown } }).request.uid;
+        return out.response.uid === uid && typeof out.response.allowed === 'boolean';
+      }
+      return res.statusCode === 400;
+    }),
+    { numRuns: 300 },
+  );
+  t.ok((await post(app, review(meshedPod()))).review?.response.patch, 'still serving');
+});
