@@ -39,6 +39,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   let running: Promise<Readiness> | null = null;
   let debounce: NodeJS.Timeout | null = null;
   let lastReady = false;
+  let retry: NodeJS.Timeout | null = null;
+  let retryDelay = 0;
 
   const pass = async (): Promise<Readiness> => {
     ensureWatches();
@@ -46,6 +48,12 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     o.metrics.ready.set(r.ready ? 1 : 0);
     if (r.ready !== lastReady) o.log.info({ ready: r.ready, reasons: r.reasons }, r.ready ? 'node ready' : 'node not ready');
     lastReady = r.ready;
+    // Not ready (a step failed, a file vanished under a racing writer, no primary config yet): try again soon, backing
+    // off from 250ms to the resync interval so a persistent failure never hammers the API server.
+    if (retry) clearTimeout(retry);
+    retry = null;
+    retryDelay = r.ready ? 0 : Math.min(retryDelay === 0 ? 250 : retryDelay * 2, o.resyncMs);
+    if (!r.ready && !stopped) retry = setTimeout(() => void reconcileNow(), retryDelay);
     return r;
   };
 
@@ -129,6 +137,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     async stop() {
       stopped = true;
       clearInterval(resync);
+      if (retry) clearTimeout(retry);
       clearInterval(repair);
       if (debounce) clearTimeout(debounce);
       for (const w of watchers.values()) w.close();

@@ -162,3 +162,17 @@ t.test('two running installers on one node (rolling update overlap) converge and
   t.equal(list.plugins.filter((p: { type: string }) => p.type === 'asm-cni').length, 1, 'one entry');
   t.same((await fs.readdir(node.netDir)).filter((n) => n.endsWith('.asm-cni-tmp')), []);
 });
+
+t.test('a failing pass is retried with backoff, long before the resync interval', async (t) => {
+  const node = await fakeNode(t);
+  await fs.writeFile(path.join(node.netDir, '10-calico.conflist'), CALICO);
+  await fs.rm(path.join(node.saDir, 'token'));
+  const { logs } = await start(t, node); // resync is 60s in these tests
+  const failures = () => logs().filter((l) => l.step === 'kubeconfig').length;
+  t.equal(failures(), 1, 'first pass fails: no token yet');
+  await sleep(1000);
+  const after1s = failures();
+  t.ok(after1s >= 2 && after1s <= 6, `retried with backoff (250, 500, 1000ms...): ${after1s} failures in ~1s`);
+  await fs.writeFile(path.join(node.saDir, 'token'), 'late-token');
+  t.ok((await waitFor(() => entryLast(path.join(node.netDir, '10-calico.conflist')), 3000)).ok, 'installed once the token is there');
+});
