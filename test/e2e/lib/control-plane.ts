@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync, readFileSync, rmSync, mkdirSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startProcess, logTail, run, runOk, type Managed, type RunResult } from './proc.js';
+import { startProcess, logTail, onExitCleanup, run, runOk, type Managed, type RunResult } from './proc.js';
 import { freePort, httpsGet, waitFor } from './net.js';
 import { binPath } from './toolchain.js';
 
@@ -81,9 +81,13 @@ const token = (): string => randomBytes(24).toString('hex');
 
 export async function startControlPlane(): Promise<ControlPlane> {
   const dir = mkdtempSync(join(tmpdir(), 'asm-cni-e2e-'));
+  const removeDir = onExitCleanup(`dir:${dir}`, () => {
+    if (process.env.ASM_E2E_KEEP !== '1') rmSync(dir, { recursive: true, force: true });
+  });
   const procs: Managed[] = [];
+  // Throwaway processes: a short grace, all at once.
   const stopAll = async (): Promise<void> => {
-    for (const p of [...procs].reverse()) await p.stop();
+    await Promise.all(procs.map((p) => p.stop(2000)));
   };
   try {
     await makePki(dir);
@@ -206,7 +210,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
       logs: () => `--- etcd ---\n${logTail(etcd.logFile, 20)}\n--- kube-apiserver ---\n${logTail(apiserver.logFile, 60)}`,
       async stop() {
         await stopAll();
-        if (process.env.ASM_E2E_KEEP !== '1') rmSync(dir, { recursive: true, force: true });
+        removeDir();
       },
     };
     await aggregateClusterRoles(cp);
@@ -214,7 +218,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
   } catch (err) {
     const tails = procs.map((p) => `--- ${p.name} ---\n${logTail(p.logFile)}`).join('\n');
     await stopAll();
-    rmSync(dir, { recursive: true, force: true });
+    removeDir();
     throw new Error(`${err instanceof Error ? err.message : String(err)}\n${tails}`);
   }
 }

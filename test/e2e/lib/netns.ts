@@ -2,7 +2,8 @@
 // address, as the primary CNI would have left it. eth0 is one end of a veth pair whose peer stays in the same netns:
 // nothing is created in the host's namespace. All are deleted by the caller's teardown.
 import { randomBytes } from 'node:crypto';
-import { run, runOk } from './proc.js';
+import { execFileSync } from 'node:child_process';
+import { onExitCleanup, run, runOk } from './proc.js';
 
 export interface Netns {
   readonly name: string;
@@ -16,6 +17,13 @@ export interface Netns {
 export async function createNetns(address = '192.0.2.10/24'): Promise<Netns> {
   const name = `asm-e2e-${randomBytes(4).toString('hex')}`;
   await runOk('ip', ['netns', 'add', name]);
+  const remove = onExitCleanup(`netns:${name}`, () => {
+    try {
+      execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+    } catch {
+      /* already gone */
+    }
+  });
   try {
     await runOk('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
     await runOk('ip', ['-n', name, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'peer0']);
@@ -23,7 +31,7 @@ export async function createNetns(address = '192.0.2.10/24'): Promise<Netns> {
     await runOk('ip', ['-n', name, 'addr', 'add', address, 'dev', 'eth0']);
     await runOk('ip', ['-n', name, 'link', 'set', 'eth0', 'up']);
   } catch (err) {
-    await run('ip', ['netns', 'del', name]);
+    remove();
     throw err;
   }
   const save = async (cmd: string): Promise<string> => {
@@ -35,9 +43,7 @@ export async function createNetns(address = '192.0.2.10/24'): Promise<Netns> {
     path: `/var/run/netns/${name}`,
     address,
     rules: async () => ({ nft: await save('iptables-nft-save'), legacy: await save('iptables-legacy-save') }),
-    remove: async () => {
-      await run('ip', ['netns', 'del', name]);
-    },
+    remove: async () => remove(),
   };
 }
 

@@ -2,7 +2,8 @@
 // stopping it also stops what it spawned (npm -> bash -> node), and every group is killed when this process exits,
 // whether the tests passed, failed, timed out (tap sends SIGTERM) or were interrupted.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync, readFileSync, existsSync } from 'node:fs';
+import { appendFileSync, openSync, closeSync, readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
 
 export interface Managed {
   readonly name: string;
@@ -16,6 +17,33 @@ export interface Managed {
 }
 
 const live = new Set<Managed>();
+/** Synchronous clean-ups (temp dirs, network namespaces) still pending; run on exit if the tests did not get to them. */
+const cleanups = new Map<string, () => void>();
+
+/**
+ * When run.sh runs the tier it sets ASM_E2E_RUN_DIR: every process group, temp dir and netns is also listed there, so
+ * that run.sh can sweep them even if this process is SIGKILLed (tap does that to a test file past its timeout).
+ */
+export function recordForSweep(kind: 'pgid' | 'dir' | 'netns', value: string | number): void {
+  const runDir = process.env.ASM_E2E_RUN_DIR;
+  if (!runDir) return;
+  try {
+    appendFileSync(join(runDir, 'cleanup.list'), `${kind} ${value}\n`);
+  } catch {
+    /* the sweep is a safety net only */
+  }
+}
+
+/** Registers a synchronous clean-up under a key; returns the function that runs it now and unregisters it. */
+export function onExitCleanup(key: string, fn: () => void): () => void {
+  const [kind, value] = key.split(/:(.*)/s) as [string, string];
+  if (kind === 'dir' || kind === 'netns') recordForSweep(kind, value);
+  cleanups.set(key, fn);
+  return () => {
+    if (!cleanups.delete(key)) return;
+    fn();
+  };
+}
 
 function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   if (!pid) return;
@@ -30,12 +58,21 @@ let hooksInstalled = false;
 function installExitHooks(): void {
   if (hooksInstalled) return;
   hooksInstalled = true;
-  process.on('exit', () => {
+  const killAll = (): void => {
     for (const m of live) killGroup(m.child.pid, 'SIGKILL');
-  });
+    for (const [key, fn] of cleanups) {
+      cleanups.delete(key);
+      try {
+        fn();
+      } catch {
+        /* best effort on the way out */
+      }
+    }
+  };
+  process.on('exit', killAll);
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
     process.once(sig, () => {
-      for (const m of live) killGroup(m.child.pid, 'SIGKILL');
+      killAll();
       process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15));
     });
   }
@@ -56,6 +93,7 @@ export function startProcess(
     cwd: opts.cwd,
   });
   closeSync(fd);
+  if (child.pid) recordForSweep('pgid', child.pid);
   let done = false;
   const exited = new Promise<string>((resolve) => {
     child.once('exit', (code, signal) => {

@@ -15,7 +15,8 @@ export interface Webhook {
   reviews(match?: { outcome?: string; reason?: string }): Promise<number>;
   logs(): string;
   running(): boolean;
-  stop(): Promise<void>;
+  /** SIGTERM (the webhook drains, then exits), SIGKILL after graceMs. */
+  stop(graceMs?: number): Promise<void>;
 }
 
 export async function startWebhook(opts: {
@@ -76,7 +77,7 @@ export async function startWebhook(opts: {
       },
       logs: () => logTail(proc.logFile, 40),
       running: () => !proc.hasExited(),
-      stop: () => proc.stop(),
+      stop: (graceMs?: number) => proc.stop(graceMs),
     };
   } catch (err) {
     await proc.stop();
