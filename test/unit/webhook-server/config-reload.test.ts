@@ -106,3 +106,33 @@ t.test('watchFiles: polling finds changes the watch cannot see; directory errors
   t.equal(polls, after, 'nothing after close');
   t.same(errors, [path.join(tmp, 'missing-dir')], 'the unwatchable directory is named');
 });
+
+t.test('watchFiles: a busy neighbour file cannot starve the reload; a burst is cut short by maxWait', async (t) => {
+  const tmp = tempDir('busy');
+  const file = path.join(tmp, 'config.yaml');
+  const log = path.join(tmp, 'webhook.log');
+  writeFileSync(file, 'a');
+  let fired = 0;
+  const w = watchFiles({ files: [file], onChange: () => fired++, debounceMs: 150, maxWaitMs: 10_000, pollMs: 0 });
+  t.teardown(() => w.close());
+  // A log written every 20 ms in the same directory: events the watcher must ignore.
+  const busy = setInterval(() => writeFileSync(log, String(Date.now()), { flag: 'a' }), 20);
+  t.teardown(() => clearInterval(busy));
+  await sleep(300);
+  t.equal(fired, 0, 'the neighbour\'s writes do not count');
+  writeFileSync(file, 'b');
+  await eventually(() => fired === 1, 3000);
+  t.pass('the config change fired while the log kept being written');
+  clearInterval(busy);
+
+  // The watched file itself written every 20 ms: the debounce alone would never fire; maxWait does.
+  let bursts = 0;
+  const w2 = watchFiles({ files: [file], onChange: () => bursts++, debounceMs: 150, maxWaitMs: 400, pollMs: 0 });
+  t.teardown(() => w2.close());
+  const started = Date.now();
+  const writer = setInterval(() => writeFileSync(file, String(Date.now())), 20);
+  t.teardown(() => clearInterval(writer));
+  await eventually(() => bursts >= 1, 3000);
+  clearInterval(writer);
+  t.ok(Date.now() - started < 1500, `fired within maxWait despite the continuous burst (${Date.now() - started} ms)`);
+});
