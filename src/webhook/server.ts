@@ -95,6 +95,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningWebhook> {
     throw err;
   }
   setReady();
+  // After listen, a server's 'error' is an accept failure (EMFILE under a connection flood): log it, keep serving.
+  const onServerError = (which: string) => (err: Error) => logger.error({ err: err.message, server: which }, 'server error; still serving');
+  app.server.on('error', onServerError('admission'));
+  metricsServer.on('error', onServerError('metrics'));
 
   const watches: FileWatch[] = [];
   const onWatchError = (dir: string, err: Error) => logger.warn({ dir, err: err.message }, 'cannot watch a directory; relying on polling');

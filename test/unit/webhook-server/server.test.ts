@@ -169,6 +169,13 @@ t.test('serving over TLS', async (t) => {
     t.pass('recovered with the next good pair');
   });
 
+  t.test('an accept error (EMFILE) after listen is logged, not fatal', async (t) => {
+    running.app.server.emit('error', Object.assign(new Error('accept EMFILE'), { code: 'EMFILE' }));
+    running.metricsServer.emit('error', new Error('accept EMFILE'));
+    t.equal(log.lines.filter((l) => l.msg === 'server error; still serving').length, 2);
+    t.equal((await httpsRequest(port, { method: 'GET', path: '/readyz', ca })).status, 200);
+  });
+
   t.test('shutdown: not ready, listener closed, resolves clean', async (t) => {
     const clean = await running.shutdown();
     t.equal(clean, true);
