@@ -67,7 +67,8 @@ function main(): void {
   });
   if (!values.out || !values.driver) throw new Error('plugin-bench: --out and --driver are required');
   if (process.getuid?.() !== 0) throw new Error('plugin-bench: needs root (network namespaces and iptables)');
-  const pluginPath = join(ROOT, 'dist/cni/asm-cni');
+  // ASM_BENCH_PLUGIN_BINARY: what-if runs of another build of the plugin (results.md then says so).
+  const pluginPath = process.env.ASM_BENCH_PLUGIN_BINARY ?? join(ROOT, 'dist/cni/asm-cni');
   const plugin = !values['floor-only'] && existsSync(pluginPath) ? pluginPath : null;
   if (!plugin) log(values['floor-only'] ? 'floor only (--floor-only)' : `floor only: ${pluginPath} is not built`);
 
@@ -101,7 +102,8 @@ function main(): void {
     const floor = s(d.floorMs)!;
     const result = {
       config: { pods: d.floorMs.length, parallelism: d.parallelism, rounds: d.rounds, floorFamilies: d.floorFamilies,
-        floorRules: rules.source, iptables: d.iptablesMode, iptablesBackendSetting: process.env.ASM_BENCH_IPTABLES_BACKEND ?? null },
+        floorRules: rules.source, iptables: d.iptablesMode, iptablesBackendSetting: process.env.ASM_BENCH_IPTABLES_BACKEND ?? null,
+        pluginBinaryOverride: process.env.ASM_BENCH_PLUGIN_BINARY ?? null },
       binary: plugin ? { path: 'dist/cni/asm-cni', sizeBytes: d.binary.sizeBytes, sizeMB: Number((d.binary.sizeBytes / 2 ** 20).toFixed(2)) } : null,
       coldStartMs: s(d.coldStartMs),
       trueExecMs: s(d.trueExecMs),

@@ -168,6 +168,9 @@ function main(): void {
     ...(webhook?.config && ((webhook.config.logLevel ?? 'info') !== 'info' || webhook.config.nodeFlags?.length)
       ? ['', `**What-if run, not the shipped configuration:** webhook logLevel ${webhook.config.logLevel}, node flags \`${(webhook.config.nodeFlags ?? []).join(' ')}\`.`]
       : []),
+    ...(plugin?.config?.pluginBinaryOverride
+      ? ['', `**What-if run, not the shipped plugin:** ${plugin.config.pluginBinaryOverride}.`]
+      : []),
     ...(plugin?.config?.iptablesBackendSetting
       ? ['', `**What-if run, not the shipped configuration:** plugin network config with \`iptables_backend: ${plugin.config.iptablesBackendSetting}\`.`]
       : []),
