@@ -7,6 +7,8 @@
 #   ASM_BENCH_SKIP_BUILD=1          use dist/ as it is
 #   ASM_BENCH_PROFILE=1             start the webhook with --cpu-prof; the profile lands in bench/profiles/
 #   ASM_BENCH_CLIENT_CPU / ASM_BENCH_SERVER_CPU   CPUs of load generator and webhook server (default 0 and 1)
+#   ASM_BENCH_OUT_DIR               where results.json/.md and latency.svg go (default bench/; bench/.build/ for partial
+#                                   and what-if runs, so that those never replace the committed results)
 #   ASM_BENCH_NICE                  niceness of everything the bench runs (default -15 as root; 0 = unchanged)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,6 +59,12 @@ fi
 if [ "$only" = all ] || [ "$only" = plugin ]; then
   "${prio[@]}" node "$build/js/plugin-bench.js" --out "$build/plugin.json" --driver "$build/plugin-bench" "${floor_only[@]}" || status=1
 fi
-node "$build/js/report.js" --webhook "$build/webhook.json" --plugin "$build/plugin.json" --out-dir bench \
+# Partial and what-if runs write their results beside the harness, never over the committed ones.
+out_dir=${ASM_BENCH_OUT_DIR:-bench}
+if [ -z "${ASM_BENCH_OUT_DIR:-}" ] && { [ "$only" != all ] || [ ${#floor_only[@]} -gt 0 ] || [ -n "${ASM_BENCH_WEBHOOK_LOG_LEVEL:-}${ASM_BENCH_WEBHOOK_NODE_FLAGS:-}${ASM_BENCH_IPTABLES_BACKEND:-}${ASM_BENCH_PLUGIN_BINARY:-}" ]; }; then
+  out_dir=$build
+  echo "bench: partial or what-if run: results go to $out_dir/ (bench/results.* are left as they are)" >&2
+fi
+node "$build/js/report.js" --webhook "$build/webhook.json" --plugin "$build/plugin.json" --out-dir "$out_dir" \
   --started "$started" --load-start "$load_start"
 exit $status
