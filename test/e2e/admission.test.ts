@@ -6,7 +6,7 @@ import { toolchainMissing } from './lib/toolchain.js';
 import { hasKustomization, render, ref } from './lib/manifests.js';
 import { addedCapabilities, initNames, oracleCniPod, oraclePod, plainPod, type Pod, type Shape } from './lib/pods.js';
 import { startFakeInjector, injectorConfig } from './lib/injector.js';
-import { applyOverlay, bringUp, createPod, getPod, shape, shippedWebhooks, waitWebhookActive, type Env } from './lib/scenario.js';
+import { applyOverlay, bringUp, createPod, getPod, shape, shippedWebhooks, waitWebhookActive } from './lib/scenario.js';
 import { waitFor } from './lib/net.js';
 
 

@@ -65,13 +65,10 @@ export function oracleCniPod(shape: Shape, base: string, name: string): Pod {
 
 export const allContainers = (pod: Pod): Container[] => [...(pod.spec.initContainers ?? []), ...pod.spec.containers];
 export const initNames = (pod: Pod): string[] => (pod.spec.initContainers ?? []).map((c) => c.name);
-export const containerNames = (pod: Pod): string[] => pod.spec.containers.map((c) => c.name);
 
 /** Every capability that any container adds. */
 export const addedCapabilities = (pod: Pod): string[] =>
   allContainers(pod).flatMap((c) => c.securityContext?.capabilities?.add ?? []);
-
-export const podYaml = (pod: Pod): string => JSON.stringify(pod);
 
 /** A plain pod with one container and no sidecar. */
 export function plainPod(name: string): Pod {
