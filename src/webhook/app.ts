@@ -33,6 +33,8 @@ export interface AppOptions {
   config: () => SharedConfig;
   /** Readiness: certificate and config loaded, not shutting down. */
   ready: () => boolean;
+  /** True once shutdown began: answers then carry Connection: close, so clients move off this server on their own. */
+  draining?: () => boolean;
   logger: Logger;
   metrics?: WebhookMetrics;
   /** TLS options for the node:https server; absent for inject()-only tests. */
@@ -93,6 +95,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   const log = opts.logger;
   const metrics = opts.metrics ?? new WebhookMetrics({ defaultMetrics: false });
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const draining = opts.draining ?? (() => false);
   const app = Fastify({
     ...(opts.https ? { https: opts.https } : {}),
     loggerInstance: log as FastifyBaseLogger,
@@ -173,6 +176,9 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       return sendError(reply, 400, parsed.reason, parsed.message);
     }
     const req = parsed.request;
+    // While draining, every answered review closes its connection: the client opens a new one (to a ready replica)
+    // for its next review, instead of reusing this one and racing the idle-connection close at the end of the delay.
+    if (draining()) void reply.header('connection', 'close');
     const result = handle(req, opts.config(), opts.admit);
     const response = result.response;
     const ms = reply.elapsedTime;

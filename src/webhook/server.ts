@@ -71,6 +71,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningWebhook> {
     admit: opts.admit,
     config: () => config.current,
     ready: () => readiness.ready,
+    draining: () => readiness.shuttingDown,
     logger,
     metrics,
     https: httpsServerOptions(certs.current),

@@ -1,5 +1,6 @@
 // Readiness and graceful shutdown. On SIGTERM the order is: report not ready (so the endpoint is removed and the
-// API server stops choosing this pod), keep serving for a short delay while that propagates, stop accepting
+// API server stops choosing this pod), keep serving for a short delay while that propagates (each answer then says
+// Connection: close, so kept-alive clients reconnect elsewhere instead of reusing this server), stop accepting
 // connections and close the idle keep-alive ones, let the requests in flight finish, and only force-close what is
 // left when the grace period runs out. Nothing that reached the handler is dropped.
 import type http from 'node:http';

@@ -200,6 +200,18 @@ t.test('bad input: a clear 4xx or an allowed response without a patch; never a 5
   t.ok(DEFAULT_BODY_LIMIT >= 3 * 1024 * 1024, 'the default limit admits the largest object the API server accepts');
 });
 
+t.test('while draining, answers carry Connection: close', async (t) => {
+  let draining = false;
+  const log = memoryLogger();
+  const app = buildApp({ admit, config: () => DEFAULT_CONFIG, ready: () => !draining, draining: () => draining, logger: log.logger });
+  const send = () => app.inject({ method: 'POST', url: '/mutate', payload: JSON.stringify(review(meshedPod())), headers: { 'content-type': 'application/json' } });
+  t.not((await send()).headers.connection, 'close');
+  draining = true;
+  const res = await send();
+  t.equal(res.statusCode, 200);
+  t.equal(res.headers.connection, 'close');
+});
+
 t.test('probes', async (t) => {
   let ready = false;
   const { app } = setup({ ready: () => ready });

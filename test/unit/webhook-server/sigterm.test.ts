@@ -54,7 +54,7 @@ t.test('SIGTERM mid-burst: not ready first, in-flight reviews answered, exit 0',
     }
   })();
 
-  const results: Array<{ status: number; sentAt: number; doneAt: number }> = [];
+  const results: Array<{ status: number; sentAt: number; doneAt: number; connection: unknown }> = [];
   const failures: string[] = [];
   const body = JSON.stringify(review(meshedPod()));
   const worker = async () => {
@@ -62,7 +62,7 @@ t.test('SIGTERM mid-burst: not ready first, in-flight reviews answered, exit 0',
       const sentAt = Date.now();
       try {
         const r = await httpsRequest(port, { body, ca, agent });
-        results.push({ status: r.status, sentAt, doneAt: Date.now() });
+        results.push({ status: r.status, sentAt, doneAt: Date.now(), connection: r.headers.connection });
       } catch (err) {
         failures.push(String(err));
       }
@@ -96,6 +96,8 @@ t.test('SIGTERM mid-burst: not ready first, in-flight reviews answered, exit 0',
   t.ok(results.every((r) => r.status === 200), `every review answered 200 (${results.length})`);
   t.ok(results.some((r) => r.sentAt >= killedAt), 'reviews sent after SIGTERM were still answered');
   t.equal(slowStatus, 200, 'the review whose body was still arriving was answered');
+  t.ok(results.some((r) => r.sentAt >= killedAt && r.connection === 'close'), 'answers while draining close their connection');
+  t.ok(results.filter((r) => r.sentAt < killedAt).every((r) => r.connection === 'keep-alive'), 'before SIGTERM connections are kept');
   t.ok(notReadyAt > 0, 'readiness turned false');
   t.equal(code, 0, `exit code 0 (stderr: ${stderr})`);
   const msgs = lines.map((l) => l.msg);
