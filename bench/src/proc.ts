@@ -90,7 +90,7 @@ export function memoryMB(pid: number): { rssMB: number; peakMB: number } {
 }
 
 export async function stopServer(server: Server): Promise<void> {
-  if (server.child.exitCode !== null) return;
+  if (server.child.exitCode !== null || server.child.signalCode !== null) return;
   const exited = new Promise<void>((r) => server.child.once('exit', () => r()));
   server.child.kill('SIGTERM');
   const timer = setTimeout(() => server.child.kill('SIGKILL'), 5000);

@@ -331,6 +331,8 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    // Also when starting the second server failed: nothing the bench started outlives it.
+    for (const t of targets) await stopServer(t.server);
     rmSync(work, { recursive: true, force: true });
   }
   writeFileSync(values.out, JSON.stringify(result, null, 2) + '\n');
