@@ -36,7 +36,8 @@ export function niceScale(max: number): { top: number; step: number } {
 function panel(p: Panel, ox: number): string {
   const pw = W - M.left - M.right;
   const ph = H - M.top - M.bottom;
-  const visible = p.series.flatMap((s) => s.points.filter(([q]) => tailX(q) <= X_MAX).map(([, v]) => v));
+  const shown = (q: number): boolean => q <= 100 - 10 ** -X_MAX * 100 + 1e-9; // up to p99.9; the maximum is in results.json
+  const visible = p.series.flatMap((s) => s.points.filter(([q]) => shown(q)).map(([, v]) => v));
   const { top, step } = niceScale(Math.max(0, ...visible));
   const x = (q: number): number => ox + M.left + (tailX(q) / X_MAX) * pw;
   const y = (v: number): number => M.top + ph - (Math.min(v, top) / top) * ph;
@@ -56,7 +57,7 @@ function panel(p: Panel, ox: number): string {
   out.push(`<text x="${ox + M.left + pw / 2}" y="${M.top + ph + 30}" class="a" text-anchor="middle">percentile (tail stretched)</text>`);
   out.push(`<text transform="translate(${ox + 14},${M.top + ph / 2}) rotate(-90)" class="a" text-anchor="middle">latency (ms)</text>`);
   p.series.forEach((s, i) => {
-    const pts = s.points.filter(([q]) => tailX(q) <= X_MAX).map(([q, v]) => `${x(q).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
+    const pts = s.points.filter(([q]) => shown(q)).map(([q, v]) => `${x(q).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
     out.push(`<polyline points="${pts}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
     const lx = ox + M.left + i * 170;
     const ly = H - 10;
