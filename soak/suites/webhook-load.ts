@@ -2,6 +2,7 @@
 // with a valid and an invalid file, and the instance is replaced by a second one (start B, SIGTERM A) behind a TCP
 // front that plays the Service. Every review must be answered, with the same answer as at baseline.
 import { mkdirSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { AdmissionClient } from '../lib/client.js';
 import { makeCA, makeLeaf } from '../lib/certs.js';
@@ -143,11 +144,13 @@ export async function webhookLoadSuite(report: Report): Promise<void> {
     rss.bReady = rssOf(b);
     const t0 = performance.now();
     a.child.proc.kill('SIGTERM');
-    const unready = await waitFor(() => !front.isReady(a.name) || a.child.exit !== undefined, 5000, 20);
+    // readiness must turn false while the process still serves (a 503 from /readyz, not just a closed port)
+    const unreadyAfter = await waitFor(async () => ((await readyzStatus(a.port, ca.cert)) === 503 ? Math.round(performance.now() - t0) : undefined), 5000, 20);
     const exit = await Promise.race([a.child.exited, sleep(s.shutdownBoundMs).then(() => undefined)]);
     aExit = exit ? { ...exit, afterSigtermMs: Math.round(performance.now() - t0) } : undefined;
     front.remove(a.name);
-    event('instance A: SIGTERM, readiness off, clean exit', !!unready && !!exit && exit.code === 0, exit ? `exit code ${exit.code}${exit.signal ? ` signal ${exit.signal}` : ''} after ${aExit!.afterSigtermMs} ms` : `still running ${s.shutdownBoundMs} ms after SIGTERM`);
+    event('instance A: SIGTERM, readiness off, clean exit', unreadyAfter !== undefined && !!exit && exit.code === 0,
+      `${unreadyAfter !== undefined ? `/readyz 503 after ${unreadyAfter} ms` : 'never saw /readyz 503'}; ${exit ? `exit code ${exit.code}${exit.signal ? ` signal ${exit.signal}` : ''} after ${aExit!.afterSigtermMs} ms` : `still running ${s.shutdownBoundMs} ms after SIGTERM`}`);
 
     await until(fraction(0.6));
     await rotate(b, cert3, 'in-place rewrite');
@@ -176,6 +179,19 @@ export async function webhookLoadSuite(report: Report): Promise<void> {
     `RSS A ${rss.aLoadStart}→${rss.aBeforeSigterm} MiB, B ${rss.bReady}→${rss.bEnd} MiB; events ok ${events.filter((e) => e.ok).length}/${events.length}`),
     { capacityPerSecond: capacity, capacityLatencyMs: capacityStats?.latency, ...st, rssMiB: rss, events, instanceAExit: aExit, instanceBReadyMs: bReadyMs, frontConnections: front.connectionsTo, frontRefused: front.refused });
   if (b) b.child.proc.kill('SIGTERM');
+}
+
+/** HTTP status of GET /readyz on a fresh TLS connection (0 when refused). */
+function readyzStatus(port: number, ca: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = httpsRequest({ host: '127.0.0.1', port, path: '/readyz', ca, servername: 'localhost', agent: false, timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(0));
+    req.end();
+  });
 }
 
 /** Sum of every metric sample that counts failed config reloads (asm_cni_webhook_config_reload_failures_total, or a config reload counter with a failure label). */
