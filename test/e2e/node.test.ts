@@ -5,7 +5,6 @@
 import t, { type Test } from 'tap';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { requirePrereq, isRoot } from '../helpers/prereq.js';
 import { repoRoot, toolchainMissing } from './lib/toolchain.js';
 import { hasKustomization } from './lib/manifests.js';
@@ -138,14 +137,15 @@ async function main(t: Test): Promise<void> {
     ips: [{ address: n.address, interface: 0 }],
   });
 
-  async function cniAdd(n: Netns, ns: string, pod: string, conf: Record<string, unknown>): Promise<RunResult> {
-    const id = `e2e${randomBytes(8).toString('hex')}`;
+  /** Runs the installed plugin as a container runtime does: CNI_* env, the network config with prevResult on stdin. */
+  async function cni(command: 'ADD' | 'CHECK' | 'DEL', n: Netns, ns: string, pod: string, conf: Record<string, unknown>): Promise<RunResult> {
+    const id = `e2e${n.name.replace(/\W/g, '')}`;
     return run(join(node.binDir, 'asm-cni'), [], {
       input: JSON.stringify({ ...conf, prevResult: prevResult(n) }),
       timeoutMs: 60_000,
       env: {
         PATH: process.env.PATH,
-        CNI_COMMAND: 'ADD',
+        CNI_COMMAND: command,
         CNI_CONTAINERID: id,
         CNI_NETNS: n.path,
         CNI_IFNAME: 'eth0',
@@ -154,6 +154,7 @@ async function main(t: Test): Promise<void> {
       },
     });
   }
+  const cniAdd = (n: Netns, ns: string, pod: string, conf: Record<string, unknown>): Promise<RunResult> => cni('ADD', n, ns, pod, conf);
 
   const passesThrough = async (t: Test, n: Netns, r: RunResult): Promise<void> => {
     t.equal(r.code, 0, `ADD exited 0${r.code ? `: ${r.stdout}${r.stderr}` : ''}`);
@@ -177,6 +178,12 @@ async function main(t: Test): Promise<void> {
     t.ok(hasIstioChains(rules), 'ISTIO_ chains present');
     const golden = stripComments(readFileSync(join(goldenDir, `basic.${backend}.iptables-save`), 'utf8'));
     t.equal(rules[backend], golden, `rules equal Istio's basic golden (${backend})`);
+
+    const check = await cni('CHECK', n, appNs, 'hello', ourEntry());
+    t.equal(check.code, 0, `CHECK passes${check.code ? `: ${check.stdout}${check.stderr}` : ''}`);
+    const del = await cni('DEL', n, appNs, 'hello', ourEntry());
+    t.equal(del.code, 0, `DEL exited 0${del.code ? `: ${del.stdout}${del.stderr}` : ''}`);
+    t.notOk(hasIstioChains(await n.rules()), 'DEL removed the ISTIO_ chains');
   });
 
   await t.test('8. ADD for a pod in an excluded namespace passes through', async (t) => {
