@@ -58,7 +58,7 @@ export function settings(): Settings {
     shutdownBoundMs: num('SOAK_SHUTDOWN_BOUND_MS', 30_000),
     abuseSeconds: num('SOAK_ABUSE_SECONDS', 40),
     abuseRate: num('SOAK_ABUSE_RATE', 50),
-    abuseP99BoundMs: num('SOAK_ABUSE_P99_BOUND_MS', 1000),
+    abuseP99BoundMs: num('SOAK_ABUSE_P99_BOUND_MS', 2000),
     slowClients: num('SOAK_SLOW_CLIENTS', 50),
     // headersTimeout/requestTimeout are enforced by node's connection sweep (every 30 s), so allow that on top
     slowCloseBoundMs: num('SOAK_SLOW_CLOSE_BOUND_MS', 70_000),
