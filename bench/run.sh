@@ -61,7 +61,7 @@ if [ "$only" = all ] || [ "$only" = plugin ]; then
 fi
 # Partial and what-if runs write their results beside the harness, never over the committed ones.
 out_dir=${ASM_BENCH_OUT_DIR:-bench}
-if [ -z "${ASM_BENCH_OUT_DIR:-}" ] && { [ "$only" != all ] || [ ${#floor_only[@]} -gt 0 ] || [ -n "${ASM_BENCH_WEBHOOK_LOG_LEVEL:-}${ASM_BENCH_WEBHOOK_NODE_FLAGS:-}${ASM_BENCH_IPTABLES_BACKEND:-}${ASM_BENCH_PLUGIN_BINARY:-}" ]; }; then
+if [ -z "${ASM_BENCH_OUT_DIR:-}" ] && { [ "$only" != all ] || [ ${#floor_only[@]} -gt 0 ] || [ -n "${ASM_BENCH_WEBHOOK_LOG_LEVEL:-}${ASM_BENCH_WEBHOOK_NODE_FLAGS:-}${ASM_BENCH_IPTABLES_BACKEND:-}${ASM_BENCH_PLUGIN_BINARY:-}${ASM_BENCH_PROFILE:-}" ]; }; then
   out_dir=$build
   echo "bench: partial or what-if run: results go to $out_dir/ (bench/results.* are left as they are)" >&2
 fi
