@@ -83,6 +83,28 @@ func (a *Applier) restore(f family, tx string) error {
 	return err
 }
 
+// program gives the family exactly the rendered rules. In a namespace without any table of the family (a pod's
+// first ADD) that is one exec: the rendered input restored as it is, its -N declaring our chains. Otherwise, or
+// if that restore fails (an earlier ADD's chains exist after all), the current rules are read and replaced.
+func (a *Applier) program(f family, v6 bool, rendered string, desired Dump) error {
+	if !a.tablesPresent(v6) {
+		err := a.restore(f, rendered)
+		if err == nil {
+			return nil
+		}
+		a.logf("%s: restoring into the fresh namespace failed (%v); replacing what is there", f.name, err)
+	}
+	return a.replace(f, desired)
+}
+
+// clear removes the family's state of ours; a namespace without tables of the family has none (no exec).
+func (a *Applier) clear(f family, v6 bool) error {
+	if !a.tablesPresent(v6) {
+		return nil
+	}
+	return a.replace(f, nil)
+}
+
 // replace makes the family's state of ours equal desired (nil desired: remove ours), in one transaction.
 func (a *Applier) replace(f family, desired Dump) error {
 	cur, err := a.dump(f)
@@ -132,14 +154,14 @@ func (a *Applier) Apply(path string, spec Spec, wantV6 bool) (Result, error) {
 }
 
 func (a *Applier) apply(spec Spec, v4, v6 Dump, withV6 bool) error {
-	if err := a.replace(a.fam(false), v4); err != nil {
+	if err := a.program(a.fam(false), false, spec.IPv4, v4); err != nil {
 		return err
 	}
 	if withV6 {
-		if err := a.replace(a.fam(true), v6); err != nil {
+		if err := a.program(a.fam(true), true, spec.IPv6, v6); err != nil {
 			return err
 		}
-	} else if err := a.replace(a.fam(true), nil); err != nil {
+	} else if err := a.clear(a.fam(true), true); err != nil {
 		// No IPv6 wanted: leftovers of an earlier ADD are removed, but a node without ip6tables is fine.
 		a.logf("no IPv6 rules applied; ip6tables cleanup skipped: %v", err)
 	}
@@ -168,10 +190,10 @@ func (a *Applier) Remove(path string) error {
 
 func (a *Applier) removeHere() error {
 	var errs []error
-	if err := a.replace(a.fam(false), nil); err != nil {
+	if err := a.clear(a.fam(false), false); err != nil {
 		errs = append(errs, err)
 	}
-	if err := a.replace(a.fam(true), nil); err != nil {
+	if err := a.clear(a.fam(true), true); err != nil {
 		a.logf("ip6tables cleanup skipped: %v", err)
 	}
 	if err := a.Route.Remove(); err != nil {

@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Backend is the iptables flavour used for a pod: the node's own, so that an admin inspecting the node with
@@ -101,17 +106,24 @@ func DetectBackend(mode string) (Backend, error) {
 		g.Reason = "single iptables installation (" + g.Name + ")"
 		return g, nil
 	}
+	// Each flavour's mangle table is read once (one exec) for both hints; legacy only when its tables exist.
+	legacyLoaded := legacyTablesLoaded()
+	nftMangle := saveOut(nft.Save4, "mangle")
+	legacyMangle := ""
+	if legacyLoaded {
+		legacyMangle = saveOut(legacy.Save4, "mangle")
+	}
 	for _, hint := range []string{"KUBE-IPTABLES-HINT", "KUBE-KUBELET-CANARY"} {
-		if strings.Contains(saveOut(nft.Save4, "mangle"), ":"+hint+" ") {
+		if strings.Contains(nftMangle, ":"+hint+" ") {
 			nft.Reason = "kubelet hint chain " + hint + " is in nft"
 			return nft, nil
 		}
-		if legacyTablesLoaded() && strings.Contains(saveOut(legacy.Save4, "mangle"), ":"+hint+" ") {
+		if strings.Contains(legacyMangle, ":"+hint+" ") {
 			legacy.Reason = "kubelet hint chain " + hint + " is in legacy"
 			return legacy, nil
 		}
 	}
-	if legacyTablesLoaded() {
+	if legacyLoaded {
 		nRules, lRules := countRules(saveOut(nft.Save4, "")), countRules(saveOut(legacy.Save4, ""))
 		if lRules > nRules {
 			legacy.Reason = fmt.Sprintf("the node has %d legacy rules and %d nft rules", lRules, nRules)
@@ -159,8 +171,41 @@ func countRules(save string) int {
 }
 
 // run executes a command (in the calling thread's network namespace) and returns stdout; on failure the
-// error carries stderr.
+// error carries stderr. Standard input, output and error are in-memory files (memfd), not pipes, and the
+// command is started with a plain fork+exec and reaped with wait4 on the calling thread: no copying goroutines
+// and no extra processes (os/exec probes pidfd support with a throwaway child on its first use), so the whole
+// exec stays on the calling, namespace-locked thread instead of waking other threads, which costs milliseconds
+// per exec on a busy node. The deadline of ctx kills the command.
 func run(ctx context.Context, cmd string, stdin []byte, args ...string) (string, error) {
+	in, err := memFile("asm-cni-stdin", stdin)
+	if err != nil {
+		return runPiped(ctx, cmd, stdin, args...)
+	}
+	defer in.Close()
+	out, err := memFile("asm-cni-stdout", nil)
+	if err != nil {
+		return runPiped(ctx, cmd, stdin, args...)
+	}
+	defer out.Close()
+	errf, err := memFile("asm-cni-stderr", nil)
+	if err != nil {
+		return runPiped(ctx, cmd, stdin, args...)
+	}
+	defer errf.Close()
+
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("%s %s: %v", filepath.Base(cmd), strings.Join(args, " "), err)
+	}
+	werr := forkExecWait(ctx, cmd, args, in, out, errf)
+	stdout, stderr := readAll(out), readAll(errf)
+	if werr != nil {
+		return stdout, cmdError(cmd, args, werr, stdout, stderr)
+	}
+	return stdout, nil
+}
+
+// runPiped is run with pipes, for kernels without memfd_create.
+func runPiped(ctx context.Context, cmd string, stdin []byte, args ...string) (string, error) {
 	c := exec.CommandContext(ctx, cmd, args...)
 	if stdin != nil {
 		c.Stdin = bytes.NewReader(stdin)
@@ -168,11 +213,100 @@ func run(ctx context.Context, cmd string, stdin []byte, args ...string) (string,
 	var out, errb bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errb
 	if err := c.Run(); err != nil {
-		msg := strings.TrimSpace(errb.String())
-		if msg == "" {
-			msg = strings.TrimSpace(out.String())
-		}
-		return out.String(), fmt.Errorf("%s %s: %v: %s", filepath.Base(cmd), strings.Join(args, " "), err, msg)
+		return out.String(), cmdError(cmd, args, err, out.String(), errb.String())
 	}
 	return out.String(), nil
+}
+
+func cmdError(cmd string, args []string, err error, stdout, stderr string) error {
+	msg := strings.TrimSpace(stderr)
+	if msg == "" {
+		msg = strings.TrimSpace(stdout)
+	}
+	return fmt.Errorf("%s %s: %v: %s", filepath.Base(cmd), strings.Join(args, " "), err, msg)
+}
+
+// memFile is an anonymous in-memory file holding data, positioned at its start.
+func memFile(name string, data []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	if len(data) > 0 {
+		if _, err := f.Write(data); err != nil {
+			f.Close()
+			return nil, err
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+func readAll(f *os.File) string {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return ""
+	}
+	b, _ := io.ReadAll(f)
+	return string(b)
+}
+
+// forkExecWait runs cmd with the given files as its stdin, stdout and stderr and waits for it; a non-zero exit
+// or a signal is an error. The fork happens on the calling thread, so the child inherits its network namespace.
+func forkExecWait(ctx context.Context, cmd string, args []string, in, out, errf *os.File) error {
+	pid, err := syscall.ForkExec(cmd, append([]string{cmd}, args...), &syscall.ProcAttr{
+		Env:   os.Environ(),
+		Files: []uintptr{in.Fd(), out.Fd(), errf.Fd()},
+	})
+	if err != nil {
+		return err
+	}
+	// The timer kills only while the child is unreaped (its pid cannot have been reused yet).
+	var mu sync.Mutex
+	reaped := false
+	if dl, ok := ctx.Deadline(); ok {
+		t := time.AfterFunc(time.Until(dl), func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if !reaped {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		})
+		defer t.Stop()
+	}
+	var ws syscall.WaitStatus
+	for {
+		// WNOWAIT first: the child stays a zombie (its pid reserved) until reaped under the lock below.
+		var info unix.Siginfo
+		err = unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err == nil {
+		mu.Lock()
+		for {
+			_, err = syscall.Wait4(pid, &ws, 0, nil)
+			if err != syscall.EINTR {
+				break
+			}
+		}
+		reaped = true
+		mu.Unlock()
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("wait: %w", err)
+	case ws.Signaled():
+		if ctx.Err() != nil {
+			return fmt.Errorf("killed after the timeout (%v)", ctx.Err())
+		}
+		return fmt.Errorf("signal: %v", ws.Signal())
+	case ws.ExitStatus() != 0:
+		return fmt.Errorf("exit status %d", ws.ExitStatus())
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -135,9 +136,15 @@ func lookupErr(err error) error {
 	}
 }
 
+// BackendCache remembers the node's auto-detected iptables flavour across plugin calls (a variable for tests).
+var BackendCache = apply.BackendCache{Dir: apply.DefaultStateDir, TTL: apply.BackendCacheTTL}
+
 // newApplier chooses the iptables backend and fixes what belongs to asm-cni in a pod's netns.
 func newApplier(conf *config.Config, l *logger) (*apply.Applier, error) {
-	b, err := apply.DetectBackend(conf.IptablesBackend)
+	b, _, note, err := BackendCache.Detect(conf.IptablesBackend)
+	if note != "" {
+		l.Debugf("%s", note)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -194,6 +201,7 @@ func CmdAdd(args *skel.CmdArgs) error {
 		l.Errorf("%v", err)
 		return cniErr(types.ErrInvalidNetNS, "CNI_NETNS %s: %v", args.Netns, err)
 	}
+	start := time.Now()
 	spec, err := lookup(conf, t, l)
 	if err != nil {
 		l.Errorf("%v", err)
@@ -202,6 +210,7 @@ func CmdAdd(args *skel.CmdArgs) error {
 	if spec == nil {
 		return passthrough(conf)
 	}
+	l.Debugf("pod read and rules rendered in %s", time.Since(start).Round(10*time.Microsecond))
 	a, err := newApplier(conf, l)
 	if err != nil {
 		l.Errorf("%v", err)
