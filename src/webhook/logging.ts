@@ -42,8 +42,9 @@ export function createLogger(opts: LoggerOptions = {}): WebhookLogger {
   let dest = opts.destination ?? (pretty ? prettyStream() : undefined);
   let boom: ReturnType<typeof pino.destination> | undefined;
   if (dest === undefined) {
-    // Asynchronous writes: under load lines are batched instead of one write(2) per review.
-    boom = pino.destination({ dest: 1, sync: false });
+    // Asynchronous writes: under load lines are batched instead of one write(2) per review. If stdout stops being
+    // read, lines beyond 8 MiB of backlog are dropped rather than growing the heap until the pod is OOM-killed.
+    boom = pino.destination({ dest: 1, sync: false, maxLength: 8 * 1024 * 1024 });
     dest = boom;
   }
   const logger = pino(
