@@ -13,7 +13,7 @@ import { makeCA } from '../lib/certs.js';
 import { freePort, run, startLogged, subDir, onCleanup } from '../lib/proc.js';
 import { Asserts, type Report } from '../lib/report.js';
 import { oraclesDir, repoRoot } from '../lib/reviews.js';
-import { round, sleep, waitFor } from '../lib/stats.js';
+import { sleep, waitFor } from '../lib/stats.js';
 import { settings } from '../settings.js';
 import { pluginBinary } from './plugin.js';
 
@@ -102,6 +102,8 @@ async function sigkillCheck(caPem: string): Promise<{ ok: boolean; summary: stri
   let converged = 0;
   const landed: Record<string, number> = { 'before the first rename': 0, 'partly installed': 0, 'fully installed': 0 };
   let tempLeft = 0;
+  let torn = 0;
+  let chainsWithKills = 0;
   const lanes = s.installerLanes;
   const perLane = Math.ceil(s.installerKills / lanes);
 
@@ -118,6 +120,7 @@ async function sigkillCheck(caPem: string): Promise<{ ok: boolean; summary: stri
   /** The frozen state after a kill: every file the runtime loads is complete and either before or after; so are
    *  the binary and the kubeconfig. Returns whether anything had been renamed into place yet. */
   const checkFrozen = (l: Layout, ref: (typeof refs)[number], kill: number): void => {
+    const failuresBefore = a.failures.length;
     const net = snapshot(l.net);
     let wrote = 0;
     for (const [name, h] of net) {
@@ -149,6 +152,7 @@ async function sigkillCheck(caPem: string): Promise<{ ok: boolean; summary: stri
     }
     const entryIn = [...net.keys()].filter((n) => LOADABLE.test(n)).some((n) => readFileSync(join(l.net, n), 'utf8').includes('"asm-cni"'));
     landed[wrote === 0 ? 'before the first rename' : entryIn ? 'fully installed' : 'partly installed']!++;
+    if (a.failures.length > failuresBefore) torn++;
   };
 
   // Each lane runs chains: fresh dir (alternately a .conf or a .conflist primary, a first install or an upgrade), then
@@ -185,6 +189,7 @@ async function sigkillCheck(caPem: string): Promise<{ ok: boolean; summary: stri
           checkFrozen(l, ref, ++kills);
           continue;
         }
+        if (killedInChain > 0) chainsWithKills++;
         if (killedInChain > 0 && a.that(exit.code === 0 && isConverged(l, ref), `lane ${lane} chain ${chain}: the restart after ${killedInChain} kills did not converge (exit ${exit.code}; see ${l.root})`)) converged++;
         else if (killedInChain === 0) a.that(exit.code === 0 && isConverged(l, ref), `lane ${lane} chain ${chain}: an unkilled install did not reach the after-state`);
         break;
@@ -192,13 +197,12 @@ async function sigkillCheck(caPem: string): Promise<{ ok: boolean; summary: stri
       if (a.ok) rmSync(l.root, { recursive: true, force: true });
     }
   }));
-  const chainsWithKills = Object.values(landed).reduce((x, y) => x + y, 0) > 0 ? converged : 0;
   a.that(kills >= s.installerKills, `only ${kills} of ${runs} runs were killed mid-write (want ${s.installerKills})`);
   return {
     ok: a.ok,
     summary: a.summary(`${kills} SIGKILLs mid-install (${runs} runs in ${chains} chains; kill on file event k of ~${refs.map((r) => r.events).join('/')}): ` +
-      `landed ${JSON.stringify(landed)}; no torn or invalid file after any kill; ${chainsWithKills} chains with kills, all restarts converged; ${tempLeft} stale temp files seen (never loadable names)`),
-    figures: { kills, runs, chains, landed, chainsConverged: converged, staleTempFiles: tempLeft, cleanInstallMs: refs.map((r) => Math.round(r.ms)), fileEventsPerInstall: refs.map((r) => r.events), failures: a.failures.slice(0, 10) },
+      `landed ${JSON.stringify(landed)}; ${torn} kills left a torn, invalid or unknown file; ${converged}/${chainsWithKills} chains with kills converged on restart; ${tempLeft} stale temp files seen (never loadable names)`),
+    figures: { kills, runs, chains, landed, killsLeavingBadFiles: torn, chainsWithKills, chainsConverged: converged, staleTempFiles: tempLeft, cleanInstallMs: refs.map((r) => Math.round(r.ms)), fileEventsPerInstall: refs.map((r) => r.events), failures: a.failures.slice(0, 10) },
   };
 }
 
@@ -309,7 +313,7 @@ async function burstCheck(caPem: string): Promise<{ ok: boolean; summary: string
   a.that(entries().count === 1 && existsSync(join(l.bin, 'asm-cni')) && existsSync(join(l.net, 'asm-cni-kubeconfig')), 'SIGTERM removed something');
   return {
     ok: a.ok,
-    summary: a.summary(`${s.burstWrites} primary rewrites in ${Math.round(burstMs)} ms; entry back (once, last, primary content kept) ${Math.round(settleMs)} ms after the burst; ` +
+    summary: a.summary(`${s.burstWrites} primary rewrites in ${Math.round(burstMs)} ms; our entry back with the primary's last content ${Math.round(settleMs)} ms after the burst; ` +
       `installer wrote ${writesDuring} times during the burst, ${loopWrites} writes and ${quiet.count} file events in the ${s.quietMs / 1000}s after`),
     figures: { burstWrites: s.burstWrites, burstMs: Math.round(burstMs), settleMs: Math.round(settleMs), installerWritesDuringBurst: writesDuring, quietWindowMs: s.quietMs, quietEvents: quiet.count, quietWrites: loopWrites, sigtermExit: exit },
   };

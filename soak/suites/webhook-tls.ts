@@ -87,7 +87,7 @@ export async function webhookTlsSuite(report: Report): Promise<void> {
     a.that(!notOfferable.includes('TLSv1.0') && !notOfferable.includes('TLSv1.1'), 'the client could not offer TLS 1.0/1.1 even to the control server: the check proves nothing');
     const tried = rows.filter((r) => typeof r.webhook === 'object');
     const refused = tried.filter((r) => !(r.webhook as Attempt).ok).length;
-    return { ok: a.ok, summary: a.summary(`${tried.length} handshakes tried: ${refused} refused (TLS 1.0, 1.1, weak suites), ${tried.length - refused} accepted (TLS 1.2/1.3 strong); not offerable here: ${notOfferable.join(', ') || 'none'}`), figures: { cases: rows } };
+    return { ok: a.ok, summary: a.summary(`${tried.length} handshakes tried: ${refused} refused, ${tried.length - refused} accepted (wanted: TLS 1.0, 1.1 and weak suites refused, TLS 1.2/1.3 strong suites accepted); not offerable here: ${notOfferable.join(', ') || 'none'}`), figures: { cases: rows } };
   });
   w.child.proc.kill('SIGTERM');
 
