@@ -144,19 +144,32 @@ export async function startServer(opts: ServeOptions): Promise<RunningWebhook> {
 
 /**
  * SIGTERM (kubelet): readiness false, the configured delay, drain, exit 0. SIGINT (a developer's Ctrl-C): the same
- * without the delay. A second signal while draining cuts the remaining connections and exits 1.
+ * without the delay. A second Ctrl-C (SIGINT at least duplicateWindowMs after the first) cuts the remaining
+ * connections and exits 1. Repeated SIGTERMs, and any signal within the window, are ignored: a signal sent to a
+ * process group reaches this process twice when a parent (npm start) forwards it as well, and that must not turn a
+ * graceful stop into dropped reviews.
  */
-export function exitOnSignals(running: RunningWebhook, log: WebhookLogger, exit: (code: number) => void = process.exit): void {
-  let received = false;
+export function exitOnSignals(
+  running: RunningWebhook,
+  log: WebhookLogger,
+  exit: (code: number) => void = process.exit,
+  opts: { duplicateWindowMs?: number } = {},
+): void {
+  const windowMs = opts.duplicateWindowMs ?? 1000;
+  let firstAt: number | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (received) {
-      log.logger.warn({ signal }, 'second signal: exiting without finishing requests in flight');
+    if (firstAt !== undefined) {
+      if (signal !== 'SIGINT' || Date.now() - firstAt < windowMs) {
+        log.logger.info({ signal }, 'already shutting down; signal ignored');
+        return;
+      }
+      log.logger.warn({ signal }, 'second interrupt: exiting without finishing requests in flight');
       running.app.server.closeAllConnections();
       log.flush();
       exit(1);
       return;
     }
-    received = true;
+    firstAt = Date.now();
     log.logger.info({ signal }, 'shutdown requested');
     running.shutdown(signal === 'SIGINT' ? { delayMs: 0 } : {}).then(
       () => exit(0),

@@ -57,37 +57,56 @@ t.test('a request that never completes is cut when the grace period ends', async
   t.ok(log.lines.some((l) => l.level === 'warn' && /grace period over/.test(String(l.msg))));
 });
 
-t.test('signals: SIGTERM drains and exits 0; a second signal exits 1 at once', async (t) => {
+function captureSignals(t: Test): void {
+  const before = { SIGTERM: process.listeners('SIGTERM'), SIGINT: process.listeners('SIGINT') };
+  t.teardown(() => {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) for (const l of process.listeners(sig)) if (!before[sig].includes(l)) process.off(sig, l);
+  });
+}
+
+t.test('signals: SIGTERM drains and exits 0; repeated SIGTERMs (a process group plus npm forwarding) are ignored', async (t) => {
   if (!requirePrereq(t, haveOpenssl(), 'openssl (apt-get install openssl) to generate test certificates')) return;
   const { running, log } = await start(t, 2000);
-  const before = { term: process.listeners('SIGTERM'), int: process.listeners('SIGINT') };
+  captureSignals(t);
   const codes: number[] = [];
   exitOnSignals(running, log, (code) => codes.push(code));
-  t.teardown(() => {
-    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-      for (const l of process.listeners(sig)) if (!before[sig === 'SIGTERM' ? 'term' : 'int'].includes(l)) process.off(sig, l);
-    }
-  });
   process.emit('SIGTERM', 'SIGTERM');
   t.equal(running.readiness.ready, false, 'not ready at once');
+  process.emit('SIGTERM', 'SIGTERM');
+  process.emit('SIGINT', 'SIGINT'); // within the duplicate window
+  await eventually(() => codes.length === 1);
+  t.same(codes, [0], 'one graceful exit, 0');
+  t.equal(log.lines.filter((l) => l.msg === 'already shutting down; signal ignored').length, 2);
+});
+
+t.test('a second Ctrl-C after the window cuts the drain and exits 1', async (t) => {
+  if (!requirePrereq(t, haveOpenssl(), 'openssl (apt-get install openssl) to generate test certificates')) return;
+  const { running, log, certs } = await start(t, 5000);
+  captureSignals(t);
+  // A stalled request keeps the drain busy.
+  const stalled = new Promise<string>((resolve) => {
+    const req = https.request({ host: '127.0.0.1', port: running.port, servername: 'localhost', method: 'POST', path: '/mutate', ca: certs.ca, agent: false, headers: { 'content-type': 'application/json', 'content-length': '1000' } });
+    req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    req.write('{');
+  });
+  await eventually(async () => (await httpsRequest(running.port, { method: 'GET', path: '/healthz', ca: certs.ca })).status === 200);
+  const codes: number[] = [];
+  exitOnSignals(running, log, (code) => codes.push(code), { duplicateWindowMs: 50 });
   process.emit('SIGINT', 'SIGINT');
-  t.same(codes, [1], 'the second signal exits 1');
-  await eventually(() => codes.length === 2);
-  t.same(codes, [1, 0], 'the drain still ends with 0');
-  t.ok(log.lines.some((l) => l.msg === 'second signal: exiting without finishing requests in flight'));
+  await eventually(() => log.lines.some((l) => /closing the listener/.test(String(l.msg))));
+  await new Promise((r) => setTimeout(r, 80));
+  process.emit('SIGINT', 'SIGINT');
+  t.same(codes, [1], 'exit 1 at once');
+  t.match(await stalled, /ECONNRESET|socket hang up/, 'the stalled request was cut');
+  t.ok(log.lines.some((l) => l.msg === 'second interrupt: exiting without finishing requests in flight'));
 });
 
 t.test('SIGINT skips the endpoint delay', async (t) => {
   if (!requirePrereq(t, haveOpenssl(), 'openssl (apt-get install openssl) to generate test certificates')) return;
   const { running, log } = await start(t, 2000);
-  const before = process.listeners('SIGINT');
-  const beforeTerm = process.listeners('SIGTERM');
+  captureSignals(t);
   const codes: number[] = [];
   exitOnSignals(running, log, (code) => codes.push(code));
-  t.teardown(() => {
-    for (const l of process.listeners('SIGINT')) if (!before.includes(l)) process.off('SIGINT', l);
-    for (const l of process.listeners('SIGTERM')) if (!beforeTerm.includes(l)) process.off('SIGTERM', l);
-  });
   process.emit('SIGINT', 'SIGINT');
   await eventually(() => codes.length === 1);
   t.same(codes, [0]);
