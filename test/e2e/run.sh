@@ -52,8 +52,12 @@ trap sweep EXIT
 
 # Coverage off: these tests drive built binaries and separate processes, not the sources tap would instrument.
 # One file at a time: each starts its own control plane, and the machine has two cores.
+# Arguments: test files (test/e2e/node.test.ts) pick files; anything else goes to tap.
+files=() opts=()
+for a in "$@"; do case $a in *.test.ts) files+=("$a") ;; *) opts+=("$a") ;; esac; done
+[ ${#files[@]} -eq 0 ] && files=(test/e2e/*.test.ts)
 npx tap --disable-coverage --allow-incomplete-coverage --jobs=1 --timeout=900 --reporter="${ASM_E2E_REPORTER:-terse}" \
-  test/e2e/*.test.ts "$@"
+  ${opts[@]+"${opts[@]}"} "${files[@]}"
 rc=$?
 echo "e2e: finished in $((SECONDS - start))s (exit $rc)"
 exit $rc

@@ -81,9 +81,10 @@ const token = (): string => randomBytes(24).toString('hex');
 
 export async function startControlPlane(): Promise<ControlPlane> {
   const dir = mkdtempSync(join(tmpdir(), 'asm-cni-e2e-'));
-  const removeDir = onExitCleanup(`dir:${dir}`, () => {
-    if (process.env.ASM_E2E_KEEP !== '1') rmSync(dir, { recursive: true, force: true });
-  });
+  const removeDir =
+    process.env.ASM_E2E_KEEP === '1'
+      ? () => process.stderr.write(`e2e: kept ${dir}\n`)
+      : onExitCleanup(`dir:${dir}`, () => rmSync(dir, { recursive: true, force: true }));
   const procs: Managed[] = [];
   // Throwaway processes: a short grace, all at once.
   const stopAll = async (): Promise<void> => {
