@@ -61,8 +61,10 @@ log "building kube-apiserver, kubectl, etcd for kubernetes $K8S_VERSION with $(g
 log "this takes 10-20 minutes on 2 cores the first time; later runs reuse $BIN_DIR"
 
 log "fetching k8s.io/kubernetes@$K8S_VERSION metadata from the module proxy"
-dl_json="$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION")" \
-  || die "go mod download k8s.io/kubernetes@$K8S_VERSION failed (is the Go module proxy reachable? GOPROXY=$(go env GOPROXY))"
+if ! dl_json="$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION")"; then
+  reason="$(printf '%s\n' "$dl_json" | sed -n 's/^[[:space:]]*"Error": "\(.*\)",\{0,1\}$/\1/p')"
+  die "go mod download k8s.io/kubernetes@$K8S_VERSION failed: ${reason:-no reason given} (GOPROXY=$(go env GOPROXY); is the version published and the proxy reachable?)"
+fi
 k8s_gomod="$(printf '%s\n' "$dl_json" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
 [[ -n "$k8s_gomod" && -f "$k8s_gomod" ]] || die "could not find the go.mod of k8s.io/kubernetes@$K8S_VERSION in: $dl_json"
 
