@@ -224,6 +224,21 @@ async function main(t: Test): Promise<void> {
     }
   });
 
+  // A value the plugin would refuse never reaches a node: the API server relays the webhook's denial to the user.
+  await t.test('2. a pod with an invalid traffic annotation is denied, and the user is told which and why', async (t) => {
+    const ns = await env.cp.namespace('e2e-invalid', { labels: BASELINE, devEdit: true });
+    const pod = oraclePod('classic-1.26.8', 'hello.yaml.injected', 'hello-bad');
+    pod.metadata.annotations = { ...pod.metadata.annotations, 'traffic.sidecar.istio.io/excludeOutboundIPRanges': '*' };
+    const denied = await env.webhook.reviews({ outcome: 'denied' });
+    const r = await createPod(env, ns, pod, 'dev');
+    t.not(r.code, 0, 'rejected');
+    t.match(r.stderr, /admission webhook "[^"]*" denied the request/, 'by our webhook');
+    t.match(r.stderr, /traffic\.sidecar\.istio\.io\/excludeOutboundIPRanges/, 'naming the annotation');
+    t.match(r.stderr, /"\*"/, 'and the value');
+    t.equal(await env.webhook.reviews({ outcome: 'denied' }), denied + 1, 'counted as denied');
+    t.match((await env.cp.kubectl(['get', 'pod', '-n', ns, 'hello-bad'])).stderr, /NotFound/, 'nothing stored');
+  });
+
   // 7. dryRun: same answer, nothing stored.
   await t.test('7. dryRun create returns the rewritten pod and stores nothing', async (t) => {
     const ns = await env.cp.namespace('e2e-dryrun', { labels: BASELINE, devEdit: true });
