@@ -83,20 +83,6 @@ func (a *Applier) restore(f family, tx string) error {
 	return err
 }
 
-// program gives the family exactly the rendered rules. In a namespace without any table of the family (a pod's
-// first ADD) that is one exec: the rendered input restored as it is, its -N declaring our chains. Otherwise, or
-// if that restore fails (an earlier ADD's chains exist after all), the current rules are read and replaced.
-func (a *Applier) program(f family, v6 bool, rendered string, desired Dump) error {
-	if !a.tablesPresent(v6) {
-		err := a.restore(f, rendered)
-		if err == nil {
-			return nil
-		}
-		a.logf("%s: restoring into the fresh namespace failed (%v); replacing what is there", f.name, err)
-	}
-	return a.replace(f, desired)
-}
-
 // clear removes the family's state of ours; a namespace without tables of the family has none (no exec).
 func (a *Applier) clear(f family, v6 bool) error {
 	if !a.tablesPresent(v6) {
@@ -153,17 +139,59 @@ func (a *Applier) Apply(path string, spec Spec, wantV6 bool) (Result, error) {
 	return res, err
 }
 
+// familyJob is one family's part of an ADD.
+type familyJob struct {
+	f        family
+	v6       bool
+	rendered string
+	desired  Dump
+	p        *proc // the restore into a fresh namespace, when started
+	err      error // why the fresh restore did not do it
+}
+
+// apply gives each family exactly the rendered rules. A family without any table in the namespace (a pod's
+// first ADD) needs one exec: the rendered input restored as it is, its -N declaring our chains; the families'
+// restores then run at the same time (their tables are independent; with legacy iptables the xtables lock
+// serialises them). Otherwise, or if such a restore fails (an earlier ADD's chains exist after all: a failed
+// restore commits nothing), the current rules are read and replaced.
 func (a *Applier) apply(spec Spec, v4, v6 Dump, withV6 bool) error {
-	if err := a.program(a.fam(false), false, spec.IPv4, v4); err != nil {
-		return err
-	}
+	jobs := []*familyJob{{f: a.fam(false), rendered: spec.IPv4, desired: v4}}
 	if withV6 {
-		if err := a.program(a.fam(true), true, spec.IPv6, v6); err != nil {
+		jobs = append(jobs, &familyJob{f: a.fam(true), v6: true, rendered: spec.IPv6, desired: v6})
+	}
+	ctx, cancel := a.ctx()
+	defer cancel()
+	for _, j := range jobs {
+		if a.tablesPresent(j.v6) {
+			continue
+		}
+		a.logf("%s restore into the fresh namespace:\n%s", j.f.name, j.rendered)
+		if j.p, j.err = start(ctx, j.f.restore, []byte(j.rendered), "--noflush", "--wait"); j.err != nil {
+			j.p = nil
+		}
+	}
+	var pending []*familyJob
+	for _, j := range jobs {
+		if j.p != nil {
+			if _, j.err = j.p.wait(); j.err == nil {
+				continue
+			}
+		}
+		if j.err != nil {
+			a.logf("%s: restoring into the fresh namespace failed (%v); replacing what is there", j.f.name, j.err)
+		}
+		pending = append(pending, j)
+	}
+	for _, j := range pending {
+		if err := a.replace(j.f, j.desired); err != nil {
 			return err
 		}
-	} else if err := a.clear(a.fam(true), true); err != nil {
-		// No IPv6 wanted: leftovers of an earlier ADD are removed, but a node without ip6tables is fine.
-		a.logf("no IPv6 rules applied; ip6tables cleanup skipped: %v", err)
+	}
+	if !withV6 {
+		if err := a.clear(a.fam(true), true); err != nil {
+			// No IPv6 wanted: leftovers of an earlier ADD are removed, but a node without ip6tables is fine.
+			a.logf("no IPv6 rules applied; ip6tables cleanup skipped: %v", err)
+		}
 	}
 	if spec.TPROXY {
 		return a.Route.Setup(withV6)

@@ -3,6 +3,7 @@ package apply
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -171,35 +172,126 @@ func countRules(save string) int {
 }
 
 // run executes a command (in the calling thread's network namespace) and returns stdout; on failure the
-// error carries stderr. Standard input, output and error are in-memory files (memfd), not pipes, and the
-// command is started with a plain fork+exec and reaped with wait4 on the calling thread: no copying goroutines
-// and no extra processes (os/exec probes pidfd support with a throwaway child on its first use), so the whole
-// exec stays on the calling, namespace-locked thread instead of waking other threads, which costs milliseconds
-// per exec on a busy node. The deadline of ctx kills the command.
+// error carries stderr. See start.
 func run(ctx context.Context, cmd string, stdin []byte, args ...string) (string, error) {
-	in, err := memFile("asm-cni-stdin", stdin)
+	p, err := start(ctx, cmd, stdin, args...)
 	if err != nil {
-		return runPiped(ctx, cmd, stdin, args...)
+		if errors.Is(err, errNoMemfd) {
+			return runPiped(ctx, cmd, stdin, args...)
+		}
+		return "", err
 	}
-	defer in.Close()
-	out, err := memFile("asm-cni-stdout", nil)
-	if err != nil {
-		return runPiped(ctx, cmd, stdin, args...)
-	}
-	defer out.Close()
-	errf, err := memFile("asm-cni-stderr", nil)
-	if err != nil {
-		return runPiped(ctx, cmd, stdin, args...)
-	}
-	defer errf.Close()
+	return p.wait()
+}
 
-	if err := ctx.Err(); err != nil {
-		return "", fmt.Errorf("%s %s: %v", filepath.Base(cmd), strings.Join(args, " "), err)
+var errNoMemfd = errors.New("memfd_create not available")
+
+// proc is a started command (see start).
+type proc struct {
+	ctx           context.Context
+	cmd           string
+	args          []string
+	pid           int
+	in, out, errf *os.File
+	mu            sync.Mutex
+	reaped        bool
+	timer         *time.Timer
+}
+
+// start starts a command in the calling thread's network namespace. Standard input, output and error are
+// in-memory files (memfd), not pipes, and the command is forked on the calling thread and later reaped with
+// wait4: no copying goroutines and no extra process (os/exec probes pidfd support with a throwaway child on its
+// first use), so everything stays on the calling, namespace-locked thread instead of waking other threads,
+// which costs milliseconds per exec on a busy node. The deadline of ctx kills the command.
+func start(ctx context.Context, cmd string, stdin []byte, args ...string) (*proc, error) {
+	fail := func(err error) error {
+		return fmt.Errorf("%s %s: %v", filepath.Base(cmd), strings.Join(args, " "), err)
 	}
-	werr := forkExecWait(ctx, cmd, args, in, out, errf)
-	stdout, stderr := readAll(out), readAll(errf)
-	if werr != nil {
-		return stdout, cmdError(cmd, args, werr, stdout, stderr)
+	if err := ctx.Err(); err != nil {
+		return nil, fail(err)
+	}
+	p := &proc{ctx: ctx, cmd: cmd, args: args}
+	var err error
+	if p.in, err = memFile("asm-cni-stdin", stdin); err != nil {
+		return nil, errNoMemfd
+	}
+	if p.out, err = memFile("asm-cni-stdout", nil); err != nil {
+		p.close()
+		return nil, errNoMemfd
+	}
+	if p.errf, err = memFile("asm-cni-stderr", nil); err != nil {
+		p.close()
+		return nil, errNoMemfd
+	}
+	p.pid, err = syscall.ForkExec(cmd, append([]string{cmd}, args...), &syscall.ProcAttr{
+		Env:   os.Environ(),
+		Files: []uintptr{p.in.Fd(), p.out.Fd(), p.errf.Fd()},
+	})
+	if err != nil {
+		p.close()
+		return nil, fail(err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		// The timer kills only while the child is unreaped (so its pid cannot have been reused).
+		p.timer = time.AfterFunc(time.Until(dl), func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if !p.reaped {
+				_ = syscall.Kill(p.pid, syscall.SIGKILL)
+			}
+		})
+	}
+	return p, nil
+}
+
+func (p *proc) close() {
+	for _, f := range []*os.File{p.in, p.out, p.errf} {
+		if f != nil {
+			_ = f.Close()
+		}
+	}
+}
+
+// wait reaps the command and returns its stdout; a non-zero exit or a signal is an error carrying stderr.
+func (p *proc) wait() (string, error) {
+	defer p.close()
+	if p.timer != nil {
+		defer p.timer.Stop()
+	}
+	var err error
+	for {
+		// WNOWAIT first: the child stays a zombie (its pid reserved) until reaped under the lock below.
+		var info unix.Siginfo
+		err = unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	var ws syscall.WaitStatus
+	if err == nil {
+		p.mu.Lock()
+		for {
+			_, err = syscall.Wait4(p.pid, &ws, 0, nil)
+			if err != syscall.EINTR {
+				break
+			}
+		}
+		p.reaped = true
+		p.mu.Unlock()
+	}
+	switch {
+	case err != nil:
+		err = fmt.Errorf("wait: %w", err)
+	case ws.Signaled() && p.ctx.Err() != nil:
+		err = fmt.Errorf("killed after the timeout (%v)", p.ctx.Err())
+	case ws.Signaled():
+		err = fmt.Errorf("signal: %v", ws.Signal())
+	case ws.ExitStatus() != 0:
+		err = fmt.Errorf("exit status %d", ws.ExitStatus())
+	}
+	stdout := readAll(p.out)
+	if err != nil {
+		return stdout, cmdError(p.cmd, p.args, err, stdout, readAll(p.errf))
 	}
 	return stdout, nil
 }
@@ -252,61 +344,4 @@ func readAll(f *os.File) string {
 	}
 	b, _ := io.ReadAll(f)
 	return string(b)
-}
-
-// forkExecWait runs cmd with the given files as its stdin, stdout and stderr and waits for it; a non-zero exit
-// or a signal is an error. The fork happens on the calling thread, so the child inherits its network namespace.
-func forkExecWait(ctx context.Context, cmd string, args []string, in, out, errf *os.File) error {
-	pid, err := syscall.ForkExec(cmd, append([]string{cmd}, args...), &syscall.ProcAttr{
-		Env:   os.Environ(),
-		Files: []uintptr{in.Fd(), out.Fd(), errf.Fd()},
-	})
-	if err != nil {
-		return err
-	}
-	// The timer kills only while the child is unreaped (its pid cannot have been reused yet).
-	var mu sync.Mutex
-	reaped := false
-	if dl, ok := ctx.Deadline(); ok {
-		t := time.AfterFunc(time.Until(dl), func() {
-			mu.Lock()
-			defer mu.Unlock()
-			if !reaped {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		})
-		defer t.Stop()
-	}
-	var ws syscall.WaitStatus
-	for {
-		// WNOWAIT first: the child stays a zombie (its pid reserved) until reaped under the lock below.
-		var info unix.Siginfo
-		err = unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if err != syscall.EINTR {
-			break
-		}
-	}
-	if err == nil {
-		mu.Lock()
-		for {
-			_, err = syscall.Wait4(pid, &ws, 0, nil)
-			if err != syscall.EINTR {
-				break
-			}
-		}
-		reaped = true
-		mu.Unlock()
-	}
-	switch {
-	case err != nil:
-		return fmt.Errorf("wait: %w", err)
-	case ws.Signaled():
-		if ctx.Err() != nil {
-			return fmt.Errorf("killed after the timeout (%v)", ctx.Err())
-		}
-		return fmt.Errorf("signal: %v", ws.Signal())
-	case ws.ExitStatus() != 0:
-		return fmt.Errorf("exit status %d", ws.ExitStatus())
-	}
-	return nil
 }
