@@ -212,14 +212,12 @@ export function decodePatch(response: { patch?: string }): unknown[] {
 
 /**
  * How to run a TypeScript entry point in a child process: this process's loader flags (tap runs tests through
- * ts-node), without tap's process-info hook and coverage. A child's coverage would otherwise replace (not add to)
- * the in-process tests' coverage of the same files in tap's report.
+ * ts-node), with tap's coverage switched off in the child (_TAPJS_PROCESSINFO_COVERAGE_=0; tap's spawn hook copies
+ * its variables into children unless set). A child's partial coverage of a file replaced, rather than added to, the
+ * in-process tests' coverage of that file in tap's report.
  */
 export function tsChild(env: NodeJS.ProcessEnv = process.env): { execArgv: string[]; env: NodeJS.ProcessEnv } {
-  const execArgv = process.execArgv.filter((a) => !a.includes('@tapjs/processinfo'));
-  const clean: NodeJS.ProcessEnv = { ...env };
+  const clean: NodeJS.ProcessEnv = { ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0' };
   delete clean.NODE_V8_COVERAGE;
-  for (const k of Object.keys(clean)) if (k.startsWith('_TAPJS_PROCESSINFO')) delete clean[k];
-  if (clean.NODE_OPTIONS) clean.NODE_OPTIONS = clean.NODE_OPTIONS.split(' ').filter((o) => !o.includes('@tapjs/processinfo')).join(' ');
-  return { execArgv, env: clean };
+  return { execArgv: process.execArgv, env: clean };
 }
