@@ -91,6 +91,72 @@ func (a *Applier) clear(f family, v6 bool) error {
 	return a.replace(f, nil)
 }
 
+// replaceJob is one family to bring to desired (nil: nothing of ours) by reading and replacing.
+type replaceJob struct {
+	f       family
+	v6      bool
+	desired Dump
+}
+
+// replaceAll does replace for each job, the families side by side: both saves at once, then both restores.
+// It returns one error (or nil) per job.
+func (a *Applier) replaceAll(jobs []replaceJob) []error {
+	errs := make([]error, len(jobs))
+	ctx, cancel := a.ctx()
+	defer cancel()
+	procs := make([]*proc, len(jobs))
+	for i, j := range jobs {
+		p, err := start(ctx, j.f.save, nil)
+		if errors.Is(err, errNoMemfd) {
+			for _, p := range procs[:i] {
+				_, _ = p.wait()
+			}
+			for i, j := range jobs {
+				errs[i] = a.replace(j.f, j.desired)
+			}
+			return errs
+		}
+		procs[i], errs[i] = p, err
+	}
+	txs := make([]string, len(jobs))
+	for i, j := range jobs {
+		if procs[i] == nil {
+			errs[i] = fmt.Errorf("reading the pod's %s rules: %w", j.f.name, errs[i])
+			continue
+		}
+		out, err := procs[i].wait()
+		var cur Dump
+		if err == nil {
+			cur, err = ParseRestore(out)
+		}
+		if err != nil {
+			errs[i] = fmt.Errorf("reading the pod's %s rules: %w", j.f.name, err)
+			continue
+		}
+		if j.desired == nil && a.Owned.present(cur).empty() {
+			continue
+		}
+		txs[i] = Transaction(cur, j.desired, a.Owned)
+	}
+	for i, j := range jobs {
+		procs[i] = nil
+		if errs[i] != nil || txs[i] == "" {
+			continue
+		}
+		a.logf("%s restore transaction:\n%s", j.f.name, txs[i])
+		procs[i], errs[i] = start(ctx, j.f.restore, []byte(txs[i]), "--noflush", "--wait")
+	}
+	for i, j := range jobs {
+		if procs[i] != nil {
+			_, errs[i] = procs[i].wait()
+		}
+		if errs[i] != nil && txs[i] != "" {
+			errs[i] = fmt.Errorf("applying the pod's %s rules: %w", j.f.name, errs[i])
+		}
+	}
+	return errs
+}
+
 // replace makes the family's state of ours equal desired (nil desired: remove ours), in one transaction.
 func (a *Applier) replace(f family, desired Dump) error {
 	cur, err := a.dump(f)
@@ -182,8 +248,12 @@ func (a *Applier) apply(spec Spec, v4, v6 Dump, withV6 bool) error {
 		}
 		pending = append(pending, j)
 	}
+	var retry []replaceJob
 	for _, j := range pending {
-		if err := a.replace(j.f, j.desired); err != nil {
+		retry = append(retry, replaceJob{f: j.f, v6: j.v6, desired: j.desired})
+	}
+	for _, err := range a.replaceAll(retry) {
+		if err != nil {
 			return err
 		}
 	}
@@ -217,12 +287,21 @@ func (a *Applier) Remove(path string) error {
 }
 
 func (a *Applier) removeHere() error {
-	var errs []error
-	if err := a.clear(a.fam(false), false); err != nil {
-		errs = append(errs, err)
+	var jobs []replaceJob
+	for _, v6 := range []bool{false, true} {
+		if a.tablesPresent(v6) {
+			jobs = append(jobs, replaceJob{f: a.fam(v6), v6: v6})
+		}
 	}
-	if err := a.clear(a.fam(true), true); err != nil {
-		a.logf("ip6tables cleanup skipped: %v", err)
+	var errs []error
+	for i, err := range a.replaceAll(jobs) {
+		switch {
+		case err == nil:
+		case jobs[i].v6:
+			a.logf("ip6tables cleanup skipped: %v", err)
+		default:
+			errs = append(errs, err)
+		}
 	}
 	if err := a.Route.Remove(); err != nil {
 		errs = append(errs, err)
