@@ -6,7 +6,9 @@ import path from 'node:path';
 import t from 'tap';
 import { evaluate } from '@marcbachmann/cel-js';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
-import { parseConfig } from '../../../src/config/shared-config.js';
+import jsonpatch from 'fast-json-patch';
+import { DEFAULT_CONFIG, parseConfig } from '../../../src/config/shared-config.js';
+import { admit } from '../../../src/webhook/admit.js';
 import { repoRoot } from './helpers.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -217,34 +219,115 @@ t.test('the installer DaemonSet: every node, not privileged, only the CNI dirs o
   t.equal(env.ASM_PLUGIN_BINARY, '/opt/asm-cni/asm-cni');
 });
 
+/** A Kubernetes label selector (matchLabels + matchExpressions), as the API server evaluates it. */
+function selects(selector: any, labels: Record<string, string>): boolean {
+  if (!selector) return true;
+  const byLabel = Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+  const byExpr = (selector.matchExpressions ?? []).every((e: { key: string; operator: string; values?: string[] }) => {
+    const has = Object.prototype.hasOwnProperty.call(labels, e.key);
+    switch (e.operator) {
+      case 'In': return has && e.values!.includes(labels[e.key]!);
+      case 'NotIn': return !has || !e.values!.includes(labels[e.key]!);
+      case 'Exists': return has;
+      case 'DoesNotExist': return !has;
+      default: throw new Error(`unknown operator ${e.operator}`);
+    }
+  });
+  return byLabel && byExpr;
+}
+
+const webhooks: any[] = webhookConfig.webhooks;
+const [rewriteHook, ...lateHooks] = webhooks;
+const lateByName = (name: string) => webhooks.find((w) => w.name === name);
+
 t.test('the webhook configuration', async (t) => {
   // The API server calls configurations in byte order of their names; Istio's all start with "istio-".
   const istio = ['istio-sidecar-injector', 'istio-revision-tag-default', 'istio-sidecar-injector-1-26-8', 'istio-zzzz'];
   for (const name of istio) t.ok(webhookConfig.metadata.name > name, `${webhookConfig.metadata.name} sorts after ${name}`);
   t.ok(webhookConfig.metadata.name.charCodeAt(0) > 'i'.charCodeAt(0), 'after every istio-* name');
-  t.equal(webhookConfig.webhooks.length, 1);
-  t.match(webhook, {
-    admissionReviewVersions: ['v1'],
-    sideEffects: 'None',
-    reinvocationPolicy: 'IfNeeded',
-    failurePolicy: 'Fail',
-    rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
-  });
-  t.ok(webhook.timeoutSeconds >= 1 && webhook.timeoutSeconds <= 10, 'a short timeout');
-  t.same(webhook.namespaceSelector.matchExpressions, [
-    { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'asm-cni'] },
-  ]);
+  t.same(webhooks.map((w) => w.name), [
+    'rewrite.asm-cni.io',
+    'late-namespace.asm-cni.io',
+    'late-revision-namespace.asm-cni.io',
+    'late-pod.asm-cni.io',
+    'late-revision-pod.asm-cni.io',
+  ], 'the istio-init entry first (list order is call order), then one late-injection entry per way Istio selects pods');
+  t.equal(new Set(webhooks.map((w) => w.name)).size, webhooks.length, 'unique webhook names');
+  for (const w of webhooks) {
+    t.match(w, {
+      admissionReviewVersions: ['v1'],
+      sideEffects: 'None',
+      reinvocationPolicy: 'IfNeeded',
+      rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
+    }, w.name);
+    t.same(w.rules.length, 1, `${w.name}: pods CREATE only`);
+    t.ok(w.timeoutSeconds >= 1 && w.timeoutSeconds <= 5, `${w.name}: a short timeout`);
+    t.same(w.namespaceSelector.matchExpressions[0],
+      { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'asm-cni'] }, `${w.name}: not kube-system, asm-cni`);
+    t.same(w.clientConfig, rewriteHook.clientConfig, `${w.name}: the same Service`);
+    t.equal(w.matchConditions.length, 1, `${w.name}: one matchCondition`);
+  }
+  t.equal(rewriteHook.failurePolicy, 'Fail', 'istio-init pods are never admitted unrewritten while the webhook is down');
+  t.same(rewriteHook.namespaceSelector.matchExpressions.length, 1, 'the istio-init entry: every namespace but those two');
+  t.notOk(rewriteHook.objectSelector, 'and every pod (the webhook itself honours sidecar.istio.io/inject)');
+  for (const w of lateHooks) {
+    t.equal(w.failurePolicy, 'Ignore', `${w.name}: an outage never blocks pods that are not injected yet`);
+    t.ok(w.timeoutSeconds <= rewriteHook.timeoutSeconds, `${w.name}: no longer a wait than the istio-init entry`);
+  }
   const config = parseConfig(find('ConfigMap', 'asm-cni-config').data['config.yaml']);
-  for (const ns of webhook.namespaceSelector.matchExpressions[0].values) {
+  for (const ns of rewriteHook.namespaceSelector.matchExpressions[0].values) {
     t.ok(config.excludeNamespaces.includes(ns), `${ns} is excluded in the shared config too (plugin and webhook agree)`);
   }
   t.equal(config.repairPods, true);
 });
 
-t.test('the matchConditions CEL sends exactly the pods with an istio-init init container', async (t) => {
-  t.equal(webhook.matchConditions.length, 1);
-  const expr: string = webhook.matchConditions[0].expression;
-  const call = (spec: unknown) => evaluate(expr, { object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec } });
+t.test('the late-injection entries select where Istio injects, at most one per pod', async (t) => {
+  const ns = (labels: Record<string, string>) => ({ 'kubernetes.io/metadata.name': 'team-a', ...labels });
+  // [what, namespace labels, pod labels, the late entry that must select it (undefined: none)]
+  const cases: Array<[string, Record<string, string>, Record<string, string>, string | undefined]> = [
+    ['istio-injection=enabled', ns({ 'istio-injection': 'enabled' }), { app: 'a' }, 'late-namespace.asm-cni.io'],
+    ['istio-injection=enabled, pod opts in', ns({ 'istio-injection': 'enabled' }), { 'sidecar.istio.io/inject': 'true' }, 'late-namespace.asm-cni.io'],
+    ['istio-injection=enabled wins over istio.io/rev', ns({ 'istio-injection': 'enabled', 'istio.io/rev': 'canary' }), {}, 'late-namespace.asm-cni.io'],
+    ['istio-injection=enabled, pod opts out', ns({ 'istio-injection': 'enabled' }), { 'sidecar.istio.io/inject': 'false' }, undefined],
+    ['istio-injection=disabled', ns({ 'istio-injection': 'disabled' }), {}, undefined],
+    ['istio-injection=disabled, pod opts in', ns({ 'istio-injection': 'disabled' }), { 'sidecar.istio.io/inject': 'true' }, undefined],
+    ['istio-injection=disabled, istio.io/rev', ns({ 'istio-injection': 'disabled', 'istio.io/rev': 'canary' }), {}, undefined],
+    ['istio.io/rev=canary', ns({ 'istio.io/rev': 'canary' }), {}, 'late-revision-namespace.asm-cni.io'],
+    ['istio.io/rev=default, pod opts out', ns({ 'istio.io/rev': 'default' }), { 'sidecar.istio.io/inject': 'false' }, undefined],
+    ['no mesh labels', ns({}), { app: 'a' }, undefined],
+    ['no mesh labels, pod opts in', ns({}), { 'sidecar.istio.io/inject': 'true' }, 'late-pod.asm-cni.io'],
+    ['no mesh labels, pod revision', ns({}), { 'istio.io/rev': 'canary' }, 'late-revision-pod.asm-cni.io'],
+    ['no mesh labels, pod revision and opt-in', ns({}), { 'istio.io/rev': 'canary', 'sidecar.istio.io/inject': 'true' }, 'late-revision-pod.asm-cni.io'],
+    ['no mesh labels, pod revision, opts out', ns({}), { 'istio.io/rev': 'canary', 'sidecar.istio.io/inject': 'false' }, undefined],
+    ['kube-system, pod opts in', { 'kubernetes.io/metadata.name': 'kube-system' }, { 'sidecar.istio.io/inject': 'true' }, undefined],
+    ['asm-cni', { 'kubernetes.io/metadata.name': 'asm-cni', 'istio-injection': 'enabled' }, {}, undefined],
+  ];
+  for (const [what, nsLabels, podLabels, want] of cases) {
+    const hit = lateHooks.filter((w) => selects(w.namespaceSelector, nsLabels) && selects(w.objectSelector, podLabels)).map((w) => w.name);
+    t.same(hit, want ? [want] : [], `${what}: ${want ?? 'no late entry'}`);
+  }
+  t.equal(selects({ matchExpressions: [{ key: 'a', operator: 'In', values: ['x'] }] }, {}), false, 'the selector checker does reject');
+  t.equal(selects(lateByName('late-namespace.asm-cni.io').namespaceSelector, { 'kubernetes.io/metadata.name': 'kube-system', 'istio-injection': 'enabled' }),
+    false, 'kube-system stays out even when labelled');
+});
+
+// Pods from Istio's injection goldens (a Deployment's pod template as the ReplicaSet controller would create it).
+const goldenDir = path.join(repoRoot, 'test', 'unit', 'installer', 'oracle', 'inject');
+const goldenPods = (file: string): any[] =>
+  readYamlDocs(path.join(goldenDir, file)).filter(Boolean).map((o: any) => {
+    const tpl = o.spec?.template ?? o;
+    return { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'hello', namespace: 'team-a', ...structuredClone(tpl.metadata ?? {}) }, spec: structuredClone(tpl.spec) };
+  });
+/** The webhook's own answer for a pod (the pure admit the server calls), applied: the pod as stored after our patch. */
+function rewritten(pod: any): { pod: any; decision: string } {
+  const out = admit({ uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' },
+    namespace: pod.metadata.namespace, operation: 'CREATE', object: pod }, DEFAULT_CONFIG);
+  return { pod: jsonpatch.applyPatch(structuredClone(pod), out.patch, true, false).newDocument, decision: out.decision };
+}
+const calls = (hook: any, pod: any): boolean => evaluate(hook.matchConditions[0].expression, { object: pod }) as boolean;
+
+t.test('the istio-init entry CEL sends exactly the pods with an istio-init init container', async (t) => {
+  const call = (spec: unknown) => calls(rewriteHook, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec });
   t.equal(call({ containers: [{ name: 'app' }], initContainers: [{ name: 'istio-init' }] }), true);
   t.equal(call({ containers: [{ name: 'app' }], initContainers: [{ name: 'setup' }, { name: 'istio-init' }] }), true);
   t.equal(call({ containers: [{ name: 'app' }] }), false, 'no initContainers field');
@@ -254,14 +337,94 @@ t.test('the matchConditions CEL sends exactly the pods with an istio-init init c
   t.equal(call({ containers: [{ name: 'app' }], initContainers: [{ name: 'istio-init-extra' }] }), false, 'exact name');
 });
 
-t.test('the CEL against Istio injection goldens: with istio-init → called, CNI-mode injection → not', async (t) => {
-  const dir = path.join(repoRoot, 'test', 'unit', 'installer', 'oracle', 'inject');
-  const expr: string = webhook.matchConditions[0].expression;
-  const podSpecs = (file: string) =>
-    readYamlDocs(path.join(dir, file)).filter(Boolean).map((o: any) => o.spec?.template?.spec ?? o.spec);
-  for (const spec of podSpecs('hello.yaml.injected')) t.equal(evaluate(expr, { object: { spec } }), true, 'hello injected');
-  for (const spec of podSpecs('hello.yaml.cni.injected')) t.equal(evaluate(expr, { object: { spec } }), false, 'cni mode');
-  for (const spec of podSpecs('hello.yaml')) t.equal(evaluate(expr, { object: { spec } }), false, 'not injected');
+t.test('the late entries CEL: istio-init, or not injected yet (no sidecar.istio.io/status)', async (t) => {
+  t.ok(lateHooks.length > 0);
+  const expr = lateHooks[0].matchConditions[0].expression;
+  for (const w of lateHooks) t.equal(w.matchConditions[0].expression, expr, `${w.name}: the same condition`);
+  const pod = (metadata: unknown, spec: unknown) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', ...(metadata as object) }, spec });
+  const status = { 'sidecar.istio.io/status': '{}' };
+  const w = lateHooks[0];
+  t.equal(calls(w, pod({}, { containers: [{ name: 'app' }] })), true, 'no annotations at all');
+  t.equal(calls(w, pod({ annotations: { other: 'x' } }, { containers: [{ name: 'app' }] })), true, 'other annotations only');
+  t.equal(calls(w, pod({ annotations: status }, { containers: [{ name: 'app' }, { name: 'istio-proxy' }] })), false, 'injected, no istio-init');
+  t.equal(calls(w, pod({ annotations: status }, { containers: [{ name: 'app' }], initContainers: [{ name: 'istio-validation' }] })), false);
+  t.equal(calls(w, pod({ annotations: status }, { containers: [{ name: 'app' }], initContainers: [{ name: 'istio-init' }] })), true, 'istio-init');
+  t.equal(calls(w, pod({ annotations: { 'sidecar.istio.io/statusx': '{}' } }, { containers: [{ name: 'app' }] })), true, 'exact key');
+});
+
+t.test('every entry against Istio goldens: bare, injected, CNI-mode, rewritten by us', async (t) => {
+  const [bare] = goldenPods('hello.yaml');
+  const [injected] = goldenPods('hello.yaml.injected');
+  const [cniMode] = goldenPods('hello.yaml.cni.injected');
+  const ours = rewritten(injected);
+  t.equal(ours.decision, 'patched', 'the webhook rewrites the injected golden');
+  const pods: Record<string, any> = { bare, injected, 'CNI-mode': cniMode, rewritten: ours.pod };
+  const want: Record<string, Record<string, boolean>> = {
+    'rewrite.asm-cni.io': { bare: false, injected: true, 'CNI-mode': false, rewritten: false },
+    late: { bare: true, injected: true, 'CNI-mode': false, rewritten: false },
+  };
+  for (const w of webhooks) {
+    for (const [name, pod] of Object.entries(pods)) {
+      t.equal(calls(w, pod), want[w === rewriteHook ? w.name : 'late']![name], `${w.name}: ${name} pod`);
+    }
+  }
+  t.equal(rewritten(bare).decision, 'skipped', 'a bare pod that reaches us through a late entry is left alone');
+  t.strictSame(rewritten(cniMode).pod, cniMode, 'the CNI-mode golden would not be changed either');
+});
+
+// How the API server runs one configuration (k8s.io/apiserver mutating dispatcher): webhooks in list order, each
+// evaluating its matchConditions on the object as the previous ones left it; a webhook counts as invoked only when
+// its conditions matched; on reinvocation only invoked IfNeeded webhooks are called again, after a later change.
+t.test('dispatch simulation in a mesh namespace: injector before or after us, the pod is patched exactly once', async (t) => {
+  const meshNs = { 'kubernetes.io/metadata.name': 'team-a', 'istio-injection': 'enabled' };
+  const [bare] = goldenPods('hello.yaml');
+  const [injectedGolden] = goldenPods('hello.yaml.injected');
+  const inject = (pod: any) =>
+    pod.metadata.annotations?.['sidecar.istio.io/status'] ? pod : { ...injectedGolden, metadata: { ...injectedGolden.metadata, name: pod.metadata.name } };
+  function run(order: 'before' | 'after', input: any, hooks: any[] = webhooks) {
+    let pod = structuredClone(input);
+    const selected = hooks.filter((w) => selects(w.namespaceSelector, meshNs) && selects(w.objectSelector, pod.metadata.labels ?? {}));
+    const invoked = new Set<any>();
+    let patched = 0;
+    let reviews = 0;
+    const ourPass = (hooks: any[]) => {
+      let changed = false;
+      for (const w of hooks) {
+        if (!calls(w, pod)) continue;
+        invoked.add(w);
+        reviews++;
+        const r = rewritten(pod);
+        if (r.decision === 'patched') {
+          patched++;
+          pod = r.pod;
+          changed = true;
+        }
+      }
+      return changed;
+    };
+    if (order === 'before') pod = inject(pod);
+    ourPass(selected);
+    let changedAfterUs = false;
+    if (order === 'after') {
+      const next = inject(pod);
+      changedAfterUs = next !== pod;
+      pod = next;
+    }
+    if (changedAfterUs) ourPass([...invoked]);
+    return { pod, patched, reviews };
+  }
+  for (const order of ['before', 'after'] as const) {
+    const { pod, patched, reviews } = run(order, bare);
+    t.equal(patched, 1, `${order}: patched exactly once`);
+    t.ok(reviews <= 2, `${order}: ${reviews} review(s)`);
+    const init = (pod.spec.initContainers ?? []).map((c: { name: string }) => c.name);
+    t.notOk(init.includes('istio-init'), `${order}: stored without istio-init`);
+    t.equal(init[0], 'istio-validation', `${order}: istio-validation first`);
+  }
+  // The shipped istio-init entry alone (what we had before the late entries): the "after" order misses the pod.
+  const { pod, patched } = run('after', bare, [rewriteHook]);
+  t.equal(patched, 0, 'without the late entries, an injector after us defeats the rewrite (the problem they solve)');
+  t.ok(pod.spec.initContainers.some((c: { name: string }) => c.name === 'istio-init'), 'and the pod keeps istio-init');
 });
 
 t.test('certificates: plain Secret from certs/generate.sh, or cert-manager', async (t) => {
