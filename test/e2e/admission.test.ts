@@ -5,13 +5,14 @@ import { requirePrereq, inCI } from '../helpers/prereq.js';
 import { toolchainMissing } from './lib/toolchain.js';
 import { hasKustomization, render, ref } from './lib/manifests.js';
 import { addedCapabilities, initNames, oracleCniPod, oraclePod, plainPod, type Pod, type Shape } from './lib/pods.js';
-import { startFakeInjector, injectorConfig } from './lib/injector.js';
-import { applyOverlay, bringUp, createPod, getPod, shape, shippedWebhooks, waitWebhookActive } from './lib/scenario.js';
-import { waitFor } from './lib/net.js';
+import { startFakeInjector } from './lib/injector.js';
+import { applyOverlay, bringUp, createPod, getPod, registerInjector, shape, shippedWebhooks, waitWebhookActive } from './lib/scenario.js';
 
 
 const BASELINE = { 'pod-security.kubernetes.io/enforce': 'baseline', 'pod-security.kubernetes.io/enforce-version': 'latest' };
 const PRIVILEGED_CAPS = ['NET_ADMIN', 'NET_RAW'];
+// Where Istio injects (and where the webhook's late-injection entries select pods): see manifests/base/mutating-webhook.yaml.
+const MESH = { 'istio-injection': 'enabled' };
 
 async function main(t: Test): Promise<void> {
   const env = await bringUp(t);
@@ -128,84 +129,110 @@ async function main(t: Test): Promise<void> {
     t.equal(dTotal, dExcluded, 'if the webhook was called at all, it skipped with reason excluded-namespace');
   });
 
-  // 4 and 5: a stand-in for Istio's injector, registered before and after our configuration.
+  // 4 and 5: a stand-in for Istio's injector, selecting pods like Istio's configuration, registered before and after ours.
   const injector = await startFakeInjector(env.webhook.certDir);
   t.teardown(() => injector.close());
   const ourNames = env.shipped.map((c) => c.metadata.name);
 
-  // Why an injector sorting after us can defeat the rewrite: the API server evaluates matchConditions before it records
-  // a webhook as invoked, and on reinvocation calls only webhooks invoked in the first round (k8s.io/apiserver
-  // pkg/admission/plugin/webhook/mutating/dispatcher.go). A pod without istio-init on the first pass is never sent to us.
-  const REINVOCATION_NOTE =
-    'the shipped matchConditions skip the first pass (no istio-init yet), and the API server reinvokes only webhooks it invoked before';
-
-  async function injectInOrder(t: Test, configName: string, opts: { privileged?: boolean } = {}) {
-    const ns = await env.cp.namespace('e2e-order', opts.privileged ? {} : { labels: BASELINE, devEdit: true });
-    await env.cp.kubectlOk(['apply', '-f', '-'], { input: injectorConfig(configName, injector.url, env.webhook.caPem, ns) });
-    t.teardown(() => env.cp.kubectl(['delete', 'mutatingwebhookconfiguration', configName]));
-    let n = 0;
-    await waitFor('the API server calling the stand-in injector', async () => {
-      const calls = injector.calls;
-      await createPod(env, ns, plainPod(`probe-${++n}`), 'admin', ['--dry-run=server', '-o', 'json']);
-      return injector.calls > calls ? true : undefined;
-    });
+  /** Creates Istio's bare `hello` pod (plus `podLabels`) with the stand-in injector registered as `configName`. */
+  async function injectInOrder(t: Test, configName: string, opts: { privileged?: boolean; nsLabels?: Record<string, string>; podLabels?: Record<string, string> } = {}) {
+    const nsLabels = opts.nsLabels ?? MESH;
+    const ns = await env.cp.namespace('e2e-order', opts.privileged ? { labels: nsLabels } : { labels: { ...BASELINE, ...nsLabels }, devEdit: true });
+    await registerInjector(t, env, injector, configName, ns, opts.podLabels);
     const input = oraclePod('classic-1.26.8', 'hello.yaml', 'hello');
-    const total = await env.webhook.reviews();
-    const patched = await env.webhook.reviews({ outcome: 'patched' });
+    input.metadata.labels = { ...input.metadata.labels, ...opts.podLabels };
+    const before = await reviewCounts();
     const r = await createPod(env, ns, input, opts.privileged ? 'admin' : 'dev');
     const stored = r.code === 0 ? await getPod(env, ns, 'hello') : undefined;
-    return {
-      r,
-      stored,
-      calls: (await env.webhook.reviews()) - total,
-      patched: (await env.webhook.reviews({ outcome: 'patched' })) - patched,
-    };
+    const after = await reviewCounts();
+    return { r, stored, calls: after.total - before.total, patched: after.patched - before.patched, skipped: after.skipped - before.skipped };
+  }
+  const reviewCounts = async () => ({
+    total: await env.webhook.reviews(),
+    patched: await env.webhook.reviews({ outcome: 'patched' }),
+    skipped: await env.webhook.reviews({ outcome: 'skipped' }),
+  });
+
+  /** The stored pod went through Istio's injection and our rewrite exactly once. */
+  function rewrittenOnce(t: Test, stored: Pod): void {
+    const names = [...initNames(stored), ...stored.spec.containers.map((c) => c.name)];
+    t.equal(names.filter((n) => n === 'istio-proxy').length, 1, 'one istio-proxy');
+    t.equal(names.filter((n) => n === 'istio-validation').length, 1, 'one istio-validation');
+    t.notOk(names.includes('istio-init'), 'no istio-init');
+    t.equal(initNames(stored)[0], 'istio-validation', 'istio-validation first');
+    t.same(addedCapabilities(stored).filter((c) => PRIVILEGED_CAPS.includes(c)), [], 'no container adds NET_ADMIN/NET_RAW');
+    const args = stored.spec.initContainers?.[0]?.args ?? [];
+    t.equal(args.filter((a) => a === '--run-validation').length, 1, '--run-validation once');
+    t.equal(args.filter((a) => a === '--skip-rule-apply').length, 1, '--skip-rule-apply once');
+    const status = JSON.parse(stored.metadata.annotations?.['sidecar.istio.io/status'] ?? '{}');
+    t.strictSame(status.initContainers, ['istio-validation'], 'status annotation names istio-validation once');
   }
 
   for (const [label, configName] of [
     ['before', 'aaa-e2e-istio-sidecar-injector'],
     ['after', 'zzz-e2e-istio-sidecar-injector'],
   ] as const) {
-    await t.test(`4. injector configuration sorting ${label} ours: the stored pod is rewritten exactly once`, async (t) => {
+    await t.test(`4. injector configuration sorting ${label} ours (istio-injection=enabled): the stored pod is rewritten exactly once`, async (t) => {
       for (const ours of ourNames) {
         t.ok(label === 'before' ? configName < ours : configName > ours, `${configName} sorts ${label} ${ours}`);
         t.ok(ours > 'istio-sidecar-injector' && ours > 'istio-revision-tag-default', `${ours} sorts after Istio's istio-* configurations`);
       }
-      const { r, stored, patched } = await injectInOrder(t, configName);
-      const why = label === 'after' ? ` (${REINVOCATION_NOTE})` : '';
-      t.equal(r.code, 0, `admitted in a baseline namespace${r.code ? `: ${r.stderr}${why}` : ''}`);
+      const { r, stored, calls, patched, skipped } = await injectInOrder(t, configName);
+      t.equal(r.code, 0, `admitted in a baseline namespace${r.code ? `: ${r.stderr}` : ''}`);
       if (!stored) return;
-      const names = [...initNames(stored), ...stored.spec.containers.map((c) => c.name)];
-      t.equal(names.filter((n) => n === 'istio-proxy').length, 1, 'one istio-proxy');
-      t.equal(names.filter((n) => n === 'istio-validation').length, 1, 'one istio-validation');
-      t.notOk(names.includes('istio-init'), 'no istio-init');
-      t.equal(initNames(stored)[0], 'istio-validation', 'istio-validation first');
-      const args = stored.spec.initContainers?.[0]?.args ?? [];
-      t.equal(args.filter((a) => a === '--run-validation').length, 1, '--run-validation once');
-      t.equal(args.filter((a) => a === '--skip-rule-apply').length, 1, '--skip-rule-apply once');
-      const status = JSON.parse(stored.metadata.annotations?.['sidecar.istio.io/status'] ?? '{}');
-      t.strictSame(status.initContainers, ['istio-validation'], 'status annotation names istio-validation once');
+      rewrittenOnce(t, stored);
       t.equal(patched, 1, 'the webhook patched exactly once');
+      if (label === 'before') {
+        // The istio-init entry rewrites; the late entry, next in the list, sees the rewritten pod and does not match.
+        t.equal(calls, 1, 'one review: the late-injection entry was not called after the rewrite');
+      } else {
+        // First pass: the bare pod reaches the late entry (skipped); reinvocation after the injector: patched.
+        t.equal(calls, 2, 'two reviews: the bare pod on the first pass, the injected pod on reinvocation');
+        t.equal(skipped, 1, 'the bare pod was skipped');
+      }
     });
   }
 
-  // 5. matchConditions keep pods without istio-init away from the webhook.
-  await t.test('5. matchConditions: pods without istio-init never reach the webhook; reinvocation does', async (t) => {
+  // The other ways Istio selects pods, with the injector after us (the order that needs the late entries).
+  for (const [what, nsLabels, podLabels] of [
+    ['namespace istio.io/rev=canary', { 'istio.io/rev': 'canary' }, {}],
+    ['pod label sidecar.istio.io/inject=true', {}, { 'sidecar.istio.io/inject': 'true' }],
+    ['pod label istio.io/rev=canary', {}, { 'istio.io/rev': 'canary' }],
+  ] as const) {
+    await t.test(`4. injector after ours, ${what}: the stored pod is rewritten exactly once`, async (t) => {
+      const { r, stored, calls, patched } = await injectInOrder(t, 'zzz-e2e-istio-sidecar-injector-sel', { nsLabels, podLabels });
+      t.equal(r.code, 0, `admitted in a baseline namespace${r.code ? `: ${r.stderr}` : ''}`);
+      if (!stored) return;
+      rewrittenOnce(t, stored);
+      t.equal(patched, 1, 'the webhook patched exactly once');
+      t.equal(calls, 2, 'reached on the first pass and on reinvocation');
+    });
+  }
+
+  // 5. Which pods reach the webhook at all.
+  await t.test('5. pods that need no rewrite never reach the webhook; reinvocation does', async (t) => {
     for (const w of shippedWebhooks(env)) t.ok((w.matchConditions ?? []).length > 0, `${w.name} has matchConditions`);
-    const ns = await env.cp.namespace('e2e-match', { labels: BASELINE, devEdit: true });
-    const cniMode = oracleCniPod('classic-1.26.8', 'hello.yaml', 'cni-mode');
-    const before = await env.webhook.reviews();
-    for (const pod of [plainPod('plain'), cniMode]) {
+    const plainNs = await env.cp.namespace('e2e-match', { labels: BASELINE, devEdit: true });
+    const meshNs = await env.cp.namespace('e2e-match-mesh', { labels: { ...BASELINE, ...MESH }, devEdit: true });
+    const optedOut = plainPod('opted-out');
+    optedOut.metadata.labels = { ...optedOut.metadata.labels, 'sidecar.istio.io/inject': 'false' };
+    for (const [what, ns, pod] of [
+      ['a plain pod in a namespace without injection labels', plainNs, plainPod('plain')],
+      ['a CNI-mode injected pod in a mesh namespace', meshNs, oracleCniPod('classic-1.26.8', 'hello.yaml', 'cni-mode')],
+      ['a CNI-mode injected pod in a namespace without injection labels', plainNs, oracleCniPod('native-master', 'hello.yaml', 'cni-mode-native')],
+      ['a pod labelled sidecar.istio.io/inject=false in a mesh namespace', meshNs, optedOut],
+    ] as const) {
+      const before = await env.webhook.reviews();
       const r = await createPod(env, ns, pod, 'dev');
-      t.equal(r.code, 0, `${pod.metadata.name} admitted${r.code ? `: ${r.stderr}` : ''}`);
-      t.strictSame(shape(await getPod(env, ns, pod.metadata.name)), shape(pod), `${pod.metadata.name} stored unchanged`);
+      t.equal(r.code, 0, `${what}: admitted${r.code ? `: ${r.stderr}` : ''}`);
+      t.strictSame(shape(await getPod(env, ns, pod.metadata.name)), shape(pod), `${what}: stored unchanged`);
+      t.equal(await env.webhook.reviews(), before, `${what}: the review counter did not move`);
     }
-    t.equal(await env.webhook.reviews(), before, 'the review counter did not move');
 
     const { r, stored, calls, patched } = await injectInOrder(t, 'zzz-e2e-istio-sidecar-injector-2');
-    t.equal(r.code, 0, `injected-after-us pod admitted${r.code ? `: ${r.stderr} (${REINVOCATION_NOTE})` : ''}`);
+    t.equal(r.code, 0, `injected-after-us pod admitted${r.code ? `: ${r.stderr}` : ''}`);
     t.notOk(stored && initNames(stored).includes('istio-init'), 'reinvocation removed the istio-init the injector added');
-    t.ok(calls >= 1, `the webhook was reached (${calls} reviews)${calls ? '' : ` (${REINVOCATION_NOTE})`}`);
+    t.equal(calls, 2, 'the webhook was reached on the first pass and by reinvocation');
     t.equal(patched, 1, 'and patched the pod once');
   });
 

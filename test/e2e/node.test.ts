@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { requirePrereq, isRoot } from '../helpers/prereq.js';
 import { repoRoot, toolchainMissing } from './lib/toolchain.js';
 import { hasKustomization } from './lib/manifests.js';
-import { initNames, oraclePod, type Pod } from './lib/pods.js';
-import { applyOverlay, bringUp, createPod, getPod, shippedWebhooks, waitWebhookActive, type Env } from './lib/scenario.js';
+import { initNames, oraclePod, plainPod } from './lib/pods.js';
+import { startFakeInjector } from './lib/injector.js';
+import { applyOverlay, bringUp, createPod, getPod, registerInjector, shippedWebhooks, waitWebhookActive, type Env } from './lib/scenario.js';
 import { createNetns, hasIstioChains, stripComments, type Netns } from './lib/netns.js';
 import { run, type RunResult } from './lib/proc.js';
 
@@ -230,35 +231,54 @@ async function main(t: Test): Promise<void> {
     t.notOk(hasIstioChains(await n.rules()), 'no rules were programmed');
   });
 
-  // 6. Last: it stops the webhook.
-  await t.test('6. webhook stopped: the shipped failurePolicy outcome happens', async (t) => {
-    const policies = [...new Set(shippedWebhooks(env).map((w) => w.failurePolicy ?? 'Fail'))];
-    t.equal(policies.length, 1, `one failurePolicy across the shipped webhooks (${policies.join(', ')})`);
-    const policy = policies[0];
+  // 6. Last: it stops the webhook. The shipped policies: the istio-init entry Fail, the late-injection entries Ignore.
+  await t.test('6. webhook stopped: the shipped failurePolicy outcomes happen', async (t) => {
+    const hooks = shippedWebhooks(env);
+    const initHooks = hooks.filter((w) => !(w.matchConditions ?? []).some((c) => /sidecar\.istio\.io\/status/.test(c.expression)));
+    const lateHooks = hooks.filter((w) => !initHooks.includes(w));
+    t.same(initHooks.map((w) => w.failurePolicy), ['Fail'], 'the istio-init entry: Fail');
+    t.ok(lateHooks.length > 0 && lateHooks.every((w) => w.failurePolicy === 'Ignore'), 'the late-injection entries: Ignore');
+
+    const injector = await startFakeInjector(env.webhook.certDir);
+    t.teardown(() => injector.close());
     await env.webhook.stop();
+    const mesh = { 'istio-injection': 'enabled' };
+    const baseline = { 'pod-security.kubernetes.io/enforce': 'baseline' };
     const ns = await env.cp.namespace('e2e-outage');
-    const baselineNs = await env.cp.namespace('e2e-outage-baseline', {
-      labels: { 'pod-security.kubernetes.io/enforce': 'baseline' },
-      devEdit: true,
-    });
+    const baselineNs = await env.cp.namespace('e2e-outage-baseline', { labels: baseline, devEdit: true });
+    const meshNs = await env.cp.namespace('e2e-outage-mesh', { labels: mesh });
     const pod = oraclePod('classic-1.26.8', 'hello.yaml.injected', 'hello-outage');
-    const r = await createPod(env, ns, pod);
-    const rb = await createPod(env, baselineNs, pod, 'dev');
-    if (policy === 'Ignore') {
-      t.equal(r.code, 0, `admitted during the outage${r.code ? `: ${r.stderr}` : ''}`);
-      const stored: Pod = await getPod(env, ns, 'hello-outage');
-      t.ok(initNames(stored).includes('istio-init'), 'stored with istio-init (meshed, privileged)');
-      const n = await netns();
-      await passesThrough(t, n, await cniAdd(n, ns, 'hello-outage', ourEntry()));
-      t.not(rb.code, 0, 'in a baseline namespace the unrewritten pod is rejected');
-      t.match(rb.stderr, /violates PodSecurity/, 'by PodSecurity');
-    } else {
-      t.equal(policy, 'Fail', 'failurePolicy is Fail or Ignore');
-      t.not(r.code, 0, 'rejected during the outage');
-      t.match(r.stderr, /failed calling webhook/, 'because the webhook cannot be called');
-      t.match((await env.cp.kubectl(['get', 'pod', '-n', ns, 'hello-outage'])).stderr, /NotFound/, 'nothing stored');
-      t.not(rb.code, 0, 'rejected in the baseline namespace too');
+
+    // Fail: a pod carrying istio-init is refused, in any namespace, rather than admitted privileged.
+    for (const [where, n, who] of [['a plain namespace', ns, 'admin'], ['a baseline namespace', baselineNs, 'dev'], ['a mesh namespace', meshNs, 'admin']] as const) {
+      const r = await createPod(env, n, pod, who);
+      t.not(r.code, 0, `istio-init pod in ${where}: rejected during the outage`);
+      t.match(r.stderr, /failed calling webhook "rewrite\.asm-cni\.io"/, 'because the istio-init entry cannot be called');
+      t.match((await env.cp.kubectl(['get', 'pod', '-n', n, 'hello-outage'])).stderr, /NotFound/, 'nothing stored');
     }
+
+    // Ignore: a pod of a mesh namespace that is not injected (yet) is admitted; the outage blocks nothing else.
+    const plain = plainPod('plain-outage');
+    const rp = await createPod(env, meshNs, plain);
+    t.equal(rp.code, 0, `plain pod in a mesh namespace: admitted during the outage${rp.code ? `: ${rp.stderr}` : ''}`);
+    if (rp.code === 0) t.strictSame(initNames(await getPod(env, meshNs, 'plain-outage')), [], 'stored as submitted');
+
+    // What Ignore costs: with an injector sorting after us, the late entry misses the pod, which keeps istio-init:
+    // meshed by istio-init (the plugin skips it), privileged, and refused where PodSecurity baseline is enforced.
+    const lateNs = await env.cp.namespace('e2e-outage-late', { labels: mesh });
+    await registerInjector(t, env, injector, 'zzz-e2e-outage-injector', lateNs);
+    const ri = await createPod(env, lateNs, oraclePod('classic-1.26.8', 'hello.yaml', 'hello-late'));
+    t.equal(ri.code, 0, `injected after us during the outage: admitted${ri.code ? `: ${ri.stderr}` : ''}`);
+    if (ri.code === 0) {
+      t.ok(initNames(await getPod(env, lateNs, 'hello-late')).includes('istio-init'), 'stored with istio-init (meshed, privileged)');
+      const n = await netns();
+      await passesThrough(t, n, await cniAdd(n, lateNs, 'hello-late', ourEntry()));
+    }
+    const lateBaselineNs = await env.cp.namespace('e2e-outage-late-baseline', { labels: { ...mesh, ...baseline }, devEdit: true });
+    await registerInjector(t, env, injector, 'zzz-e2e-outage-injector-baseline', lateBaselineNs);
+    const rb = await createPod(env, lateBaselineNs, oraclePod('classic-1.26.8', 'hello.yaml', 'hello-late'), 'dev');
+    t.not(rb.code, 0, 'the same in a baseline namespace: rejected');
+    t.match(rb.stderr, /violates PodSecurity/, 'by PodSecurity');
   });
 }
 

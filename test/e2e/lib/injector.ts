@@ -83,24 +83,42 @@ export async function startFakeInjector(certDir: string): Promise<FakeInjector> 
   return self;
 }
 
-/** A MutatingWebhookConfiguration for the fake injector, limited to one namespace. */
+type Requirement = { key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] };
+
+/**
+ * A MutatingWebhookConfiguration for the fake injector that selects pods the way Istio's own injector configuration
+ * does (istio-sidecar-injector: namespace label istio-injection=enabled; namespace label istio.io/rev; pod label
+ * sidecar.istio.io/inject=true; pod label istio.io/rev; a pod labelled sidecar.istio.io/inject=false is spared), and
+ * additionally only in `namespace`, so test namespaces do not see each other's injectors.
+ */
 export function injectorConfig(name: string, url: string, caPem: string, namespace: string): string {
+  const inNs: Requirement = { key: 'kubernetes.io/metadata.name', operator: 'In', values: [namespace] };
+  const notOptedOut: Requirement = { key: 'sidecar.istio.io/inject', operator: 'NotIn', values: ['false'] };
+  const noNsLabels: Requirement[] = [
+    { key: 'istio-injection', operator: 'DoesNotExist' },
+    { key: 'istio.io/rev', operator: 'DoesNotExist' },
+  ];
+  const selections: Array<[string, Requirement[], Requirement[]]> = [
+    ['namespace', [{ key: 'istio-injection', operator: 'In', values: ['enabled'] }], [notOptedOut]],
+    ['rev.namespace', [{ key: 'istio.io/rev', operator: 'Exists' }, { key: 'istio-injection', operator: 'DoesNotExist' }], [notOptedOut]],
+    ['object', noNsLabels, [{ key: 'sidecar.istio.io/inject', operator: 'In', values: ['true'] }, { key: 'istio.io/rev', operator: 'DoesNotExist' }]],
+    ['rev.object', noNsLabels, [{ key: 'istio.io/rev', operator: 'Exists' }, notOptedOut]],
+  ];
   return JSON.stringify({
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'MutatingWebhookConfiguration',
     metadata: { name },
-    webhooks: [
-      {
-        name: 'sidecar-injector.e2e.istio.io',
-        clientConfig: { url, caBundle: Buffer.from(caPem).toString('base64') },
-        rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
-        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } },
-        sideEffects: 'None',
-        admissionReviewVersions: ['v1'],
-        failurePolicy: 'Fail',
-        reinvocationPolicy: 'Never',
-        timeoutSeconds: 10,
-      },
-    ],
+    webhooks: selections.map(([prefix, nsReqs, podReqs]) => ({
+      name: `${prefix}.sidecar-injector.e2e.istio.io`,
+      clientConfig: { url, caBundle: Buffer.from(caPem).toString('base64') },
+      rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
+      namespaceSelector: { matchExpressions: [inNs, ...nsReqs] },
+      objectSelector: { matchExpressions: podReqs },
+      sideEffects: 'None',
+      admissionReviewVersions: ['v1'],
+      failurePolicy: 'Fail',
+      reinvocationPolicy: 'Never',
+      timeoutSeconds: 10,
+    })),
   });
 }

@@ -6,7 +6,8 @@ import type { Test } from 'tap';
 import { startControlPlane, type ControlPlane, type Who } from './control-plane.js';
 import { startWebhook, type Webhook } from './webhook.js';
 import { copyManifests, hasKustomization, render, webhookConfigs, writeLocalOverlay, type K8sObject, type MutatingWebhook } from './manifests.js';
-import { initNames, oraclePod, type Pod } from './pods.js';
+import { initNames, oraclePod, plainPod, type Pod } from './pods.js';
+import { injectorConfig, type FakeInjector } from './injector.js';
 import { waitFor } from './net.js';
 import type { RunResult } from './proc.js';
 
@@ -77,3 +78,21 @@ export const shape = (pod: Pod): { init: string[]; containers: string[] } => ({
   init: initNames(pod),
   containers: pod.spec.containers.map((c) => c.name),
 });
+
+/**
+ * Registers the stand-in injector under `configName` for namespace `ns` (deleted again by t.teardown) and waits until
+ * the API server calls it for a pod carrying `podLabels` (the pod-level selections need them).
+ */
+export async function registerInjector(
+  t: Test, env: Env, injector: FakeInjector, configName: string, ns: string, podLabels: Record<string, string> = {},
+): Promise<void> {
+  await env.cp.kubectlOk(['apply', '-f', '-'], { input: injectorConfig(configName, injector.url, env.webhook.caPem, ns) });
+  t.teardown(() => env.cp.kubectl(['delete', 'mutatingwebhookconfiguration', configName]));
+  await waitFor(`the API server calling the stand-in injector ${configName}`, async () => {
+    const calls = injector.calls;
+    const probe = plainPod(`probe-${++probes}`);
+    probe.metadata.labels = { ...probe.metadata.labels, ...podLabels };
+    await createPod(env, ns, probe, 'admin', ['--dry-run=server', '-o', 'json']);
+    return injector.calls > calls ? true : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 300 });
+}
