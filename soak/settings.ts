@@ -1,4 +1,6 @@
 // Every knob of the soak, from the environment, with the defaults `npm run soak` uses.
+import { webhookDeploymentLimits, webhookTimeoutSeconds } from './lib/deployment.js';
+
 const num = (name: string, dflt: number): number => {
   const v = process.env[name];
   if (v === undefined || v === '') return dflt;
@@ -17,6 +19,8 @@ export interface Settings {
   minLoadSeconds: number;
   loadSockets: number;
   p99BoundMs: number;
+  /** the webhook's timeoutSeconds: no review may take longer (the API server would have given up) */
+  maxBoundMs: number;
   rssBoundMiB: number;
   rotationBoundMs: number;
   reloadBoundMs: number;
@@ -51,8 +55,11 @@ export function settings(): Settings {
     loadSeconds,
     minLoadSeconds: Math.min(120, loadSeconds),
     loadSockets: num('SOAK_LOAD_SOCKETS', 16),
-    p99BoundMs: num('SOAK_P99_BOUND_MS', 1000),
-    rssBoundMiB: num('SOAK_RSS_BOUND_MIB', 384),
+    // half of the shortest timeoutSeconds in manifests/base/mutating-webhook.yaml (3 s there), else 1 s
+    p99BoundMs: num('SOAK_P99_BOUND_MS', ((webhookTimeoutSeconds() ?? 2) * 1000) / 2),
+    maxBoundMs: num('SOAK_MAX_BOUND_MS', (webhookTimeoutSeconds() ?? 10) * 1000),
+    // the webhook Deployment's memory limit (manifests/base/webhook-deployment.yaml), else 384 MiB
+    rssBoundMiB: num('SOAK_RSS_BOUND_MIB', Math.round(webhookDeploymentLimits().memoryLimitMiB ?? 384)),
     rotationBoundMs: num('SOAK_ROTATION_BOUND_MS', 10_000),
     reloadBoundMs: num('SOAK_RELOAD_BOUND_MS', 5_000),
     shutdownBoundMs: num('SOAK_SHUTDOWN_BOUND_MS', 30_000),

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { get } from 'node:http';
 import { connect } from 'node:tls';
 import { join } from 'node:path';
+import { webhookDeploymentLimits } from './deployment.js';
 import { probeReady } from './front.js';
 import { freePort, startLogged, rssMiB, type Child } from './proc.js';
 import { repoRoot } from './reviews.js';
@@ -47,7 +48,9 @@ export async function startWebhook(o: WebhookOptions): Promise<WebhookInstance> 
   if (o.clientCaFile) args.push('--client-ca', o.clientCaFile);
   const logFile = join(o.logDir, `${o.name}.log`);
   const started = performance.now();
-  const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'production' };
+  // the heap sizing the Deployment gives the container (SOAK_NODE_OPTIONS overrides)
+  const nodeOptions = process.env.SOAK_NODE_OPTIONS ?? webhookDeploymentLimits().nodeOptions;
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'production', ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) };
   for (const k of ['ASM_WEBHOOK_PORT', 'ASM_METRICS_PORT', 'ASM_TLS_CERT', 'ASM_TLS_KEY', 'ASM_CONFIG', 'ASM_CLIENT_CA', 'ASM_WEBHOOK_HOST']) delete env[k];
   const child = startLogged(process.execPath, args, logFile, { env, cwd: repoRoot });
   const ready = await Promise.race([
@@ -103,4 +106,22 @@ export function metricSum(text: string, name: string, labels: Record<string, str
     if (Object.entries(labels).every(([k, v]) => lbl.includes(`${k}="${v}"`))) sum += Number(m[3]);
   }
   return sum;
+}
+
+/** Quantile of a Prometheus histogram summed over all label sets (the bucket's upper bound, in ms). */
+export function histogramQuantileMs(texts: string[], name: string, q: number): number | undefined {
+  const buckets = new Map<number, number>();
+  for (const text of texts) {
+    for (const line of text.split('\n')) {
+      const m = new RegExp(`^${name}_bucket\\{[^}]*le="([^"]+)"[^}]*\\}\\s+(\\S+)`).exec(line);
+      if (!m) continue;
+      const le = m[1] === '+Inf' ? Infinity : Number(m[1]);
+      buckets.set(le, (buckets.get(le) ?? 0) + Number(m[2]));
+    }
+  }
+  const sorted = [...buckets.entries()].sort((a, b) => a[0] - b[0]);
+  const total = sorted[sorted.length - 1]?.[1] ?? 0;
+  if (total === 0) return undefined;
+  const hit = sorted.find(([, c]) => c >= q * total);
+  return hit ? hit[0] * 1000 : undefined;
 }
