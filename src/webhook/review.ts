@@ -6,28 +6,9 @@ import type { SharedConfig } from '../config/shared-config.js';
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 
-/** The request half of an admission.k8s.io/v1 AdmissionReview (the fields the webhook reads). Same shape as admit.ts. */
-export interface AdmissionRequest {
-  uid: string;
-  kind?: { group: string; version: string; kind: string };
-  resource?: { group: string; version: string; resource: string };
-  subResource?: string;
-  namespace?: string;
-  name?: string;
-  operation?: string;
-  object?: unknown;
-  dryRun?: boolean;
-}
-
-/** What the pure admission decision returns (the webhook-core contract in TEAM.md). */
-export interface AdmitOutcome {
-  allowed: boolean;
-  patch: Operation[];
-  warnings: string[];
-  status?: { code: number; message: string };
-  decision: 'patched' | 'skipped' | 'denied';
-  reason: string;
-}
+// The request and outcome shapes are admit()'s own; the envelope only carries them.
+import type { AdmissionRequest, AdmitOutcome } from './admit.js';
+export type { AdmissionRequest, AdmitOutcome };
 
 export type AdmitFn = (request: AdmissionRequest, config: SharedConfig) => AdmitOutcome;
 

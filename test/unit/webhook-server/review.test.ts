@@ -31,7 +31,7 @@ t.test('response helpers and the v1 envelope', async (t) => {
     response: { uid: 'u', allowed: true, patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify([op])).toString('base64'), warnings: ['careful'] },
   });
   t.same(toReview(denied('u', 400, 'bad')).response, { uid: 'u', allowed: false, status: { code: 400, message: 'bad', reason: 'BadRequest' } });
-  t.same(fromOutcome('u', { allowed: false, patch: [], warnings: [], decision: 'denied', reason: 'x' }).status, { code: 403, message: 'denied: x', reason: 'Forbidden' });
+  t.same(fromOutcome('u', { allowed: false, patch: [], warnings: [], decision: 'denied', reason: 'invalid-annotation' }).status, { code: 403, message: 'denied: invalid-annotation', reason: 'Forbidden' });
 });
 
 t.test('handle maps outcomes; a patched decision with no ops counts as skipped', async (t) => {
