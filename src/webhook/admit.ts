@@ -47,10 +47,15 @@ function skipped(reason: AdmitReason, warnings: string[] = []): AdmitOutcome {
 export const DENY_CODE = 400;
 
 function isCorePods(request: AdmissionRequest): boolean {
-  const kind = asObject(request.kind);
-  if (kind !== undefined && !(kind.group === '' && kind.version === 'v1' && kind.kind === 'Pod')) return false;
-  const resource = asObject(request.resource);
-  if (resource !== undefined && !(resource.group === '' && resource.version === 'v1' && resource.resource === 'pods')) return false;
+  // Absent kind/resource are tolerated (hand-made reviews); present ones must say core v1 pods, in object form.
+  if (request.kind !== undefined) {
+    const kind = asObject(request.kind);
+    if (kind === undefined || !(kind.group === '' && kind.version === 'v1' && kind.kind === 'Pod')) return false;
+  }
+  if (request.resource !== undefined) {
+    const resource = asObject(request.resource);
+    if (resource === undefined || !(resource.group === '' && resource.version === 'v1' && resource.resource === 'pods')) return false;
+  }
   return request.subResource === undefined || request.subResource === '';
 }
 

@@ -45,6 +45,8 @@ t.test('not a pod: kind, resource, subresource, object kind', async (t) => {
     ['subresource binding', { subResource: 'binding', object: { kind: 'Binding' } }],
     ['subresource ephemeralcontainers', { subResource: 'ephemeralcontainers' }],
     ['object of another kind', { object: { apiVersion: 'v1', kind: 'Binding' } }],
+    ['kind as a bare string', { kind: 'Pod' as unknown as AdmissionRequest['kind'] }],
+    ['resource as a bare string', { resource: 'pods' as unknown as AdmissionRequest['resource'] }],
   ];
   for (const [name, over] of cases) {
     const out = admit(req(over), config());
