@@ -18,9 +18,17 @@ fi
 # Many idle connections and 50 concurrent plugin runs need file descriptors.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-# Network namespaces of this run carry its id, so a run killed hard is swept here afterwards.
+# Network namespaces of this run carry its id, and so does the environment of every process it starts: a run
+# killed hard is swept here afterwards (only processes and namespaces of this run id, each by its id).
 export SOAK_RUN_ID=${SOAK_RUN_ID:-$$}
+# a marker no process outside this run can carry
+export SOAK_OWNER="soak-$$-$(date +%s%N)"
 sweep() {
+  for p in /proc/[0-9]*; do
+    pid=${p#/proc/}
+    [ "$pid" = $$ ] && continue
+    if tr '\0' '\n' < "$p/environ" 2>/dev/null | grep -qx "SOAK_OWNER=${SOAK_OWNER}"; then kill -9 "$pid" 2>/dev/null || true; fi
+  done
   if [ "$(id -u)" = 0 ] && command -v ip >/dev/null; then
     for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^asmsoak-${SOAK_RUN_ID}-" || true); do
       ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
