@@ -203,9 +203,15 @@ async function scrapeMetrics(port: number): Promise<Record<string, number>> {
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { out: { type: 'string' }, 'floor-only': { type: 'boolean', default: false } } });
   if (!values.out) throw new Error('webhook-bench: --out FILE is required');
-  const work = mkdtempSync(join(tmpdir(), 'asm-cni-bench-webhook-'));
-  const certs = generateCerts(work);
   const payloads = buildReviewPayloads(100);
+  const work = mkdtempSync(join(tmpdir(), 'asm-cni-bench-webhook-'));
+  let certs: BenchCerts;
+  try {
+    certs = generateCerts(work);
+  } catch (e) {
+    rmSync(work, { recursive: true, force: true });
+    throw e;
+  }
   const webhookCli = join(ROOT, 'dist/webhook/cli.js');
   const withProduct = !values['floor-only'] && existsSync(webhookCli);
   if (!withProduct) log(values['floor-only'] ? 'floor only (--floor-only)' : `floor only: ${webhookCli} is not built`);
