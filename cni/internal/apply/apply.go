@@ -109,7 +109,9 @@ func (a *Applier) replaceAll(jobs []replaceJob) []error {
 		p, err := start(ctx, j.f.save, nil)
 		if errors.Is(err, errNoMemfd) {
 			for _, p := range procs[:i] {
-				_, _ = p.wait()
+				if p != nil {
+					_, _ = p.wait()
+				}
 			}
 			for i, j := range jobs {
 				errs[i] = a.replace(j.f, j.desired)
