@@ -318,9 +318,12 @@ func cmdError(cmd string, args []string, err error, stdout, stderr string) error
 	return fmt.Errorf("%s %s: %v: %s", filepath.Base(cmd), strings.Join(args, " "), err, msg)
 }
 
+// memfdCreate is unix.MemfdCreate (a variable so tests can take it away, as old kernels do).
+var memfdCreate = unix.MemfdCreate
+
 // memFile is an anonymous in-memory file holding data, positioned at its start.
 func memFile(name string, data []byte) (*os.File, error) {
-	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
+	fd, err := memfdCreate(name, unix.MFD_CLOEXEC)
 	if err != nil {
 		return nil, err
 	}
