@@ -27,7 +27,7 @@ sweep() {
   for p in /proc/[0-9]*; do
     pid=${p#/proc/}
     [ "$pid" = $$ ] && continue
-    if tr '\0' '\n' < "$p/environ" 2>/dev/null | grep -qx "SOAK_OWNER=${SOAK_OWNER}"; then kill -9 "$pid" 2>/dev/null || true; fi
+    if { tr '\0' '\n' < "$p/environ"; } 2>/dev/null | grep -qx "SOAK_OWNER=${SOAK_OWNER}"; then kill -9 "$pid" 2>/dev/null || true; fi
   done
   if [ "$(id -u)" = 0 ] && command -v ip >/dev/null; then
     for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^asmsoak-${SOAK_RUN_ID}-" || true); do

@@ -13,6 +13,8 @@ export interface Settings {
   suites: string[];
   /** reviews/s for the sustained load; 0 = measure capacity and use half */
   rate: number;
+  /** cap on the measured half-capacity rate (see docs/reliability.md) */
+  maxRate: number;
   capacitySeconds: number;
   capacityConcurrency: number;
   loadSeconds: number;
@@ -50,6 +52,7 @@ export function settings(): Settings {
   cached = {
     suites,
     rate: num('SOAK_RATE', 0),
+    maxRate: num('SOAK_MAX_RATE', 500),
     capacitySeconds: num('SOAK_CAPACITY_SECONDS', 8),
     capacityConcurrency: num('SOAK_CAPACITY_CONCURRENCY', 16),
     loadSeconds,

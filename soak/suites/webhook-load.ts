@@ -57,9 +57,12 @@ export async function webhookLoadSuite(report: Report): Promise<void> {
   onCleanup(() => client.close());
   const baseline = new Baseline(corpus);
   await baseline.take(client);
+  // probes use connections of their own, so they do not queue behind the load
+  const probeClient = new AdmissionClient({ host: '127.0.0.1', port: front.port, ca: ca.cert, maxSockets: 2 });
+  onCleanup(() => probeClient.close());
   const isSkipped = async (t: ReviewTemplate): Promise<boolean> => {
     const uid = newUid();
-    const r = await client.call('/mutate', body(t, uid));
+    const r = await probeClient.call('/mutate', body(t, uid));
     const v = judge(r.status, r.body, uid);
     if (!v.ok) throw new Error(`probe review failed: ${v.problem ?? r.error}`);
     const resp = JSON.parse(r.body).response;
@@ -75,8 +78,8 @@ export async function webhookLoadSuite(report: Report): Promise<void> {
     const c = await measureCapacity(client, corpus, s.capacitySeconds, s.capacityConcurrency);
     capacity = round(c.perSecond);
     capacityStats = c.stats;
-    rate = Math.max(1, Math.floor(c.perSecond / 2));
-    report.add('webhook.capacity', c.stats.failed === 0, `closed loop, ${s.capacityConcurrency} concurrent, ${s.capacitySeconds}s: ${capacity} reviews/s (p99 ${c.stats.latency.p99} ms, failed ${c.stats.failed}); load rate ${rate}/s`, { capacityPerSecond: capacity, concurrency: s.capacityConcurrency, seconds: s.capacitySeconds, latencyMs: c.stats.latency, failed: c.stats.failed, loadRate: rate });
+    rate = Math.max(1, Math.min(s.maxRate, Math.floor(c.perSecond / 2)));
+    report.add('webhook.capacity', c.stats.failed === 0, `closed loop, ${s.capacityConcurrency} concurrent, ${s.capacitySeconds}s: ${capacity} reviews/s (p99 ${c.stats.latency.p99} ms, failed ${c.stats.failed}); load rate ${rate}/s (half, at most ${s.maxRate}/s)`, { capacityPerSecond: capacity, concurrency: s.capacityConcurrency, seconds: s.capacitySeconds, latencyMs: c.stats.latency, failed: c.stats.failed, loadRate: rate });
   }
 
   const rss: Record<string, number | undefined> = { aReady: undefined, aLoadStart: rssOf(a) };
@@ -180,7 +183,7 @@ export async function webhookLoadSuite(report: Report): Promise<void> {
   const rssBound = s.rssBoundMiB;
   for (const [k, v] of Object.entries(rss)) if (v !== undefined) w.that(v <= rssBound, `RSS ${k} ${v} MiB over ${rssBound} MiB`);
   report.add('webhook.load', w.ok, w.summary(
-    `${st.seconds}s at ${rate}/s (${capacity ? `half of ${capacity}` : 'SOAK_RATE'}): sent ${st.sent}, answered ${st.answered}, failed ${st.failed}, mismatched ${st.mismatched}, ` +
+    `${st.seconds}s at ${rate}/s (${capacity ? `half of ${capacity}, at most ${s.maxRate}` : 'SOAK_RATE'}): sent ${st.sent}, answered ${st.answered}, failed ${st.failed}, mismatched ${st.mismatched}, ` +
     `retried ${st.retried} ${JSON.stringify(st.retryCauses)}; p50 ${st.latency.p50} p99 ${st.latency.p99} max ${st.latency.max} ms end to end (server-side p99 ≤ ${serverP99 ?? '?'} ms); ` +
     `RSS A ${rss.aLoadStart}→${rss.aBeforeSigterm} MiB, B ${rss.bReady}→${rss.bEnd} MiB; events ok ${events.filter((e) => e.ok).length}/${events.length}`),
     { serverSideP99UpperBoundMs: serverP99, p99BoundMs: s.p99BoundMs, maxBoundMs: s.maxBoundMs, capacityPerSecond: capacity, capacityLatencyMs: capacityStats?.latency, ...st, rssMiB: rss, events, instanceAExit: aExit, instanceBReadyMs: bReadyMs, frontConnections: front.connectionsTo, frontRefused: front.refused });
