@@ -82,7 +82,11 @@ func GetPod(ctx context.Context, kubeconfigPath, namespace, name string, timeout
 		if errors.As(err, &le) && !le.Retryable() {
 			return nil, err
 		}
-		last = err
+		// An attempt cut short by the deadline says less than the failure before it (a TLS or connection
+		// error): keep that one for the message.
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
 		wait := backoff
 		if retryAfter > wait {
 			wait = retryAfter
