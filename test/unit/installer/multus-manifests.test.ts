@@ -1,0 +1,108 @@
+// manifests/components/multus: the NetworkAttachmentDefinition the webhook's Multus mode names, and the shared config
+// switched to cniProvider: multus. Checked against what the other parts do with them: the webhook's patch names exactly
+// this NAD, its plugin config is the installer's chained entry plus standalone, and the config patch drifts from base in
+// cniProvider only. (The NAD CRD is not installed in the e2e API server, so these checks stay here.)
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import jsonpatch from 'fast-json-patch';
+import { parseConfig, DEFAULT_CONFIG, type SharedConfig } from '../../../src/config/shared-config.js';
+import { admit } from '../../../src/webhook/admit.js';
+import { parseCommandLine } from '../../../src/installer/options.js';
+import { hostPathOf, renderEntry } from '../../../src/installer/entry.js';
+import { repoRoot } from './helpers.js';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+const manifests = path.join(repoRoot, 'manifests');
+const dir = path.join(manifests, 'components', 'multus');
+const docs = (file: string): any[] =>
+  parseAllDocuments(readFileSync(file, 'utf8')).map((d) => {
+    if (d.errors.length) throw new Error(`${file}: ${d.errors[0]!.message}`);
+    return d.toJS();
+  });
+const kustomization = parseYaml(readFileSync(path.join(dir, 'kustomization.yaml'), 'utf8'));
+const listedResources: string[] = kustomization.resources ?? [];
+const listedPatches: string[] = (kustomization.patches ?? []).map((p: { path?: string }) => p.path).filter(Boolean);
+const objects = listedResources.flatMap((r) => docs(path.join(dir, r)));
+const patches = listedPatches.flatMap((p) => docs(path.join(dir, p)));
+const nad = objects.find((o) => o.kind === 'NetworkAttachmentDefinition');
+const configMapPatch = patches.find((o) => o.kind === 'ConfigMap');
+const baseConfigMap = docs(path.join(manifests, 'base', 'configmap.yaml')).find((o) => o.kind === 'ConfigMap');
+const multusConfig: SharedConfig = parseConfig(configMapPatch.data['config.yaml']);
+
+/** Every key the plugin's network config accepts (cni/internal/config; unknown keys would be ignored silently). */
+const PLUGIN_KEYS = ['cniVersion', 'name', 'type', 'standalone', 'kubeconfig', 'exclude_namespaces', 'log_level', 'log_file',
+  'api_timeout', 'iptables_backend'];
+
+t.test('the component renders: a Component whose files all parse and are all listed', async (t) => {
+  t.equal(kustomization.apiVersion, 'kustomize.config.k8s.io/v1alpha1');
+  t.equal(kustomization.kind, 'Component');
+  const listed = new Set([...listedResources, ...listedPatches]);
+  const files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml');
+  t.ok(files.length >= 2);
+  for (const f of files) {
+    t.ok(listed.has(f), `${f} is listed in kustomization.yaml`);
+    t.ok(docs(path.join(dir, f)).length > 0, `${f} parses`);
+  }
+  for (const f of listed) t.ok(existsSync(path.join(dir, f)), `${f} exists`);
+  t.same(objects.map((o) => o.kind), ['NetworkAttachmentDefinition'], 'the component adds only the NAD');
+  t.same(patches.map((o) => o.kind), ['ConfigMap'], 'and patches only the shared ConfigMap');
+  t.notOk(kustomization.namespace, 'no namespace transformer (it would move the NAD out of default)');
+});
+
+t.test('the ConfigMap patch targets the shared ConfigMap and changes cniProvider only', async (t) => {
+  t.equal(configMapPatch.apiVersion, 'v1');
+  t.same([configMapPatch.metadata.namespace, configMapPatch.metadata.name], [baseConfigMap.metadata.namespace, baseConfigMap.metadata.name]);
+  t.same(Object.keys(configMapPatch.data), Object.keys(baseConfigMap.data), 'the same data keys as base');
+  const base = parseConfig(baseConfigMap.data['config.yaml']);
+  t.equal(base.cniProvider, 'default', 'base is the chained install');
+  t.equal(multusConfig.cniProvider, 'multus');
+  t.same({ ...multusConfig, cniProvider: base.cniProvider }, base, 'every other key as in base/configmap.yaml');
+});
+
+t.test('the NAD is the network the webhook names: default/<multusNetwork>', async (t) => {
+  t.equal(nad.apiVersion, 'k8s.cni.cncf.io/v1');
+  t.equal(nad.metadata.namespace, 'default');
+  t.equal(nad.metadata.name, multusConfig.multusNetwork);
+  t.equal(nad.metadata.name, DEFAULT_CONFIG.multusNetwork, 'the default multusNetwork (asm-cni)');
+  t.equal(nad.metadata.labels['app.kubernetes.io/part-of'], 'asm-cni');
+
+  // A CNI-mode pod (Istio rendered it without istio-init) admitted with the component's config gets exactly this NAD.
+  const pod: any = {
+    apiVersion: 'v1', kind: 'Pod',
+    metadata: { name: 'web', namespace: 'shop', annotations: { 'sidecar.istio.io/status': '{"initContainers":["istio-validation"]}' } },
+    spec: { initContainers: [{ name: 'istio-validation', image: 'proxyv2' }], containers: [{ name: 'app', image: 'app' }, { name: 'istio-proxy', image: 'proxyv2' }] },
+  };
+  const out = admit({ uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' },
+    namespace: 'shop', operation: 'CREATE', object: pod }, multusConfig);
+  t.equal(out.reason, 'multus-network-added');
+  const stored = jsonpatch.applyPatch(structuredClone(pod), out.patch, true, false).newDocument;
+  const networks = stored.metadata.annotations['k8s.v1.cni.cncf.io/networks'];
+  t.equal(networks, `${nad.metadata.namespace}/${nad.metadata.name}`);
+});
+
+t.test("the NAD's config is the plugin's config in standalone mode, with the installer's entry keys", async (t) => {
+  t.type(nad.spec.config, 'string');
+  let conf: Record<string, unknown> = {};
+  t.doesNotThrow(() => { conf = JSON.parse(nad.spec.config); }, 'spec.config is JSON');
+  t.same(Object.keys(conf).filter((k) => !PLUGIN_KEYS.includes(k)), [], 'only keys the plugin reads');
+  t.equal(conf.type, 'asm-cni');
+  t.equal(conf.standalone, true, 'Multus runs an additional network without prevResult');
+  t.equal(conf.name, nad.metadata.name);
+  t.ok(['0.3.1', '0.4.0', '1.0.0', '1.1.0'].includes(conf.cniVersion as string), `cniVersion ${String(conf.cniVersion)} is supported`);
+
+  // The chained entry the installer would write with this config and the DaemonSet's settings: the same keys and values.
+  const daemonset = docs(path.join(manifests, 'base', 'installer-daemonset.yaml')).find((o) => o.kind === 'DaemonSet');
+  const env = Object.fromEntries(daemonset.spec.template.spec.containers[0].env
+    .filter((e: { value?: string }) => e.value !== undefined).map((e: { name: string; value: string }) => [e.name, e.value]));
+  const { options } = parseCommandLine(['run'], env);
+  const entry = renderEntry(multusConfig, {
+    hostKubeconfigPath: hostPathOf(options.kubeconfigPath, options.netDir, options.hostNetDir),
+    logFile: options.pluginLogFile,
+    apiTimeout: options.pluginApiTimeout,
+  });
+  t.equal(entry.kubeconfig, '/etc/cni/net.d/asm-cni-kubeconfig', 'the host path the installer writes the kubeconfig to');
+  const { cniVersion: _v, name: _n, standalone: _s, ...rest } = conf;
+  t.same(rest, entry, 'kubeconfig, exclude_namespaces, log_level, log_file, api_timeout as the installer renders them');
+});
