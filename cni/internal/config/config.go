@@ -42,6 +42,9 @@ type Config struct {
 	APITimeout        time.Duration
 	// IptablesBackend is "auto" (detect the node's), "nft" or "legacy".
 	IptablesBackend string
+	// Standalone: the plugin is a network of its own (a Multus NetworkAttachmentDefinition), not chained after the
+	// cluster's network plugin, so ADD comes without a prevResult.
+	Standalone bool
 }
 
 // raw mirrors the asm-cni keys undecoded, so each key's type error can name the key.
@@ -52,6 +55,7 @@ type raw struct {
 	LogFile           json.RawMessage `json:"log_file"`
 	APITimeout        json.RawMessage `json:"api_timeout"`
 	IptablesBackend   json.RawMessage `json:"iptables_backend"`
+	Standalone        json.RawMessage `json:"standalone"`
 }
 
 // Error is an invalid network configuration: CNI error code 7.
@@ -108,6 +112,9 @@ func Parse(stdin []byte) (*Config, error) {
 	if c.ExcludeNamespaces, err = namespaces(r.ExcludeNamespaces); err != nil {
 		return nil, err
 	}
+	if c.Standalone, err = boolean(r.Standalone, "standalone"); err != nil {
+		return nil, err
+	}
 	if err := version.ParsePrevResult(&c.PluginConf); err != nil {
 		return nil, Error("prevResult: %v", err)
 	}
@@ -130,6 +137,19 @@ func str(m json.RawMessage, key, def string) (string, error) {
 		return def, nil
 	}
 	return s, nil
+}
+
+// boolean reads a JSON true/false; absent or null is false. A string such as "true" is refused rather than
+// guessed at: the key decides whether a missing prevResult is an error.
+func boolean(m json.RawMessage, key string) (bool, error) {
+	if !present(m) {
+		return false, nil
+	}
+	var b bool
+	if err := json.Unmarshal(m, &b); err != nil {
+		return false, Error("%s must be true or false, got %s", key, m)
+	}
+	return b, nil
 }
 
 func duration(m json.RawMessage) (time.Duration, error) {

@@ -2,12 +2,16 @@ package config
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
+	"sigs.k8s.io/yaml"
 )
 
 const prev = `"prevResult": {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0"}], "ips": [{"address": "192.0.2.10/24", "interface": 0}]}`
@@ -70,6 +74,9 @@ func TestInvalid(t *testing.T) {
 		{`{"cniVersion": "1.0.0", "exclude_namespaces": "kube-system"}`, types.ErrInvalidNetworkConfig, "must be a list"},
 		{`{"cniVersion": "1.0.0", "exclude_namespaces": ["ok", "Not_A_Namespace"]}`, types.ErrInvalidNetworkConfig, `exclude_namespaces[1] "Not_A_Namespace"`},
 		{`{"cniVersion": "1.0.0", "prevResult": {"ips": "nope"}}`, types.ErrInvalidNetworkConfig, "prevResult"},
+		{`{"cniVersion": "1.0.0", "standalone": "true"}`, types.ErrInvalidNetworkConfig, `standalone must be true or false, got "true"`},
+		{`{"cniVersion": "1.0.0", "standalone": 1}`, types.ErrInvalidNetworkConfig, "standalone must be true or false, got 1"},
+		{`{"cniVersion": "1.0.0", "standalone": {}}`, types.ErrInvalidNetworkConfig, "standalone must be true or false"},
 	}
 	for _, c := range cases {
 		_, err := Parse([]byte(c.in))
@@ -81,6 +88,51 @@ func TestInvalid(t *testing.T) {
 		if te.Code != c.code || !strings.Contains(te.Msg, c.msg) {
 			t.Errorf("%s: got code %d %q, want code %d containing %q", c.in, te.Code, te.Msg, c.code, c.msg)
 		}
+	}
+}
+
+func TestStandalone(t *testing.T) {
+	for in, want := range map[string]bool{
+		`{"cniVersion": "1.0.0"}`:                      false,
+		`{"cniVersion": "1.0.0", "standalone": null}`:  false,
+		`{"cniVersion": "1.0.0", "standalone": false}`: false,
+		`{"cniVersion": "1.0.0", "standalone": true}`:  true,
+	} {
+		c, err := Parse([]byte(in))
+		if err != nil || c.Standalone != want {
+			t.Errorf("%s: standalone = %v (%v), want %v", in, c != nil && c.Standalone, err, want)
+		}
+	}
+}
+
+// The NetworkAttachmentDefinition shipped for Multus (manifests/components/multus) carries a config this parser
+// accepts as a standalone plugin config with the installer's values.
+func TestMultusNetworkAttachmentDefinition(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	path := filepath.Join(filepath.Dir(file), "..", "..", "..", "manifests", "components", "multus", "network-attachment-definition.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nad struct {
+		Kind string `json:"kind"`
+		Spec struct {
+			Config string `json:"config"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal(data, &nad); err != nil || nad.Kind != "NetworkAttachmentDefinition" {
+		t.Fatalf("%s: %v (kind %q)", path, err, nad.Kind)
+	}
+	c, err := Parse([]byte(nad.Spec.Config))
+	if err != nil {
+		t.Fatalf("the NAD's spec.config is refused: %v", err)
+	}
+	if !c.Standalone || c.PrevResult != nil || c.Type != "asm-cni" || c.Kubeconfig != "/etc/cni/net.d/asm-cni-kubeconfig" ||
+		c.LogFile != "/var/log/asm-cni.log" || c.APITimeout != DefaultAPITimeout || c.LogLevel != "info" {
+		t.Fatalf("unexpected config from the NAD: %+v", c)
+	}
+	if !reflect.DeepEqual(c.ExcludeNamespaces, []string{"kube-system", "istio-system", "asm-cni"}) {
+		t.Fatalf("exclude_namespaces = %v", c.ExcludeNamespaces)
 	}
 }
 

@@ -173,23 +173,40 @@ func hasIPv6(prev types.Result) bool {
 	return false
 }
 
+// passthrough prints the ADD result in the config's cniVersion: prevResult unchanged when there is one. Without
+// one (standalone, e.g. a Multus additional network) the result is empty: asm-cni adds no interface, address or
+// route, and an empty result is what libcni caches and Multus records for such a network.
 func passthrough(conf *config.Config) error {
+	if conf.PrevResult == nil {
+		return types.PrintResult(&current.Result{CNIVersion: current.ImplementedSpecVersion}, conf.CNIVersion)
+	}
 	return types.PrintResult(conf.PrevResult, conf.CNIVersion)
 }
 
-// CmdAdd programs the pod's redirection and passes prevResult through unchanged.
+// missingPrevResult is the error for a chained call without prevResult (standalone mode allows one).
+func missingPrevResult(conf *config.Config, why string) error {
+	if conf.PrevResult != nil || conf.Standalone {
+		return nil
+	}
+	return config.Error("prevResult is missing: %s (set \"standalone\": true when asm-cni runs as a network of its own, such as a Multus NetworkAttachmentDefinition)", why)
+}
+
+// CmdAdd programs the pod's redirection and passes prevResult through unchanged (standalone without prevResult:
+// an empty result; IPv6 is then detected from the netns alone).
 func CmdAdd(args *skel.CmdArgs) error {
 	conf, l, err := setup(args)
 	if err != nil {
 		return err
 	}
 	defer l.close()
-	if conf.PrevResult == nil {
+	if err := missingPrevResult(conf, "asm-cni is a chained plugin and must come after the network plugin in a conflist"); err != nil {
 		l.Errorf("no prevResult")
-		return config.Error("prevResult is missing: asm-cni is a chained plugin and must come after the network plugin in a conflist")
+		return err
 	}
-	if _, err := current.NewResultFromResult(conf.PrevResult); err != nil {
-		return config.Error("prevResult cannot be read as a CNI result: %v", err)
+	if conf.PrevResult != nil {
+		if _, err := current.NewResultFromResult(conf.PrevResult); err != nil {
+			return config.Error("prevResult cannot be read as a CNI result: %v", err)
+		}
 	}
 	t := targetOf(args, conf)
 	if t.skip != "" {
@@ -259,8 +276,8 @@ func CmdCheck(args *skel.CmdArgs) error {
 		return err
 	}
 	defer l.close()
-	if conf.PrevResult == nil {
-		return config.Error("prevResult is missing: CHECK needs the result of the chain")
+	if err := missingPrevResult(conf, "CHECK needs the result of the chain"); err != nil {
+		return err
 	}
 	t := targetOf(args, conf)
 	if t.skip != "" {

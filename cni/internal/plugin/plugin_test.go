@@ -88,3 +88,21 @@ func TestLoggerLevelsAndFile(t *testing.T) {
 		t.Fatalf("stderr %q", stderr.String())
 	}
 }
+
+func TestMissingPrevResult(t *testing.T) {
+	prev := &current.Result{CNIVersion: "1.0.0"}
+	var te *types.Error
+	if err := missingPrevResult(&config.Config{}, "why"); !errors.As(err, &te) || te.Code != types.ErrInvalidNetworkConfig ||
+		!strings.Contains(te.Msg, "prevResult is missing: why") || !strings.Contains(te.Msg, `"standalone": true`) {
+		t.Fatalf("chained without prevResult: %v", err)
+	}
+	for _, c := range []*config.Config{
+		{Standalone: true},
+		{PluginConf: types.PluginConf{PrevResult: prev}},
+		{Standalone: true, PluginConf: types.PluginConf{PrevResult: prev}},
+	} {
+		if err := missingPrevResult(c, "why"); err != nil {
+			t.Fatalf("%+v: %v", c, err)
+		}
+	}
+}
