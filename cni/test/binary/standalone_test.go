@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/types/create"
+	"github.com/containernetworking/plugins/pkg/ns"
 	"sigs.k8s.io/yaml"
 
 	"github.com/asm-cni/asm-cni/cni/test/nettest"
@@ -35,6 +35,16 @@ func emptyResult(t *testing.T, version, stdout string) {
 	}
 	if len(cur.Interfaces) != 0 || len(cur.IPs) != 0 || len(cur.Routes) != 0 {
 		t.Fatalf("standalone ADD reported something it did not create: %s", stdout)
+	}
+}
+
+// checkCatchesDeletion: CHECK passes, and after the command deletes one of the pod's rules it is error 107 naming want.
+func (f *fixture) checkCatchesDeletion(t *testing.T, pod ns.NetNS, args string, conf []byte, want string, deleteRule ...string) {
+	t.Helper()
+	mustSucceed(t, "CHECK", f.run(t, "CHECK", pod, args, conf))
+	nettest.Run(t, pod, deleteRule[0], deleteRule[1:]...)
+	if e := f.run(t, "CHECK", pod, args, conf).Error(t); e.Code != 107 || !strings.Contains(e.Msg, want) {
+		t.Fatalf("CHECK after %v: want code 107 naming %s, got %+v", deleteRule, want, e)
 	}
 }
 
@@ -62,11 +72,7 @@ func TestStandaloneWithoutPrevResult(t *testing.T) {
 				}
 			}
 			if v != "0.3.0" && v != "0.3.1" { // CHECK exists from 0.4.0
-				mustSucceed(t, "CHECK without prevResult", f.run(t, "CHECK", pod, args, conf))
-				nettest.Run(t, pod, "iptables-"+f.backend, "-w", "-t", "nat", "-D", "ISTIO_OUTPUT", "-j", "ISTIO_REDIRECT")
-				if e := f.run(t, "CHECK", pod, args, conf).Error(t); e.Code != 107 || !strings.Contains(e.Msg, "ISTIO_OUTPUT") {
-					t.Fatalf("CHECK after deleting a rule: want code 107 naming ISTIO_OUTPUT, got %+v", e)
-				}
+				f.checkCatchesDeletion(t, pod, args, conf, "ISTIO_OUTPUT", "iptables-"+f.backend, "-w", "-t", "nat", "-D", "ISTIO_OUTPUT", "-j", "ISTIO_REDIRECT")
 			}
 			mustSucceed(t, "DEL", f.run(t, "DEL", pod, args, conf))
 			noRules(t, pod, f.backend)
@@ -132,11 +138,7 @@ func TestStandaloneDetectsIPv6FromTheNetns(t *testing.T) {
 	if got := nettest.Save(t, dual, f.backend, true); !strings.Contains(got, "-A OUTPUT -j ISTIO_OUTPUT") {
 		t.Fatalf("no IPv6 rules in a pod with a global IPv6 address:\n%s", got)
 	}
-	mustSucceed(t, "CHECK (dual stack)", f.run(t, "CHECK", dual, args, conf))
-	nettest.Run(t, dual, "ip6tables-"+f.backend, "-w", "-t", "nat", "-D", "OUTPUT", "-j", "ISTIO_OUTPUT")
-	if e := f.run(t, "CHECK", dual, args, conf).Error(t); e.Code != 107 || !strings.Contains(e.Msg, "IPv6") {
-		t.Fatalf("CHECK without prevResult after deleting an IPv6 jump: want 107 naming IPv6, got %+v", e)
-	}
+	f.checkCatchesDeletion(t, dual, args, conf, "IPv6", "ip6tables-"+f.backend, "-w", "-t", "nat", "-D", "OUTPUT", "-j", "ISTIO_OUTPUT")
 	mustSucceed(t, "DEL", f.run(t, "DEL", dual, args, conf))
 	noRules(t, dual, f.backend)
 }
@@ -166,15 +168,7 @@ func TestMultusNetworkThroughLibcni(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	binDir := t.TempDir()
-	bin, err := os.ReadFile(nettest.Binary(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(binDir, "asm-cni"), bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cni := libcni.NewCNIConfigWithCacheDir([]string{binDir}, t.TempDir(), nil)
+	cni := libcni.NewCNIConfigWithCacheDir([]string{nettest.PluginDir(t)}, t.TempDir(), nil)
 
 	f.api.SetPod(t, "shop", "web", nettest.Pod("shop", "web", nil, nil))
 	pod := nettest.NewNS(t)

@@ -238,16 +238,8 @@ type chain struct {
 
 func newChain(t *testing.T, tp *topology, kubeconfig string) *chain {
 	t.Helper()
-	// A copy of the binary named asm-cni in a directory of its own is the runtime's CNI_PATH entry.
-	binDir := t.TempDir()
-	data, err := os.ReadFile(nettest.Binary(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(binDir, "asm-cni"), data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	c := &chain{tp: tp, cni: libcni.NewCNIConfigWithCacheDir([]string{"/usr/lib/cni", binDir}, t.TempDir(), nil)}
+	var err error
+	c := &chain{tp: tp, cni: libcni.NewCNIConfigWithCacheDir([]string{"/usr/lib/cni", nettest.PluginDir(t)}, t.TempDir(), nil)}
 	if c.list, err = libcni.ConfListFromBytes(tp.conflist(t, kubeconfig)); err != nil {
 		t.Fatal(err)
 	}

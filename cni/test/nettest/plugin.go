@@ -66,6 +66,20 @@ func Binary(t testing.TB) string {
 	return built
 }
 
+// PluginDir is a directory holding only a copy of the binary named asm-cni: a runtime's CNI_PATH entry for libcni.
+func PluginDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	data, err := os.ReadFile(Binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "asm-cni"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // API is a stand-in for the API server: HTTPS on 127.0.0.1 inside a node namespace, serving pods by
 // namespace/name and checking the bearer token.
 type API struct {
