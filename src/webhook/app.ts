@@ -5,7 +5,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import type { SharedConfig } from '../config/shared-config.js';
 import type { Logger } from './logging.js';
 import { WebhookMetrics } from './metrics.js';
-import { type AdmissionRequest, type AdmitFn, handle, parseReview, toReview } from './review.js';
+import { type AdmissionRequest, type AdmitFn, encodeReview, handle, parseReview } from './review.js';
 
 /**
  * 8 MiB. The API server refuses request bodies over 3 MiB (and etcd stores at most 1.5 MiB per object), and an
@@ -89,6 +89,8 @@ function podName(request: AdmissionRequest): string | undefined {
 }
 
 const ALLOW_MUTATE = 'POST';
+/** The content type Fastify gives a serialized object; set explicitly when the body is already a JSON string. */
+const JSON_UTF8 = 'application/json; charset=utf-8';
 const ALLOW_PROBE = 'GET, HEAD';
 
 export function buildApp(opts: AppOptions): FastifyInstance {
@@ -198,7 +200,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     if (result.outcome === 'error') log.error({ ...line, error: response.status?.message }, 'review failed');
     else log.info(line, 'review');
     if (response.patch && log.isLevelEnabled('debug')) log.debug({ uid: req.uid, patch: response.patch }, 'review patch');
-    return reply.send(toReview(response));
+    // Encoded here in one pass; a string with a JSON content type goes out without Fastify's serializer.
+    return reply.type(JSON_UTF8).send(encodeReview(response));
   });
 
   return app;

@@ -116,6 +116,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningWebhook> {
   }
 
   logger.info({ host: opts.host, port, metricsPort, clientCa: opts.clientCa !== undefined }, 'asm-cni webhook serving (HTTPS /mutate)');
+  // Log lines are written in batches; the start-up lines are written now, for whoever waits on them.
+  log.flush();
 
   let stopping: Promise<boolean> | undefined;
   const shutdown = (o: { delayMs?: number } = {}): Promise<boolean> => {

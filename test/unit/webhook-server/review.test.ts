@@ -1,7 +1,7 @@
 // The envelope helpers (pure), the metrics registry and the logger choices.
 import t from 'tap';
 import { DEFAULT_CONFIG } from '../../../src/config/shared-config.js';
-import { allowed, denied, errored, fromOutcome, handle, parseReview, patched, toReview } from '../../../src/webhook/review.js';
+import { allowed, denied, encodeReview, errored, fromOutcome, handle, parseReview, patched, toReview } from '../../../src/webhook/review.js';
 import { WebhookMetrics } from '../../../src/webhook/metrics.js';
 import { createLogger, wantPretty } from '../../../src/webhook/logging.js';
 
@@ -32,6 +32,26 @@ t.test('response helpers and the v1 envelope', async (t) => {
   });
   t.same(toReview(denied('u', 400, 'bad')).response, { uid: 'u', allowed: false, status: { code: 400, message: 'bad', reason: 'BadRequest' } });
   t.same(fromOutcome('u', { allowed: false, patch: [], warnings: [], decision: 'denied', reason: 'invalid-annotation' }).status, { code: 403, message: 'denied: invalid-annotation', reason: 'Forbidden' });
+});
+
+t.test('encodeReview writes exactly JSON.stringify(toReview(res)) for every kind of response', async (t) => {
+  const bigPatch = [op, { op: 'add' as const, path: '/metadata/annotations/a~1b', value: { nested: ['\u00e9', '"quoted"', 'line\nbreak'] } }];
+  const cases = [
+    allowed('u'),
+    allowed('uid with "quotes" and \\ and \u2028', ['w1', 'w "2"']),
+    patched('u', [op]),
+    patched('u', bigPatch, ['TPROXY keeps NET_ADMIN']),
+    patched('u', [], ['empty patch, warning only']),
+    denied('u', 400, 'annotation x has "bad" value', ['w']),
+    denied('u', 403, 'no'),
+    errored('u', 500, new Error('boom')),
+    { uid: 'u', allowed: true, patch: [], warnings: [] },
+  ];
+  for (const res of cases) {
+    const text = encodeReview(res);
+    t.equal(text, JSON.stringify(toReview(res)));
+    t.same(JSON.parse(text), toReview(res));
+  }
 });
 
 t.test('handle maps outcomes; a patched decision with no ops counts as skipped', async (t) => {
