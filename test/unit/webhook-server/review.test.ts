@@ -77,6 +77,16 @@ t.test('metrics: counters by outcome and reason, latency histogram, own registry
   t.notMatch(text, /process_cpu/, 'no default metrics when asked not to');
   t.notMatch(await b.registry.metrics(), /outcome="patched"/, 'registries are separate');
   t.match(await b.registry.metrics(), /nodejs_eventloop_lag_seconds/);
+  // Counted between scrapes and added at each scrape: never twice, never lost.
+  t.match(await a.registry.metrics(), /asm_cni_webhook_reviews_total\{outcome="patched",reason="selected"\} 2\n/, 'a second scrape adds nothing');
+  a.recordReview('patched', 'selected', 0.0004);
+  a.recordReview('denied', 'invalid-annotation', 0.0004);
+  const again = await a.registry.metrics();
+  t.match(again, /asm_cni_webhook_reviews_total\{outcome="patched",reason="selected"\} 3\n/);
+  t.match(again, /asm_cni_webhook_reviews_total\{outcome="denied",reason="invalid-annotation"\} 1\n/);
+  t.match(again, /asm_cni_webhook_reviews_total\{outcome="skipped",reason="not-create"\} 1\n/);
+  t.match(again, /asm_cni_webhook_review_duration_seconds_count\{outcome="patched"\} 3\n/);
+  t.match(await a.reviews.get(), { values: [{ labels: { outcome: 'patched', reason: 'selected' }, value: 3 }, {}, {}] }, 'get() collects too');
 });
 
 t.test('logger: pretty only for development or a terminal outside production', async (t) => {
