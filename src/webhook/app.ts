@@ -25,6 +25,12 @@ export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 120_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /** Headers of a review are a few hundred bytes; a client that takes longer than this is stuck or hostile. */
 export const DEFAULT_HEADERS_TIMEOUT_MS = 15_000;
+/**
+ * Socket inactivity before a request (and within one). Node's header timeout only starts with a request, so without
+ * this a client that completes the TLS handshake and never sends anything holds its connection forever (the soak
+ * held 1000 that way). Idle keep-alive connections after a response are governed by keepAliveTimeout instead.
+ */
+export const DEFAULT_CONNECTION_TIMEOUT_MS = 30_000;
 
 export interface AppOptions {
   /** The pure decision (webhook-core's admit). */
@@ -43,6 +49,7 @@ export interface AppOptions {
   keepAliveTimeout?: number;
   requestTimeout?: number;
   headersTimeout?: number;
+  connectionTimeout?: number;
 }
 
 interface HttpError extends Error {
@@ -108,6 +115,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     bodyLimit,
     keepAliveTimeout: opts.keepAliveTimeout ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS,
     requestTimeout: opts.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    connectionTimeout: opts.connectionTimeout ?? DEFAULT_CONNECTION_TIMEOUT_MS,
     // Requests arriving on a kept-alive connection while shutting down are answered (with Connection: close),
     // not refused with a 503: the API server may still be sending while its endpoints catch up.
     return503OnClosing: false,

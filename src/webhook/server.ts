@@ -29,6 +29,8 @@ export interface ServeOptions {
   log?: WebhookLogger;
   /** File-watch tuning (tests use short intervals). */
   watch?: { debounceMs?: number; pollMs?: number };
+  /** Socket inactivity allowed before and within a request (ms); see DEFAULT_CONNECTION_TIMEOUT_MS. */
+  connectionTimeoutMs?: number;
 }
 
 export interface RunningWebhook {
@@ -75,6 +77,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningWebhook> {
     logger,
     metrics,
     https: httpsServerOptions(certs.current),
+    ...(opts.connectionTimeoutMs === undefined ? {} : { connectionTimeout: opts.connectionTimeoutMs }),
   });
   const tlsServer = app.server as unknown as HttpsServer;
   certs.apply = (ctx) => tlsServer.setSecureContext(ctx);

@@ -12,7 +12,7 @@ import { admit } from '../../../src/webhook/admit.js';
 import { DEFAULT_CONFIG } from '../../../src/webhook/../config/shared-config.js';
 import { startServer, type RunningWebhook } from '../../../src/webhook/server.js';
 import { requirePrereq } from '../../helpers/prereq.js';
-import { AtomicDir, type CertSet, clientCert, decodePatch, eventually, generateCerts, haveOpenssl, httpsRequest, meshedPod, memoryLogger, review, tempDir } from './helpers.js';
+import { AtomicDir, type CertSet, clientCert, decodePatch, eventually, generateCerts, haveOpenssl, httpsRequest, meshedPod, memoryLogger, review, sleep, tempDir } from './helpers.js';
 
 const serialOf = (file: string) => new X509Certificate(readFileSync(file)).serialNumber;
 
@@ -205,4 +205,40 @@ t.test('client certificate check (--client-ca)', async (t) => {
   secret.write({ 'tls.crt': readFileSync(server.cert), 'tls.key': readFileSync(server.key), 'client-ca.crt': other.ca });
   await eventually(async () => (await httpsRequest(running.port, { body, ca: server.ca, ...bad })).status === 200);
   await t.rejects(httpsRequest(running.port, { body, ca: server.ca, ...good }), 'the old CA no longer admits');
+});
+
+t.test('a connection that never sends a request is closed; an idle keep-alive connection after a response is kept', async (t) => {
+  if (!requirePrereq(t, haveOpenssl(), 'openssl (apt-get install openssl) to generate test certificates')) return;
+  const tmp = tempDir('idle');
+  const a: CertSet = generateCerts(path.join(tmp, 'a'));
+  const secret = new AtomicDir(path.join(tmp, 'secret'));
+  secret.write({ 'tls.crt': readFileSync(a.cert), 'tls.key': readFileSync(a.key), 'ca.crt': a.ca });
+  const log = memoryLogger();
+  const running = await startServer({
+    host: '127.0.0.1', port: 0, metricsPort: 0, cert: secret.file('tls.crt'), key: secret.file('tls.key'),
+    admit, shutdownDelayMs: 0, shutdownGraceMs: 3000, log, watch: { debounceMs: 50, pollMs: 0 }, connectionTimeoutMs: 300,
+  });
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(async () => {
+    agent.destroy();
+    await running.shutdown();
+  });
+
+  const silent = tls.connect({ host: '127.0.0.1', port: running.port, ca: a.ca, servername: 'localhost' });
+  await new Promise<void>((resolve, reject) => silent.once('secureConnect', resolve).once('error', reject));
+  const started = Date.now();
+  // Bounded wait: without the timeout the server would hold this connection forever.
+  await Promise.race([new Promise<void>((resolve) => silent.once('close', () => resolve())), sleep(5000)]);
+  const waited = Date.now() - started;
+  silent.destroy();
+  t.ok(waited < 5000, `the silent connection was closed by the server after ${waited} ms (timeout 300 ms)`);
+
+  const first = await httpsRequest(running.port, { body: JSON.stringify(review(meshedPod())), ca: [a.ca], agent });
+  t.equal(first.status, 200);
+  const socketsAfterFirst = Object.values(agent.freeSockets).flat().length;
+  t.equal(socketsAfterFirst, 1, 'the answered connection is kept alive');
+  await sleep(900);
+  t.equal(Object.values(agent.freeSockets).flat().length, 1, 'still open well past the 300 ms pre-request timeout');
+  const second = await httpsRequest(running.port, { body: JSON.stringify(review(meshedPod())), ca: [a.ca], agent });
+  t.equal(second.status, 200, 'and reused');
 });
