@@ -1,9 +1,10 @@
 // Child processes, temp dirs and other things the soak creates, and their removal even when a check fails.
 import { spawn, execFile, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { openSync, closeSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+export { freePort } from '../../test/helpers/net.js';
 
 type Cleanup = () => void | Promise<void>;
 const cleanups: Cleanup[] = [];
@@ -116,15 +117,3 @@ export function rssMiB(pid: number): number | undefined {
   }
 }
 
-/** A free loopback TCP port (bound and released; the short race is acceptable for a test harness). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}

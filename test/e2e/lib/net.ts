@@ -1,19 +1,8 @@
 // Loopback-only helpers: free ports, HTTPS/HTTP GETs and polling.
-import { createServer } from 'node:net';
 import https from 'node:https';
 import http from 'node:http';
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../helpers/net.js';
 
 export interface HttpAnswer {
   status: number;
