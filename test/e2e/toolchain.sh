@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kubectl and etcd at pinned versions from the Go module proxy, for the e2e tier.
+# Builds the pinned Kubernetes toolchain from the Go module proxy: kube-apiserver, kubectl and etcd for the e2e tier,
+# kubelet, kube-scheduler, kube-controller-manager and kube-proxy for the real-node tiers. The Kubernetes commands are
+# one `go build` so they share one compile of the common packages.
 #
 # k8s.io/kubernetes cannot be `go install`ed: its go.mod maps the k8s.io/<staging> modules to local folders
 # (./staging/src/...), which only work inside its own repository. A throwaway wrapper module (generated in the cache
 # dir, never committed) requires k8s.io/kubernetes and replaces each of those staging modules with its published
 # v0.<minor>.<patch> tag; etcd's server is built from the same wrapper at the version kubernetes itself requires.
 #
-# Output: ${XDG_CACHE_HOME:-$HOME/.cache}/asm-cni/k8s-<version>/bin/{kube-apiserver,kubectl,etcd}; skipped when present.
+# Output: ${XDG_CACHE_HOME:-$HOME/.cache}/asm-cni/k8s-<version>/bin/{etcd,kube-apiserver,kubectl,kubelet,...};
+# skipped when present.
 # Usage: toolchain.sh            build (or reuse) the toolchain
 #        toolchain.sh --bin-dir  print the bin dir and exit (nothing is built)
 # Env:   ASM_K8S_VERSION (default below), ASM_GO_BUILD_P (parallel packages, default 2)
@@ -16,7 +19,8 @@ K8S_VERSION="${ASM_K8S_VERSION:-v1.35.4}"
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/asm-cni"
 CACHE_DIR="$CACHE_ROOT/k8s-$K8S_VERSION"
 BIN_DIR="$CACHE_DIR/bin"
-BINARIES=(kube-apiserver kubectl etcd)
+K8S_COMMANDS=(kube-apiserver kubectl kubelet kube-scheduler kube-controller-manager kube-proxy)
+BINARIES=(etcd "${K8S_COMMANDS[@]}")
 
 if [[ "${1:-}" == "--bin-dir" ]]; then
   echo "$BIN_DIR"
@@ -57,8 +61,8 @@ if ! flock -n 9; then
 fi
 
 start=$(date +%s)
-log "building kube-apiserver, kubectl, etcd for kubernetes $K8S_VERSION with $(go version | awk '{print $3}')"
-log "this takes 10-20 minutes on 2 cores the first time; later runs reuse $BIN_DIR"
+log "building etcd, ${K8S_COMMANDS[*]} for kubernetes $K8S_VERSION with $(go version | awk '{print $3}')"
+log "this takes 20-40 minutes on 2 cores the first time; later runs reuse $BIN_DIR"
 
 log "fetching k8s.io/kubernetes@$K8S_VERSION metadata from the module proxy"
 if ! dl_json="$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION")"; then
@@ -116,11 +120,17 @@ build() {  # build NAME PACKAGE [LDFLAGS]
 log "resolving the module graph (downloads on first run)..."
 go mod download k8s.io/kubernetes go.etcd.io/etcd/server/v3 || die "downloading modules failed"
 build etcd go.etcd.io/etcd/server/v3 "-s -w"
-build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$ldflags"
-build kubectl k8s.io/kubernetes/cmd/kubectl "$ldflags"
+t0=$(date +%s)
+log "building ${K8S_COMMANDS[*]} in one go build..."
+pkgs=()
+for c in "${K8S_COMMANDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+go build -p "$P" -trimpath -ldflags="$ldflags" -o "$OUT/" "${pkgs[@]}" \
+  || die "building ${K8S_COMMANDS[*]} failed (see the compiler output above); wrapper module: $WRAP/go.mod"
+log "built ${K8S_COMMANDS[*]} in $(( $(date +%s) - t0 ))s"
 
 "$OUT/kube-apiserver" --version >/dev/null || die "built kube-apiserver does not run"
 "$OUT/kubectl" version --client >/dev/null || die "built kubectl does not run"
+"$OUT/kubelet" --version >/dev/null || die "built kubelet does not run"
 "$OUT/etcd" --version >/dev/null || die "built etcd does not run"
 echo "kubernetes $K8S_VERSION etcd $etcd_version $(go version | awk '{print $3}')" > "$OUT/.complete"
 rm -rf "$BIN_DIR"

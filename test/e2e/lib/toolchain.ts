@@ -1,4 +1,4 @@
-// Where test/e2e/toolchain.sh put kube-apiserver, kubectl and etcd (run.sh exports ASM_K8S_BIN).
+// Where test/e2e/toolchain.sh put the Kubernetes binaries (run.sh exports ASM_K8S_BIN).
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -15,7 +15,8 @@ export function binDir(): string {
   return cached;
 }
 
-export const binPath = (name: 'kube-apiserver' | 'kubectl' | 'etcd'): string => join(binDir(), name);
+export type K8sBinary = 'etcd' | 'kube-apiserver' | 'kubectl' | 'kubelet' | 'kube-scheduler' | 'kube-controller-manager' | 'kube-proxy';
+export const binPath = (name: K8sBinary): string => join(binDir(), name);
 
 /** Undefined when the toolchain is complete, else what is missing. */
 export function toolchainMissing(): string | undefined {
