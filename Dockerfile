@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# One image for both parts: the webhook (node /app/dist/webhook/cli.js serve) and the node installer
+# One image for both parts: the webhook (node /app/dist/webhook/server/cli.js serve) and the node installer
 # (node /app/dist/installer/cli.js run), which copies the plugin from /opt/asm-cni/asm-cni onto each node.
 #   docker build -t ghcr.io/asm-cni/asm-cni:0.1.0 .
 ARG GO_VERSION=1.26.8
@@ -43,4 +43,4 @@ RUN mkdir -p dist/cni && ln -s /opt/asm-cni/asm-cni dist/cni/asm-cni
 # numeric, so that runAsNonRoot can verify it; the installer DaemonSet overrides it with runAsUser 0 (see manifests)
 USER 10001:10001
 EXPOSE 9443 9090 8080
-CMD ["node", "/app/dist/webhook/cli.js", "serve"]
+CMD ["node", "/app/dist/webhook/server/cli.js", "serve"]

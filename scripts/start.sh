@@ -12,7 +12,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund >&2
 fi
 
-entry=dist/webhook/cli.js
+entry=dist/webhook/server/cli.js
 if [ ! -f "$entry" ] || [ -n "$(find src tsconfig.json tsconfig.build.json package.json -newer "$entry" -print -quit)" ]; then
   echo "start: building the TypeScript (dist/ is missing or older than src/)" >&2
   npm run --silent build:ts >&2

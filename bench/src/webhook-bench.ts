@@ -212,7 +212,7 @@ async function main(): Promise<void> {
     rmSync(work, { recursive: true, force: true });
     throw e;
   }
-  const webhookCli = join(ROOT, 'dist/webhook/cli.js');
+  const webhookCli = join(ROOT, 'dist/webhook/server/cli.js');
   const withProduct = !values['floor-only'] && existsSync(webhookCli);
   if (!withProduct) log(values['floor-only'] ? 'floor only (--floor-only)' : `floor only: ${webhookCli} is not built`);
   const result: Record<string, unknown> = {

@@ -4,7 +4,7 @@ import { openSync, closeSync, readFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export { freePort } from '../../test/helpers/net.js';
+export { freePort } from '../../test/harness/free-port.js';
 
 type Cleanup = () => void | Promise<void>;
 const cleanups: Cleanup[] = [];

@@ -10,7 +10,7 @@ import { repoRoot } from './reviews.js';
 import { waitFor } from './stats.js';
 
 /** SOAK_WEBHOOK_CLI runs the harness against another build of the same CLI contract. */
-export const webhookCli = process.env.SOAK_WEBHOOK_CLI ?? join(repoRoot, 'dist/webhook/cli.js');
+export const webhookCli = process.env.SOAK_WEBHOOK_CLI ?? join(repoRoot, 'dist/webhook/server/cli.js');
 
 export interface WebhookOptions {
   name: string;

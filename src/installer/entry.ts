@@ -1,6 +1,6 @@
 // Our plugin's entry in the node's CNI plugin list (keys fixed by the plugin's network-config contract).
 import { posix as path } from 'node:path';
-import type { SharedConfig } from '../config/shared-config.js';
+import type { SharedConfig } from '../common/shared-config.js';
 import { PLUGIN_TYPE, type JsonObject } from './conflist.js';
 
 export interface EntryOptions {

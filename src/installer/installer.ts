@@ -4,7 +4,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { DEFAULT_CONFIG, parseConfig, type SharedConfig } from '../config/shared-config.js';
+import { DEFAULT_CONFIG, parseConfig, type SharedConfig } from '../common/shared-config.js';
 import { writeIfChanged, readIfExists, removeIfExists, removeStaleTempFiles, writeFileAtomic } from './atomic.js';
 import {
   canonicalWithoutEntry,

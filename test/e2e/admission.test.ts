@@ -1,12 +1,12 @@
 // Scenarios 1-5 and 7 of the end-to-end suite: a real kube-apiserver calls the webhook (started with `npm start`) over
 // TLS, with real PodSecurity admission and real RBAC. Every assertion is on what the API server stored or answered.
 import t, { type Test } from 'tap';
-import { requirePrereq, inCI } from '../helpers/prereq.js';
-import { toolchainMissing } from './lib/toolchain.js';
-import { hasKustomization, render, ref } from './lib/manifests.js';
-import { addedCapabilities, initNames, oracleCniPod, oraclePod, plainPod, type Pod, type Shape } from './lib/pods.js';
-import { startFakeInjector } from './lib/injector.js';
-import { applyOverlay, bringUp, createPod, getPod, registerInjector, shape, shippedWebhooks, waitWebhookActive } from './lib/scenario.js';
+import { requirePrereq, inCI } from '../harness/prereq.js';
+import { toolchainMissing } from '../harness/toolchain.js';
+import { hasKustomization, render, ref } from '../harness/manifests.js';
+import { addedCapabilities, initNames, oracleCniPod, oraclePod, plainPod, type Pod, type Shape } from '../harness/pods.js';
+import { startFakeInjector } from '../harness/injector.js';
+import { applyOverlay, bringUp, createPod, getPod, registerInjector, shape, shippedWebhooks, waitWebhookActive } from '../harness/scenario.js';
 
 
 const BASELINE = { 'pod-security.kubernetes.io/enforce': 'baseline', 'pod-security.kubernetes.io/enforce-version': 'latest' };

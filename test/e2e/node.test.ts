@@ -5,14 +5,14 @@
 import t, { type Test } from 'tap';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { requirePrereq, isRoot } from '../helpers/prereq.js';
-import { repoRoot, toolchainMissing } from './lib/toolchain.js';
-import { hasKustomization } from './lib/manifests.js';
-import { initNames, oraclePod, plainPod } from './lib/pods.js';
-import { startFakeInjector } from './lib/injector.js';
-import { applyOverlay, bringUp, createPod, getPod, registerInjector, shippedWebhooks, waitWebhookActive, type Env } from './lib/scenario.js';
-import { createNetns, hasIstioChains, stripComments, type Netns } from './lib/netns.js';
-import { run, type RunResult } from './lib/proc.js';
+import { requirePrereq, isRoot } from '../harness/prereq.js';
+import { repoRoot, toolchainMissing } from '../harness/toolchain.js';
+import { hasKustomization } from '../harness/manifests.js';
+import { initNames, oraclePod, plainPod } from '../harness/pods.js';
+import { startFakeInjector } from '../harness/injector.js';
+import { applyOverlay, bringUp, createPod, getPod, registerInjector, shippedWebhooks, waitWebhookActive, type Env } from '../harness/scenario.js';
+import { createNetns, hasIstioChains, stripComments, type Netns } from '../harness/netns.js';
+import { run, type RunResult } from '../harness/proc.js';
 
 const installerCli = join(repoRoot, 'dist/installer/cli.js');
 const pluginBinary = join(repoRoot, 'dist/cni/asm-cni');

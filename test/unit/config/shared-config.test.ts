@@ -1,5 +1,5 @@
 import t from 'tap';
-import { ConfigError, DEFAULT_CONFIG, parseConfig } from '../../../src/config/shared-config.js';
+import { ConfigError, DEFAULT_CONFIG, parseConfig } from '../../../src/common/shared-config.js';
 
 t.test('empty file gives the defaults', async (t) => {
   t.same(parseConfig(''), DEFAULT_CONFIG);

@@ -10,9 +10,9 @@ import {
   targetFileName,
 } from '../../../src/installer/conflist.js';
 import { hostPathOf, renderEntry } from '../../../src/installer/entry.js';
-import { DEFAULT_CONFIG } from '../../../src/config/shared-config.js';
+import { DEFAULT_CONFIG } from '../../../src/common/shared-config.js';
 import { hasOracles, oracle } from './helpers.js';
-import { requirePrereq } from '../../helpers/prereq.js';
+import { requirePrereq } from '../../harness/prereq.js';
 
 const entry = renderEntry(DEFAULT_CONFIG, {
   hostKubeconfigPath: '/etc/cni/net.d/asm-cni-kubeconfig',

@@ -8,7 +8,7 @@ import t from 'tap';
 import { parse as parseYaml } from 'yaml';
 import { main } from '../../../src/installer/main.js';
 import { startFakeApi, pod } from './fake-api.js';
-import { requirePrereq } from '../../helpers/prereq.js';
+import { requirePrereq } from '../../harness/prereq.js';
 import { fakeNode, repoRoot, sleep, waitFor, type Node } from './helpers.js';
 
 const CALICO = '{"name":"k8s-pod-network","cniVersion":"0.3.1","plugins":[{"type":"calico"}]}\n';

@@ -7,8 +7,8 @@ import t from 'tap';
 import { evaluate } from '@marcbachmann/cel-js';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import jsonpatch from 'fast-json-patch';
-import { DEFAULT_CONFIG, parseConfig } from '../../../src/config/shared-config.js';
-import { admit } from '../../../src/webhook/admit.js';
+import { DEFAULT_CONFIG, parseConfig } from '../../../src/common/shared-config.js';
+import { admit } from '../../../src/webhook/core/admit.js';
 import { repoRoot } from './helpers.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -172,7 +172,7 @@ t.test('the webhook Deployment passes PodSecurity restricted, and more', async (
   t.equal(env.ASM_TLS_KEY, `${mounts.tls}/tls.key`);
   t.equal(vols.config.configMap.name, 'asm-cni-config');
   t.equal(env.ASM_CONFIG, `${mounts.config}/config.yaml`);
-  t.same(c.command, ['node', '/app/dist/webhook/cli.js', 'serve']);
+  t.same(c.command, ['node', '/app/dist/webhook/server/cli.js', 'serve']);
 });
 
 t.test('Service and webhook configuration agree with the Deployment', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { admit, DENY_CODE, type AdmissionRequest } from '../../../src/webhook/admit.js';
+import { admit, DENY_CODE, type AdmissionRequest } from '../../../src/webhook/core/admit.js';
 import { applyOps, clone, config, selectionCases } from './fixtures/helpers.js';
 
 type Obj = Record<string, any>;

@@ -4,8 +4,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml, parseAllDocuments, stringify } from 'yaml';
-import { jsonErrorOffset, runMutate, USAGE } from '../../../src/webhook/mutate-cli.js';
-import { requirePrereq } from '../../helpers/prereq.js';
+import { jsonErrorOffset, runMutate, USAGE } from '../../../src/webhook/server/mutate-cli.js';
+import { requirePrereq } from '../../harness/prereq.js';
 import { applyOps, injectDirs, oraclesPresent, selectionCases, yamlDocs } from './fixtures/helpers.js';
 
 type Obj = Record<string, any>;

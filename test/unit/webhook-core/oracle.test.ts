@@ -2,9 +2,9 @@
 import t, { type Test } from 'tap';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { admitDocument, podSlots } from '../../../src/webhook/workloads.js';
-import { TPROXY_WARNING } from '../../../src/webhook/rewrite.js';
-import { requirePrereq } from '../../helpers/prereq.js';
+import { admitDocument, podSlots } from '../../../src/webhook/core/workloads.js';
+import { TPROXY_WARNING } from '../../../src/webhook/core/rewrite.js';
+import { requirePrereq } from '../../harness/prereq.js';
 import { ALLOWED_PATH, applyOps, clone, config, files, injectDirs, oraclesPresent, touchedPaths, yamlDocs } from './fixtures/helpers.js';
 
 type Obj = Record<string, any>;

@@ -2,10 +2,10 @@
 // mutated, the rewrite is idempotent, compare() agrees on what changed, and redirection comes from exactly one place.
 import t from 'tap';
 import fc from 'fast-check';
-import { admit, type AdmitOutcome } from '../../../src/webhook/admit.js';
-import { viewPod } from '../../../src/webhook/annotations.js';
-import { pluginSelection } from '../../../src/webhook/selection.js';
-import type { SharedConfig } from '../../../src/config/shared-config.js';
+import { admit, type AdmitOutcome } from '../../../src/webhook/core/admit.js';
+import { viewPod } from '../../../src/webhook/core/annotations.js';
+import { pluginSelection } from '../../../src/webhook/core/selection.js';
+import type { SharedConfig } from '../../../src/common/shared-config.js';
 import { ALLOWED_PATH, applyOps, clone, config, touchedPaths } from './fixtures/helpers.js';
 
 type Obj = Record<string, any>;

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { viewPod, pointerToken } from '../../../src/webhook/annotations.js';
+import { viewPod, pointerToken } from '../../../src/webhook/core/annotations.js';
 import {
   annotationsFromInitArgs,
   appendNetwork,
@@ -8,7 +8,7 @@ import {
   proxyIds,
   rewriteStatus,
   validationContainer,
-} from '../../../src/webhook/rewrite.js';
+} from '../../../src/webhook/core/rewrite.js';
 import { ALLOWED_PATH, applyOps, clone, config, touchedPaths } from './fixtures/helpers.js';
 
 type Obj = Record<string, any>;

@@ -1,7 +1,7 @@
 import t from 'tap';
-import { viewPod, interceptionMode, initArgs } from '../../../src/webhook/annotations.js';
-import { parseBool, pluginSelection, seedSelection, webhookSelection } from '../../../src/webhook/selection.js';
-import { admit } from '../../../src/webhook/admit.js';
+import { viewPod, interceptionMode, initArgs } from '../../../src/webhook/core/annotations.js';
+import { parseBool, pluginSelection, seedSelection, webhookSelection } from '../../../src/webhook/core/selection.js';
+import { admit } from '../../../src/webhook/core/admit.js';
 import { config, selectionCases } from './fixtures/helpers.js';
 
 const DEFAULT_EXCLUDED = ['kube-system', 'istio-system'];

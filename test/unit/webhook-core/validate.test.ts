@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { RULES, checkAnnotation, isValidPrefix, problemMessage, validateTraffic } from '../../../src/webhook/validate.js';
+import { RULES, checkAnnotation, isValidPrefix, problemMessage, validateTraffic } from '../../../src/webhook/core/validate.js';
 import { annotationCases } from './fixtures/helpers.js';
 
 t.test('every shared annotation vector', async (t) => {

@@ -5,12 +5,12 @@ import jsonpatch, { type Operation } from 'fast-json-patch';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { DEFAULT_CONFIG, type SharedConfig } from '../../../src/config/shared-config.js';
-import { admit } from '../../../src/webhook/admit.js';
-import { DEFAULT_BODY_LIMIT, buildApp } from '../../../src/webhook/app.js';
-import { WebhookMetrics } from '../../../src/webhook/metrics.js';
+import { DEFAULT_CONFIG, type SharedConfig } from '../../../src/common/shared-config.js';
+import { admit } from '../../../src/webhook/core/admit.js';
+import { DEFAULT_BODY_LIMIT, buildApp } from '../../../src/webhook/server/app.js';
+import { WebhookMetrics } from '../../../src/webhook/server/metrics.js';
 import { decodePatch, goldenPod, haveOracles, meshedPod, memoryLogger, oracleRoot, review } from './helpers.js';
-import { requirePrereq } from '../../helpers/prereq.js';
+import { requirePrereq } from '../../harness/prereq.js';
 
 const cfg = (over: Partial<SharedConfig> = {}): SharedConfig => ({ ...DEFAULT_CONFIG, excludeNamespaces: [...DEFAULT_CONFIG.excludeNamespaces], ...over });
 

@@ -5,8 +5,8 @@ import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { USAGE, main, parseServeArgs } from '../../../src/webhook/cli.js';
-import { requirePrereq } from '../../helpers/prereq.js';
+import { USAGE, main, parseServeArgs } from '../../../src/webhook/server/cli.js';
+import { requirePrereq } from '../../harness/prereq.js';
 import { generateCerts, haveOpenssl, meshedPod, repoRoot, tempDir, tsChild } from './helpers.js';
 
 function io(env: NodeJS.ProcessEnv = {}) {
@@ -139,7 +139,7 @@ t.test('main serve: missing or bad files are named; exit 1', async (t) => {
 });
 
 t.test('the bin runs as a script: a usage error exits 2', async (t) => {
-  const cli = path.join(repoRoot, 'src/webhook/cli.ts');
+  const cli = path.join(repoRoot, 'src/webhook/server/cli.ts');
   const { execArgv, env } = tsChild({ ...process.env, ASM_TLS_CERT: '', ASM_TLS_KEY: '' });
   const bad = spawnSync(process.execPath, [...execArgv, cli, 'serve'], { encoding: 'utf8', env });
   t.equal(bad.status, 2);

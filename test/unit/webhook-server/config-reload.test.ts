@@ -3,12 +3,12 @@
 import t from 'tap';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { admit } from '../../../src/webhook/admit.js';
-import { ConfigFileError, ConfigSource } from '../../../src/webhook/config-watch.js';
-import { WebhookMetrics } from '../../../src/webhook/metrics.js';
-import { startServer } from '../../../src/webhook/server.js';
-import { watchFiles } from '../../../src/webhook/server-watch.js';
-import { requirePrereq } from '../../helpers/prereq.js';
+import { admit } from '../../../src/webhook/core/admit.js';
+import { ConfigFileError, ConfigSource } from '../../../src/webhook/server/config-watch.js';
+import { WebhookMetrics } from '../../../src/webhook/server/metrics.js';
+import { startServer } from '../../../src/webhook/server/server.js';
+import { watchFiles } from '../../../src/common/file-watch.js';
+import { requirePrereq } from '../../harness/prereq.js';
 import { AtomicDir, eventually, generateCerts, haveOpenssl, httpsRequest, meshedPod, memoryLogger, review, sleep, tempDir } from './helpers.js';
 
 t.test('a ConfigMap update reaches the next review; a bad one is refused and counted', async (t) => {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TLSSocket } from 'node:tls';
 import { parseAllDocuments } from 'yaml';
-import { createLogger, type WebhookLogger } from '../../../src/webhook/logging.js';
+import { createLogger, type WebhookLogger } from '../../../src/common/logging.js';
 
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 export const oracleRoot = process.env.ASM_ISTIO_ORACLES ?? path.resolve(repoRoot, '../shared/oracles/istio');

@@ -4,7 +4,7 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import pino from 'pino';
-import { LOG_FLUSH_MS, isoTimestamp } from '../../../src/webhook/logging.js';
+import { LOG_FLUSH_MS, isoTimestamp } from '../../../src/common/logging.js';
 import { repoRoot, tsChild } from './helpers.js';
 
 const burst = path.join(repoRoot, 'test/unit/webhook-server/fixtures/log-burst.ts');

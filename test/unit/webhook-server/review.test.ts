@@ -1,9 +1,9 @@
 // The envelope helpers (pure), the metrics registry and the logger choices.
 import t from 'tap';
-import { DEFAULT_CONFIG } from '../../../src/config/shared-config.js';
-import { allowed, denied, encodeReview, errored, fromOutcome, handle, parseReview, patched, toReview } from '../../../src/webhook/review.js';
-import { WebhookMetrics } from '../../../src/webhook/metrics.js';
-import { createLogger, wantPretty } from '../../../src/webhook/logging.js';
+import { DEFAULT_CONFIG } from '../../../src/common/shared-config.js';
+import { allowed, denied, encodeReview, errored, fromOutcome, handle, parseReview, patched, toReview } from '../../../src/webhook/core/review.js';
+import { WebhookMetrics } from '../../../src/webhook/server/metrics.js';
+import { createLogger, wantPretty } from '../../../src/common/logging.js';
 
 const op = { op: 'remove' as const, path: '/spec/initContainers/0' };
 

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parse as parseYaml } from 'yaml';
-import { requirePrereq } from '../../helpers/prereq.js';
+import { requirePrereq } from '../../harness/prereq.js';
 import { haveOpenssl, httpsRequest, repoRoot, tempDir, tsChild } from './helpers.js';
 
 const generate = (args: string[]) => spawnSync('bash', [path.join(repoRoot, 'certs/generate.sh'), ...args], { encoding: 'utf8' });

@@ -8,10 +8,10 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import jsonpatch, { type Operation } from 'fast-json-patch';
-import { admit } from '../../../src/webhook/admit.js';
-import { DEFAULT_CONFIG } from '../../../src/webhook/../config/shared-config.js';
-import { startServer, type RunningWebhook } from '../../../src/webhook/server.js';
-import { requirePrereq } from '../../helpers/prereq.js';
+import { admit } from '../../../src/webhook/core/admit.js';
+import { DEFAULT_CONFIG } from '../../../src/common/shared-config.js';
+import { startServer, type RunningWebhook } from '../../../src/webhook/server/server.js';
+import { requirePrereq } from '../../harness/prereq.js';
 import { AtomicDir, type CertSet, clientCert, decodePatch, eventually, generateCerts, haveOpenssl, httpsRequest, meshedPod, memoryLogger, review, sleep, tempDir } from './helpers.js';
 
 const serialOf = (file: string) => new X509Certificate(readFileSync(file)).serialNumber;

@@ -2,10 +2,10 @@
 import t, { type Test } from 'tap';
 import https from 'node:https';
 import path from 'node:path';
-import { admit } from '../../../src/webhook/admit.js';
-import { exitOnSignals, startServer } from '../../../src/webhook/server.js';
-import { Readiness } from '../../../src/webhook/shutdown.js';
-import { requirePrereq } from '../../helpers/prereq.js';
+import { admit } from '../../../src/webhook/core/admit.js';
+import { exitOnSignals, startServer } from '../../../src/webhook/server/server.js';
+import { Readiness } from '../../../src/webhook/server/shutdown.js';
+import { requirePrereq } from '../../harness/prereq.js';
 import { eventually, generateCerts, haveOpenssl, httpsRequest, memoryLogger, tempDir } from './helpers.js';
 
 t.test('Readiness: all of cert, config and listener; never again once shutting down', async (t) => {

@@ -5,10 +5,10 @@ import { spawn } from 'node:child_process';
 import https from 'node:https';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { requirePrereq } from '../../helpers/prereq.js';
+import { requirePrereq } from '../../harness/prereq.js';
 import { generateCerts, haveOpenssl, tsChild, httpsRequest, meshedPod, repoRoot, review, sleep, tempDir } from './helpers.js';
 
-const cli = path.join(repoRoot, 'src/webhook/cli.ts');
+const cli = path.join(repoRoot, 'src/webhook/server/cli.ts');
 
 t.test('SIGTERM mid-burst: not ready first, in-flight reviews answered, exit 0', async (t) => {
   if (!requirePrereq(t, haveOpenssl(), 'openssl (apt-get install openssl) to generate test certificates')) return;

@@ -3,7 +3,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import client from 'prom-client';
-import type { ReviewOutcome } from './review.js';
+import type { ReviewOutcome } from '../core/review.js';
 
 // Admission latency is dominated by the API server's round trip; the webhook's own share is sub-millisecond for
 // a typical pod. Buckets start at 250µs and reach the 10s default webhook timeout.

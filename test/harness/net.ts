@@ -2,7 +2,7 @@
 import https from 'node:https';
 import http from 'node:http';
 
-export { freePort } from '../../helpers/net.js';
+export { freePort } from './free-port.js';
 
 export interface HttpAnswer {
   status: number;

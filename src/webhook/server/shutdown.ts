@@ -4,7 +4,7 @@
 // connections and close the idle keep-alive ones, let the requests in flight finish, and only force-close what is
 // left when the grace period runs out. Nothing that reached the handler is dropped.
 import type http from 'node:http';
-import type { Logger } from './logging.js';
+import type { Logger } from '../../common/logging.js';
 
 /** Ready once certificate and config are loaded and the listener is up; never again once shutdown began. */
 export class Readiness {

@@ -2,10 +2,10 @@
 // tests drive it with inject(), the entry point (server.ts) adds TLS and listens.
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { SharedConfig } from '../config/shared-config.js';
-import type { Logger } from './logging.js';
+import type { SharedConfig } from '../../common/shared-config.js';
+import type { Logger } from '../../common/logging.js';
 import { WebhookMetrics } from './metrics.js';
-import { type AdmissionRequest, type AdmitFn, encodeReview, handle, parseReview } from './review.js';
+import { type AdmissionRequest, type AdmitFn, encodeReview, handle, parseReview } from '../core/review.js';
 
 /**
  * 8 MiB. The API server refuses request bodies over 3 MiB (and etcd stores at most 1.5 MiB per object), and an

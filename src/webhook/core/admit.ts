@@ -1,7 +1,7 @@
 // admit(): one AdmissionRequest in, the decision out. Pure and total: any input gives an outcome, never an exception.
 // The server owns the envelope, logging and metrics; this owns what the answer is.
 import type { Operation } from 'fast-json-patch';
-import type { SharedConfig } from '../config/shared-config.js';
+import type { SharedConfig } from '../../common/shared-config.js';
 import { asObject, stringEntry, viewPod, interceptionMode, type PodView } from './annotations.js';
 import { planNetworkOnly, planRewrite } from './rewrite.js';
 import { webhookSelection, type WebhookReason } from './selection.js';

@@ -6,10 +6,10 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { ConfigSource } from './config-watch.js';
-import { type WebhookLogger, createLogger } from './logging.js';
+import { type WebhookLogger, createLogger } from '../../common/logging.js';
 import { WebhookMetrics, createMetricsServer, listen } from './metrics.js';
-import type { AdmitFn } from './review.js';
-import { type FileWatch, watchFiles } from './server-watch.js';
+import type { AdmitFn } from '../core/review.js';
+import { type FileWatch, watchFiles } from '../../common/file-watch.js';
 import { Readiness, drain } from './shutdown.js';
 import { CertReloader, httpsServerOptions } from './tls.js';
 

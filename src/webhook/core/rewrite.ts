@@ -3,7 +3,7 @@
 // it never clones the pod nor mutates it. Patch values share untouched sub-objects (env, resources) with the input:
 // they are serialized into the response right away.
 import type { Operation } from 'fast-json-patch';
-import type { SharedConfig } from '../config/shared-config.js';
+import type { SharedConfig } from '../../common/shared-config.js';
 import {
   ANNOTATION,
   DEFAULT_PROXY_ID,

@@ -4,10 +4,10 @@
 import { parseArgs } from 'node:util';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { admit } from './admit.js';
+import { admit } from '../core/admit.js';
 import { ConfigFileError } from './config-watch.js';
 import type { DestinationStream } from 'pino';
-import { createLogger } from './logging.js';
+import { createLogger } from '../../common/logging.js';
 import { type ServeOptions, exitOnSignals, startServer } from './server.js';
 import { TlsFileError } from './tls.js';
 

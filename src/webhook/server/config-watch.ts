@@ -1,8 +1,8 @@
 // The shared config in force, and its reloads: the ConfigMap file is re-read when it changes; a new file that does
 // not parse or validate is refused (logged and counted) and the last good config stays in force.
 import { readFileSync } from 'node:fs';
-import { ConfigError, DEFAULT_CONFIG, type SharedConfig, parseConfig } from '../config/shared-config.js';
-import type { Logger } from './logging.js';
+import { ConfigError, DEFAULT_CONFIG, type SharedConfig, parseConfig } from '../../common/shared-config.js';
+import type { Logger } from '../../common/logging.js';
 import type { WebhookMetrics } from './metrics.js';
 
 export class ConfigFileError extends Error {

@@ -2,7 +2,7 @@
 // Modelled on controller-runtime's admission package: Handle(request) -> Response, with allowed(), denied(),
 // patched() and errored() helpers, and the response always echoing request.uid. Everything here is pure.
 import type { Operation } from 'fast-json-patch';
-import type { SharedConfig } from '../config/shared-config.js';
+import type { SharedConfig } from '../../common/shared-config.js';
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 

@@ -1,7 +1,7 @@
 // Where pods live inside the objects an admin applies: a Pod itself, the pod template of a workload, the items of a
 // List. Used by the mutate CLI to run the same admit() the API server would on every pod an object will create.
 import type { Operation } from 'fast-json-patch';
-import type { SharedConfig } from '../config/shared-config.js';
+import type { SharedConfig } from '../../common/shared-config.js';
 import { admit, type AdmitOutcome } from './admit.js';
 import { asArray, asObject, pointerToken, stringEntry, type JsonObject } from './annotations.js';
 

@@ -5,7 +5,7 @@ import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
-import type { Logger } from './logging.js';
+import type { Logger } from '../../common/logging.js';
 import type { WebhookMetrics } from './metrics.js';
 
 export interface TlsFiles {
