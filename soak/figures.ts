@@ -15,7 +15,10 @@ const lines = [
   '',
   '| check | result | figures |',
   '|---|---|---|',
-  ...results.checks.map((c: { id: string; ok: boolean | null; summary: string }) => `| \`${c.id}\` | ${c.ok === null ? 'skipped' : c.ok ? 'pass' : '**FAIL**'} | ${c.summary.replace(/\|/g, '\\|')} |`),
+  ...results.checks.map(
+    (c: { id: string; ok: boolean | null; summary: string }) =>
+      `| \`${c.id}\` | ${c.ok === null ? 'skipped' : c.ok ? 'pass' : '**FAIL**'} | ${c.summary.replace(/\|/g, '\\|')} |`,
+  ),
   '',
 ];
 const docFile = join(repoRoot, 'docs/reliability.md');

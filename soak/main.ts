@@ -53,7 +53,14 @@ async function main(): Promise<number> {
     tool: 'npm run soak',
     startedAt: report.startedAt.toISOString(),
     seconds: Math.round((performance.now() - started) / 1000),
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, loadavgAtStart: loadAtStart, loadavgAtEnd: loadavg().map((x) => Math.round(x * 10) / 10) },
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model,
+      memGiB: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      loadavgAtStart: loadAtStart,
+      loadavgAtEnd: loadavg().map((x) => Math.round(x * 10) / 10),
+    },
     settings: s,
     ok: failed.length === 0,
     passed: report.checks.filter((c) => c.ok === true).length,
@@ -64,13 +71,18 @@ async function main(): Promise<number> {
   const file = process.env.SOAK_OUT ?? join(repoRoot, 'bench/soak.json');
   mkdirSync(join(file, '..'), { recursive: true });
   writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
-  console.log(`soak: ${out.passed} passed, ${out.failed} failed, ${out.skipped} skipped in ${out.seconds}s; results in ${file}`);
+  console.log(
+    `soak: ${out.passed} passed, ${out.failed} failed, ${out.skipped} skipped in ${out.seconds}s; results in ${file}`,
+  );
   for (const c of failed) console.log(`soak FAILED ${c.id}: ${c.summary}`);
   return failed.length === 0 ? 0 : 1;
 }
 
-main().then((code) => process.exit(code), async (err) => {
-  console.error(err);
-  await cleanupAll();
-  process.exit(2);
-});
+main().then(
+  (code) => process.exit(code),
+  async (err) => {
+    console.error(err);
+    await cleanupAll();
+    process.exit(2);
+  },
+);

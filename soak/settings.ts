@@ -46,8 +46,12 @@ export const ALL_SUITES = ['webhook-load', 'webhook-abuse', 'webhook-tls', 'plug
 let cached: Settings | undefined;
 export function settings(): Settings {
   if (cached) return cached;
-  const suites = (process.env.SOAK_SUITES ?? ALL_SUITES.join(',')).split(',').map((x) => x.trim()).filter(Boolean);
-  for (const x of suites) if (!ALL_SUITES.includes(x)) throw new Error(`SOAK_SUITES: unknown suite ${x} (known: ${ALL_SUITES.join(', ')})`);
+  const suites = (process.env.SOAK_SUITES ?? ALL_SUITES.join(','))
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+  for (const x of suites)
+    if (!ALL_SUITES.includes(x)) throw new Error(`SOAK_SUITES: unknown suite ${x} (known: ${ALL_SUITES.join(', ')})`);
   const loadSeconds = num('SOAK_LOAD_SECONDS', 130);
   cached = {
     suites,

@@ -19,7 +19,16 @@ declare module 'autocannon' {
     servername?: string;
     tlsOptions?: Record<string, unknown>;
   }
-  interface Histogram { average: number; mean: number; stddev: number; min: number; max: number; total: number; p50: number; p99: number; }
+  interface Histogram {
+    average: number;
+    mean: number;
+    stddev: number;
+    min: number;
+    max: number;
+    total: number;
+    p50: number;
+    p99: number;
+  }
   interface Result {
     duration: number;
     errors: number;

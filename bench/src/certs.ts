@@ -17,12 +17,54 @@ export function generateCerts(dir: string): BenchCerts {
   const ssl = (...args: string[]): void => {
     execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   };
-  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.crt'),
-    '-days', '2', '-subj', '/CN=asm-cni-bench-ca');
+  ssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    f('ca.key'),
+    '-out',
+    f('ca.crt'),
+    '-days',
+    '2',
+    '-subj',
+    '/CN=asm-cni-bench-ca',
+  );
   writeFileSync(f('san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
-  ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('tls.key'), '-out', f('tls.csr'),
-    '-subj', '/CN=localhost');
-  ssl('x509', '-req', '-in', f('tls.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('tls.crt'),
-    '-days', '2', '-extfile', f('san.ext'));
+  ssl(
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    f('tls.key'),
+    '-out',
+    f('tls.csr'),
+    '-subj',
+    '/CN=localhost',
+  );
+  ssl(
+    'x509',
+    '-req',
+    '-in',
+    f('tls.csr'),
+    '-CA',
+    f('ca.crt'),
+    '-CAkey',
+    f('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    f('tls.crt'),
+    '-days',
+    '2',
+    '-extfile',
+    f('san.ext'),
+  );
   return { dir, caFile: f('ca.crt'), certFile: f('tls.crt'), keyFile: f('tls.key'), ca: readFileSync(f('ca.crt')) };
 }

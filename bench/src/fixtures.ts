@@ -85,7 +85,12 @@ export function buildReviewPayloads(perShape: number, namespace = 'default'): Re
   for (let i = 0; i < perShape; i++) {
     for (const { shape, pod } of pods) {
       const uid = `b3c1e6a0-0000-4000-8000-${String(out.length).padStart(12, '0')}`;
-      out.push({ shape: shape.name, uid, expectPatch: shape.expectPatch, body: JSON.stringify(admissionReview(pod, uid)) });
+      out.push({
+        shape: shape.name,
+        uid,
+        expectPatch: shape.expectPatch,
+        body: JSON.stringify(admissionReview(pod, uid)),
+      });
     }
   }
   return out;

@@ -26,7 +26,9 @@ function perReview(n: number, f: (i: number) => void): number {
 
 export async function logicCost(distDir: string, payloads: readonly ReviewPayload[], n = 30000): Promise<LogicCost> {
   const { admit } = (await import(pathToFileURL(`${distDir}/webhook/admit.js`).href)) as { admit: AdmitFn };
-  const { DEFAULT_CONFIG } = (await import(pathToFileURL(`${distDir}/config/shared-config.js`).href)) as { DEFAULT_CONFIG: unknown };
+  const { DEFAULT_CONFIG } = (await import(pathToFileURL(`${distDir}/config/shared-config.js`).href)) as {
+    DEFAULT_CONFIG: unknown;
+  };
   const bodies = payloads.map((p) => Buffer.from(p.body));
   const requests = payloads.map((p) => (JSON.parse(p.body) as { request: unknown }).request);
   const outcomes = requests.map((r) => admit(r, DEFAULT_CONFIG));

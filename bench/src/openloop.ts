@@ -202,7 +202,11 @@ export async function runOpenLoop(opts: OpenLoopOptions): Promise<OpenLoopResult
     while (scheduled < due) {
       const idx = scheduled++;
       const payload = opts.payloads[idx % opts.payloads.length]!;
-      queue.push({ payload, request: requests[idx % requests.length]!, scheduledNs: start + BigInt(Math.round(idx * intervalNs)) });
+      queue.push({
+        payload,
+        request: requests[idx % requests.length]!,
+        scheduledNs: start + BigInt(Math.round(idx * intervalNs)),
+      });
     }
     dispatch();
     if (scheduled < total) setImmediate(pump);

@@ -27,7 +27,8 @@ export interface RenderedRules {
 export function floorRules(plugin: string | null, podFile: string): RenderedRules {
   if (plugin) {
     // The pod is dual-stack (prevResult has an IPv4 and an IPv6 address), so the plugin applies both families.
-    const render = (family: string): string => execFileSync(plugin, ['render', '-f', podFile, '--family', family], { encoding: 'utf8' });
+    const render = (family: string): string =>
+      execFileSync(plugin, ['render', '-f', podFile, '--family', family], { encoding: 'utf8' });
     const ipv4 = render('ipv4');
     const ipv6 = render('ipv6');
     if (!ipv4.includes('COMMIT') || !ipv6.includes('COMMIT')) {
@@ -81,17 +82,40 @@ function main(): void {
     writeFileSync(join(work, 'rules4'), rules.ipv4);
     writeFileSync(join(work, 'rules6'), rules.ipv6);
     const args = [
-      '-pod', podFile, '-rules4', join(work, 'rules4'), '-rules6', join(work, 'rules6'),
-      '-cert', certs.certFile, '-key', certs.keyFile, '-ca', certs.caFile, '-workdir', work,
-      '-pods', env('ASM_BENCH_PODS', '200'), '-parallel', env('ASM_BENCH_PARALLEL', '20'), '-rounds', env('ASM_BENCH_ROUNDS', '5'),
-      '-cold-starts', env('ASM_BENCH_COLD_STARTS', '100'),
+      '-pod',
+      podFile,
+      '-rules4',
+      join(work, 'rules4'),
+      '-rules6',
+      join(work, 'rules6'),
+      '-cert',
+      certs.certFile,
+      '-key',
+      certs.keyFile,
+      '-ca',
+      certs.caFile,
+      '-workdir',
+      work,
+      '-pods',
+      env('ASM_BENCH_PODS', '200'),
+      '-parallel',
+      env('ASM_BENCH_PARALLEL', '20'),
+      '-rounds',
+      env('ASM_BENCH_ROUNDS', '5'),
+      '-cold-starts',
+      env('ASM_BENCH_COLD_STARTS', '100'),
       ...(plugin ? ['-plugin', plugin] : []),
       ...(process.env.ASM_BENCH_IPTABLES_BACKEND ? ['-iptables-backend', process.env.ASM_BENCH_IPTABLES_BACKEND] : []),
     ];
-    const run = spawnSync(values.driver, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 });
+    const run = spawnSync(values.driver, args, {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      maxBuffer: 64 << 20,
+    });
     if (run.status !== 0) {
       const pluginLog = join(work, 'asm-cni.log');
-      if (existsSync(pluginLog)) log(`plugin log (tail):\n${readFileSync(pluginLog, 'utf8').split('\n').slice(-20).join('\n')}`);
+      if (existsSync(pluginLog))
+        log(`plugin log (tail):\n${readFileSync(pluginLog, 'utf8').split('\n').slice(-20).join('\n')}`);
       throw new Error(`plugin driver exited with ${run.status}`);
     }
     const d = JSON.parse(run.stdout) as DriverOutput;
@@ -101,10 +125,23 @@ function main(): void {
     const add = s(d.addMs);
     const floor = s(d.floorMs)!;
     const result = {
-      config: { pods: d.floorMs.length, parallelism: d.parallelism, rounds: d.rounds, floorFamilies: d.floorFamilies,
-        floorRules: rules.source, iptables: d.iptablesMode, iptablesBackendSetting: process.env.ASM_BENCH_IPTABLES_BACKEND ?? null,
-        pluginBinaryOverride: process.env.ASM_BENCH_PLUGIN_BINARY ?? null },
-      binary: plugin ? { path: 'dist/cni/asm-cni', sizeBytes: d.binary.sizeBytes, sizeMB: Number((d.binary.sizeBytes / 2 ** 20).toFixed(2)) } : null,
+      config: {
+        pods: d.floorMs.length,
+        parallelism: d.parallelism,
+        rounds: d.rounds,
+        floorFamilies: d.floorFamilies,
+        floorRules: rules.source,
+        iptables: d.iptablesMode,
+        iptablesBackendSetting: process.env.ASM_BENCH_IPTABLES_BACKEND ?? null,
+        pluginBinaryOverride: process.env.ASM_BENCH_PLUGIN_BINARY ?? null,
+      },
+      binary: plugin
+        ? {
+            path: 'dist/cni/asm-cni',
+            sizeBytes: d.binary.sizeBytes,
+            sizeMB: Number((d.binary.sizeBytes / 2 ** 20).toFixed(2)),
+          }
+        : null,
       coldStartMs: s(d.coldStartMs),
       trueExecMs: s(d.trueExecMs),
       addMs: add,
@@ -115,13 +152,23 @@ function main(): void {
       parallelAddMs: s(d.parallelAddMs),
       parallelDelMs: s(d.parallelDelMs),
       parallelFloorMs: s(d.parallelFloorMs),
-      curves: { addMs: curve(d.addMs), floorMs: curve(d.floorMs), parallelAddMs: curve(d.parallelAddMs), parallelFloorMs: curve(d.parallelFloorMs) },
+      curves: {
+        addMs: curve(d.addMs),
+        floorMs: curve(d.floorMs),
+        parallelAddMs: curve(d.parallelAddMs),
+        parallelFloorMs: curve(d.parallelFloorMs),
+      },
       apiRequests: d.apiRequests,
       verifiedPods: d.verifiedPods,
-      ratios: add ? { pluginAddMedianRatio: ratio(add.p50, floor.p50), pluginAddP95Ratio: ratio(add.p95, floor.p95) } : null,
+      ratios: add
+        ? { pluginAddMedianRatio: ratio(add.p50, floor.p50), pluginAddP95Ratio: ratio(add.p95, floor.p95) }
+        : null,
     };
     writeFileSync(values.out, JSON.stringify(result, null, 2) + '\n');
-    log(`floor median ${floor.p50} ms` + (add ? `, ADD median ${add.p50} ms (ratio ${result.ratios!.pluginAddMedianRatio})` : ''));
+    log(
+      `floor median ${floor.p50} ms` +
+        (add ? `, ADD median ${add.p50} ms (ratio ${result.ratios!.pluginAddMedianRatio})` : ''),
+    );
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -33,7 +33,11 @@ export async function freePort(): Promise<number> {
 }
 
 /** `taskset -c CPU cmd...` when a CPU is given: taskset execs the command, so the pid is the server's own. */
-export function startServer(name: string, cmd: string[], opts: { cpu?: string; env?: NodeJS.ProcessEnv; logFile: string; port: number }): Server {
+export function startServer(
+  name: string,
+  cmd: string[],
+  opts: { cpu?: string; env?: NodeJS.ProcessEnv; logFile: string; port: number },
+): Server {
   const argv = opts.cpu !== undefined ? ['taskset', '-c', opts.cpu, ...cmd] : cmd;
   const out = openSync(opts.logFile, 'a');
   const child = spawn(argv[0]!, argv.slice(1), { env: opts.env ?? process.env, stdio: ['ignore', out, out] });
@@ -42,11 +46,18 @@ export function startServer(name: string, cmd: string[], opts: { cpu?: string; e
 }
 
 /** POSTs `body` until the server answers 200 (or fails after `timeoutMs`); returns the answer body. */
-export async function waitReady(server: Server, path: string, ca: Buffer, body: string, timeoutMs = 20_000): Promise<string> {
+export async function waitReady(
+  server: Server,
+  path: string,
+  ca: Buffer,
+  body: string,
+  timeoutMs = 20_000,
+): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
-    if (server.child.exitCode !== null) throw new Error(`bench: ${server.name} exited with code ${server.child.exitCode} before answering`);
+    if (server.child.exitCode !== null)
+      throw new Error(`bench: ${server.name} exited with code ${server.child.exitCode} before answering`);
     try {
       const { status, text } = await post(server.port, path, ca, body);
       if (status === 200) return text;
@@ -62,8 +73,16 @@ export async function waitReady(server: Server, path: string, ca: Buffer, body: 
 export function post(port: number, path: string, ca: Buffer, body: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port, path, method: 'POST', ca, servername: 'localhost', agent: false,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        ca,
+        servername: 'localhost',
+        agent: false,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

@@ -2,11 +2,29 @@
 // Usage: node profile-top.js FILE.cpuprofile [N]   (npm run bench writes one with ASM_BENCH_PROFILE=1)
 import { readFileSync } from 'node:fs';
 
-interface CallFrame { functionName: string; url: string; lineNumber: number }
-interface ProfileNode { id: number; callFrame: CallFrame; children?: number[] }
-interface CpuProfile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number }
+interface CallFrame {
+  functionName: string;
+  url: string;
+  lineNumber: number;
+}
+interface ProfileNode {
+  id: number;
+  callFrame: CallFrame;
+  children?: number[];
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+  endTime: number;
+}
 
-export interface Hotspot { name: string; where: string; selfPct: number }
+export interface Hotspot {
+  name: string;
+  where: string;
+  selfPct: number;
+}
 
 /** The area a frame belongs to: our module, a package, or a node internal. */
 export function area(url: string, fn: string): string {
@@ -15,7 +33,12 @@ export function area(url: string, fn: string): string {
   if (pkg) return pkg[1]!;
   const ours = /\/dist\/(.+)\.js$/.exec(url);
   if (ours) return ours[1]!;
-  if (url.startsWith('node:')) return url.replace(/^node:(internal\/)?/, 'node:').split('/').slice(0, 2).join('/');
+  if (url.startsWith('node:'))
+    return url
+      .replace(/^node:(internal\/)?/, 'node:')
+      .split('/')
+      .slice(0, 2)
+      .join('/');
   return url.split('/').slice(-2).join('/');
 }
 
@@ -41,9 +64,14 @@ export function hotspots(profile: CpuProfile, top = 25): { total: number; functi
   const pct = (us: number): number => Number(((100 * us) / total).toFixed(1));
   return {
     total,
-    functions: [...fns.entries()].sort((a, b) => b[1].us - a[1].us).slice(0, top)
+    functions: [...fns.entries()]
+      .sort((a, b) => b[1].us - a[1].us)
+      .slice(0, top)
       .map(([k, v]) => ({ name: k.split(' ')[0]!, where: v.where, selfPct: pct(v.us) })),
-    areas: [...areas.entries()].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, us]) => ({ name, where: '', selfPct: pct(us) })),
+    areas: [...areas.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([name, us]) => ({ name, where: '', selfPct: pct(us) })),
   };
 }
 

@@ -29,7 +29,8 @@ function readJson(file: string | undefined): any {
 }
 
 export function machine(loadAtStart: string | undefined): Record<string, unknown> {
-  const model = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? 'unknown';
+  const model =
+    /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? 'unknown';
   return {
     cpuModel: model,
     cores: cpus().length,
@@ -59,7 +60,8 @@ function met(name: keyof typeof TARGETS, v: number | null): boolean | null {
   return t.op === '>=' ? v >= t.value : v <= t.value;
 }
 
-const f = (v: number | null | undefined, digits = 2): string => (v === null || v === undefined || !Number.isFinite(v) ? '–' : String(Number(v.toFixed(digits))));
+const f = (v: number | null | undefined, digits = 2): string =>
+  v === null || v === undefined || !Number.isFinite(v) ? '–' : String(Number(v.toFixed(digits)));
 const mark = (ok: boolean | null): string => (ok === null ? '' : ok ? ' ✅' : ' ❌');
 
 export function markdownTable(r: any): string {
@@ -73,35 +75,92 @@ export function markdownTable(r: any): string {
   if (w?.floor) {
     const rate = w.floor.rate.offeredRate;
     const ours = w.webhook;
-    row('Webhook max throughput (req/s)', f(ours?.max.reqPerSec, 0), f(w.floor.max.reqPerSec, 0),
-      f(ratios.webhookThroughputRatio) + mark(met('webhookThroughputRatio', ratios.webhookThroughputRatio)), '≥ 0.8');
-    row(`Webhook p50 at ${rate} req/s (ms)`, f(ours?.rate.latencyMs.p50, 3), f(w.floor.rate.latencyMs.p50, 3),
-      f(w.ratios?.webhookP50Ratio), '');
-    row(`Webhook p99 at ${rate} req/s (ms)`, f(ours?.rate.latencyMs.p99, 3), f(w.floor.rate.latencyMs.p99, 3),
-      f(ratios.webhookP99Ratio) + mark(met('webhookP99Ratio', ratios.webhookP99Ratio)), '≤ 2');
-    row(`Webhook RSS after ${ours?.memory.reviews ?? '100000'} reviews (MB)`, f(ours?.memory.rssMB, 1), '', '',
-      ratios.webhookRssMB === null ? '≤ 100' : `≤ 100${mark(met('webhookRssMB', ratios.webhookRssMB))}`);
-    row('Webhook server CPU per review (µs)', f(ours?.max.cpuUsPerReview, 0), f(w.floor.max.cpuUsPerReview, 0), f(w.ratios?.webhookCpuPerReviewRatio), '');
-    row('Webhook capacity of one core, 10⁶ / CPU per review (req/s)', f(ours ? 1e6 / ours.max.cpuUsPerReview : null, 0), f(1e6 / w.floor.max.cpuUsPerReview, 0),
-      f(w.ratios?.webhookCapacityRatio), '≥ 0.8');
-    row('CPU during the max runs, server / load generator (cores)', ours ? `${f(ours.max.serverCpuCores)} / ${f(ours.max.clientCpuCores)}` : '–',
-      `${f(w.floor.max.serverCpuCores)} / ${f(w.floor.max.clientCpuCores)}`, '', '');
+    row(
+      'Webhook max throughput (req/s)',
+      f(ours?.max.reqPerSec, 0),
+      f(w.floor.max.reqPerSec, 0),
+      f(ratios.webhookThroughputRatio) + mark(met('webhookThroughputRatio', ratios.webhookThroughputRatio)),
+      '≥ 0.8',
+    );
+    row(
+      `Webhook p50 at ${rate} req/s (ms)`,
+      f(ours?.rate.latencyMs.p50, 3),
+      f(w.floor.rate.latencyMs.p50, 3),
+      f(w.ratios?.webhookP50Ratio),
+      '',
+    );
+    row(
+      `Webhook p99 at ${rate} req/s (ms)`,
+      f(ours?.rate.latencyMs.p99, 3),
+      f(w.floor.rate.latencyMs.p99, 3),
+      f(ratios.webhookP99Ratio) + mark(met('webhookP99Ratio', ratios.webhookP99Ratio)),
+      '≤ 2',
+    );
+    row(
+      `Webhook RSS after ${ours?.memory.reviews ?? '100000'} reviews (MB)`,
+      f(ours?.memory.rssMB, 1),
+      '',
+      '',
+      ratios.webhookRssMB === null ? '≤ 100' : `≤ 100${mark(met('webhookRssMB', ratios.webhookRssMB))}`,
+    );
+    row(
+      'Webhook server CPU per review (µs)',
+      f(ours?.max.cpuUsPerReview, 0),
+      f(w.floor.max.cpuUsPerReview, 0),
+      f(w.ratios?.webhookCpuPerReviewRatio),
+      '',
+    );
+    row(
+      'Webhook capacity of one core, 10⁶ / CPU per review (req/s)',
+      f(ours ? 1e6 / ours.max.cpuUsPerReview : null, 0),
+      f(1e6 / w.floor.max.cpuUsPerReview, 0),
+      f(w.ratios?.webhookCapacityRatio),
+      '≥ 0.8',
+    );
+    row(
+      'CPU during the max runs, server / load generator (cores)',
+      ours ? `${f(ours.max.serverCpuCores)} / ${f(ours.max.clientCpuCores)}` : '–',
+      `${f(w.floor.max.serverCpuCores)} / ${f(w.floor.max.clientCpuCores)}`,
+      '',
+      '',
+    );
     if (ours?.logicCpuUsPerReview) {
       const l = ours.logicCpuUsPerReview;
-      row('Webhook in-process CPU per review: parse / admit() / answer (µs)', `${f(l.parseUs, 1)} / ${f(l.admitUs, 1)} / ${f(l.answerUs, 1)}`, `${f(l.parseUs, 1)} / – / –`, '', '');
+      row(
+        'Webhook in-process CPU per review: parse / admit() / answer (µs)',
+        `${f(l.parseUs, 1)} / ${f(l.admitUs, 1)} / ${f(l.answerUs, 1)}`,
+        `${f(l.parseUs, 1)} / – / –`,
+        '',
+        '',
+      );
     }
     row('Webhook errors (all runs)', ours ? String(ours.errors) : '–', String(w.floor.errors), '', '0');
   }
   if (p?.floorMs) {
     const sm = (s: Summary | null, k: 'p50' | 'p95'): string => f(s?.[k], 2);
-    row(`Plugin ADD median, ${p.config.pods} pods (ms)`, sm(p.addMs, 'p50'), sm(p.floorMs, 'p50'),
-      f(ratios.pluginAddMedianRatio) + mark(met('pluginAddMedianRatio', ratios.pluginAddMedianRatio)), '≤ 1.3');
+    row(
+      `Plugin ADD median, ${p.config.pods} pods (ms)`,
+      sm(p.addMs, 'p50'),
+      sm(p.floorMs, 'p50'),
+      f(ratios.pluginAddMedianRatio) + mark(met('pluginAddMedianRatio', ratios.pluginAddMedianRatio)),
+      '≤ 1.3',
+    );
     row('Plugin ADD p95 (ms)', sm(p.addMs, 'p95'), sm(p.floorMs, 'p95'), f(p.ratios?.pluginAddP95Ratio), '');
-    row(`Plugin ADD, ${p.config.parallelism} concurrent: median / p95 (ms)`,
+    row(
+      `Plugin ADD, ${p.config.parallelism} concurrent: median / p95 (ms)`,
       p.parallelAddMs ? `${sm(p.parallelAddMs, 'p50')} / ${sm(p.parallelAddMs, 'p95')}` : '–',
-      `${sm(p.parallelFloorMs, 'p50')} / ${sm(p.parallelFloorMs, 'p95')}`, '', '');
+      `${sm(p.parallelFloorMs, 'p50')} / ${sm(p.parallelFloorMs, 'p95')}`,
+      '',
+      '',
+    );
     row('Plugin DEL median / p95 (ms)', p.delMs ? `${sm(p.delMs, 'p50')} / ${sm(p.delMs, 'p95')}` : '–', '', '', '');
-    row('Plugin cold start, `asm-cni version` median (ms)', sm(p.coldStartMs, 'p50'), p.trueExecMs ? `${sm(p.trueExecMs, 'p50')} (exec of /bin/true)` : '', '', '');
+    row(
+      'Plugin cold start, `asm-cni version` median (ms)',
+      sm(p.coldStartMs, 'p50'),
+      p.trueExecMs ? `${sm(p.trueExecMs, 'p50')} (exec of /bin/true)` : '',
+      '',
+      '',
+    );
     row('Plugin binary size (MB)', f(p.binary?.sizeMB, 2), '', '', '');
   }
   const head = ['', 'asm-cni', 'floor', 'ratio', 'target'];
@@ -112,8 +171,11 @@ export function markdownTable(r: any): string {
 function main(): void {
   const { values } = parseArgs({
     options: {
-      webhook: { type: 'string' }, plugin: { type: 'string' }, 'out-dir': { type: 'string' },
-      started: { type: 'string' }, 'load-start': { type: 'string' },
+      webhook: { type: 'string' },
+      plugin: { type: 'string' },
+      'out-dir': { type: 'string' },
+      started: { type: 'string' },
+      'load-start': { type: 'string' },
     },
   });
   const outDir = values['out-dir'] ?? join(ROOT, 'bench');
@@ -131,15 +193,20 @@ function main(): void {
   const loadStart = (mach.loadAverageAtStart as number[] | null)?.[0] ?? 0;
   const noisy: string[] = [];
   if (loadStart > 1) noisy.push(`load average ${loadStart} at start (other work shared the CPUs)`);
-  if ((ratios.webhookThroughputRatio ?? 0) > 1.05) noisy.push('the webhook out-ran its own floor (the floor was starved of CPU)');
+  if ((ratios.webhookThroughputRatio ?? 0) > 1.05)
+    noisy.push('the webhook out-ran its own floor (the floor was starved of CPU)');
   const caveats: string[] = [];
   if (webhook?.ratios?.floorClientBound) {
-    caveats.push('the load generator, not the floor server, was the limit of the floor\'s maximum (the throughput ratio reads high; the capacity ratio does not depend on the client)');
+    caveats.push(
+      "the load generator, not the floor server, was the limit of the floor's maximum (the throughput ratio reads high; the capacity ratio does not depend on the client)",
+    );
   }
   const results = {
     ...ratios,
     targets: Object.fromEntries(Object.entries(TARGETS).map(([k, t]) => [k, `${t.op} ${t.value}`])),
-    targetsMet: Object.fromEntries(Object.keys(TARGETS).map((k) => [k, met(k as keyof typeof TARGETS, ratios[k as keyof Ratios])])),
+    targetsMet: Object.fromEntries(
+      Object.keys(TARGETS).map((k) => [k, met(k as keyof typeof TARGETS, ratios[k as keyof Ratios])]),
+    ),
     generatedAt: new Date().toISOString(),
     startedAt: values.started ?? null,
     command: 'npm run bench',
@@ -166,13 +233,19 @@ function main(): void {
       : []),
     ...(caveats.length ? ['', `**Caveat:** ${caveats.join('; ')}.`] : []),
     ...(webhook?.config && ((webhook.config.logLevel ?? 'info') !== 'info' || webhook.config.nodeFlags?.length)
-      ? ['', `**What-if run, not the shipped configuration:** webhook logLevel ${webhook.config.logLevel}, node flags \`${(webhook.config.nodeFlags ?? []).join(' ')}\`.`]
+      ? [
+          '',
+          `**What-if run, not the shipped configuration:** webhook logLevel ${webhook.config.logLevel}, node flags \`${(webhook.config.nodeFlags ?? []).join(' ')}\`.`,
+        ]
       : []),
     ...(plugin?.config?.pluginBinaryOverride
       ? ['', `**What-if run, not the shipped plugin:** ${plugin.config.pluginBinaryOverride}.`]
       : []),
     ...(plugin?.config?.iptablesBackendSetting
-      ? ['', `**What-if run, not the shipped configuration:** plugin network config with \`iptables_backend: ${plugin.config.iptablesBackendSetting}\`.`]
+      ? [
+          '',
+          `**What-if run, not the shipped configuration:** plugin network config with \`iptables_backend: ${plugin.config.iptablesBackendSetting}\`.`,
+        ]
       : []),
     '',
     table,
@@ -187,22 +260,35 @@ function main(): void {
   const panels: Panel[] = [];
   if (webhook?.floor) {
     const series = [];
-    if (webhook.webhook) series.push({ label: 'asm-cni webhook', color: '#d1495b', points: webhook.webhook.rate.curveMs });
+    if (webhook.webhook)
+      series.push({ label: 'asm-cni webhook', color: '#d1495b', points: webhook.webhook.rate.curveMs });
     series.push({ label: 'floor (node:https)', color: '#00798c', dashed: true, points: webhook.floor.rate.curveMs });
-    panels.push({ title: 'Webhook: AdmissionReview latency', subtitle: `TLS keep-alive, ${webhook.config.connections} connections, open loop at ${webhook.floor.rate.offeredRate} req/s (half the floor's max)`, series });
+    panels.push({
+      title: 'Webhook: AdmissionReview latency',
+      subtitle: `TLS keep-alive, ${webhook.config.connections} connections, open loop at ${webhook.floor.rate.offeredRate} req/s (half the floor's max)`,
+      series,
+    });
   }
   if (plugin?.curves?.floorMs) {
     const series = [];
     if (plugin.curves.addMs) series.push({ label: 'asm-cni ADD', color: '#d1495b', points: plugin.curves.addMs });
     series.push({ label: 'floor (GET + restore)', color: '#00798c', dashed: true, points: plugin.curves.floorMs });
-    panels.push({ title: 'CNI plugin: ADD latency', subtitle: `${plugin.config.pods} pods one at a time, each in a fresh netns; API server on loopback HTTPS`, series });
+    panels.push({
+      title: 'CNI plugin: ADD latency',
+      subtitle: `${plugin.config.pods} pods one at a time, each in a fresh netns; API server on loopback HTTPS`,
+      series,
+    });
   }
   if (panels.length) writeFileSync(join(outDir, 'latency.svg'), renderChart(panels));
 
-  process.stdout.write(`\n${table}\n\nmachine: ${m.cpuModel}, ${m.cores} cores, load average at start ${m.loadAverageAtStart?.join(' ') ?? '?'}, at end ${m.loadAverageAtEnd.join(' ')}\n`);
+  process.stdout.write(
+    `\n${table}\n\nmachine: ${m.cpuModel}, ${m.cores} cores, load average at start ${m.loadAverageAtStart?.join(' ') ?? '?'}, at end ${m.loadAverageAtEnd.join(' ')}\n`,
+  );
   process.stdout.write(`wrote ${join(outDir, 'results.json')}, results.md, latency.svg\n`);
   if (!webhook || !plugin) {
-    process.stdout.write(`incomplete: ${!webhook ? 'webhook ' : ''}${!plugin ? 'plugin ' : ''}half failed or was skipped (see above)\n`);
+    process.stdout.write(
+      `incomplete: ${!webhook ? 'webhook ' : ''}${!plugin ? 'plugin ' : ''}half failed or was skipped (see above)\n`,
+    );
   }
 }
 

@@ -47,21 +47,34 @@ function panel(p: Panel, ox: number): string {
   for (let v = 0; v <= top + step / 2; v += step) {
     const yy = y(v).toFixed(1);
     out.push(`<line x1="${ox + M.left}" x2="${ox + M.left + pw}" y1="${yy}" y2="${yy}" class="g"/>`);
-    out.push(`<text x="${ox + M.left - 6}" y="${yy}" class="a" text-anchor="end" dominant-baseline="middle">${Number(v.toPrecision(6))}</text>`);
+    out.push(
+      `<text x="${ox + M.left - 6}" y="${yy}" class="a" text-anchor="end" dominant-baseline="middle">${Number(v.toPrecision(6))}</text>`,
+    );
   }
   for (const q of [0, 50, 90, 99, 99.9]) {
     const xx = x(q).toFixed(1);
     out.push(`<line x1="${xx}" x2="${xx}" y1="${M.top}" y2="${M.top + ph}" class="g"/>`);
     out.push(`<text x="${xx}" y="${M.top + ph + 14}" class="a" text-anchor="middle">p${q}</text>`);
   }
-  out.push(`<text x="${ox + M.left + pw / 2}" y="${M.top + ph + 30}" class="a" text-anchor="middle">percentile (tail stretched)</text>`);
-  out.push(`<text transform="translate(${ox + 14},${M.top + ph / 2}) rotate(-90)" class="a" text-anchor="middle">latency (ms)</text>`);
+  out.push(
+    `<text x="${ox + M.left + pw / 2}" y="${M.top + ph + 30}" class="a" text-anchor="middle">percentile (tail stretched)</text>`,
+  );
+  out.push(
+    `<text transform="translate(${ox + 14},${M.top + ph / 2}) rotate(-90)" class="a" text-anchor="middle">latency (ms)</text>`,
+  );
   p.series.forEach((s, i) => {
-    const pts = s.points.filter(([q]) => shown(q)).map(([q, v]) => `${x(q).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
-    out.push(`<polyline points="${pts}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
+    const pts = s.points
+      .filter(([q]) => shown(q))
+      .map(([q, v]) => `${x(q).toFixed(1)},${y(v).toFixed(1)}`)
+      .join(' ');
+    out.push(
+      `<polyline points="${pts}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`,
+    );
     const lx = ox + M.left + i * 170;
     const ly = H - 10;
-    out.push(`<line x1="${lx}" x2="${lx + 22}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
+    out.push(
+      `<line x1="${lx}" x2="${lx + 22}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`,
+    );
     out.push(`<text x="${lx + 28}" y="${ly}" class="a">${esc(s.label)}</text>`);
   });
   return out.join('\n');

@@ -2,7 +2,16 @@
 // Usage: node webhook-bench.js --out FILE [--floor-only]. Run it pinned to the load generator's CPU (bench/run.sh does);
 // the servers are pinned to ASM_BENCH_SERVER_CPU.
 import autocannon from 'autocannon';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -80,7 +89,10 @@ export function shippedNodeOptions(root: string): string {
   const file = join(root, 'manifests/base/webhook-deployment.yaml');
   if (!existsSync(file)) return '';
   for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
-    const d = doc.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: Array<{ env?: Array<{ name: string; value?: string }> }> } } } };
+    const d = doc.toJS() as {
+      kind?: string;
+      spec?: { template?: { spec?: { containers?: Array<{ env?: Array<{ name: string; value?: string }> }> } } };
+    };
     if (d?.kind !== 'Deployment') continue;
     for (const c of d.spec?.template?.spec?.containers ?? []) {
       const v = c.env?.find((e) => e.name === 'NODE_OPTIONS')?.value;
@@ -96,8 +108,18 @@ function log(msg: string): void {
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] ?? NaN;
 
-async function maxThroughput(server: Server, payloads: readonly ReviewPayload[], durationSec: number, amount?: number): Promise<MaxResult> {
-  const requests = payloads.map((p) => ({ method: 'POST', path: CFG.path, headers: { 'content-type': 'application/json' }, body: p.body }));
+async function maxThroughput(
+  server: Server,
+  payloads: readonly ReviewPayload[],
+  durationSec: number,
+  amount?: number,
+): Promise<MaxResult> {
+  const requests = payloads.map((p) => ({
+    method: 'POST',
+    path: CFG.path,
+    headers: { 'content-type': 'application/json' },
+    body: p.body,
+  }));
   const cpu0 = cpuSeconds(server.pid);
   const client0 = process.cpuUsage();
   const r = await autocannon({
@@ -128,7 +150,8 @@ async function maxThroughput(server: Server, payloads: readonly ReviewPayload[],
 }
 
 function combineMax(runs: MaxResult[]): MaxResult {
-  const sum = (k: 'requests' | 'durationSec' | 'errors' | 'non2xx' | 'timeouts'): number => runs.reduce((a, r) => a + r[k], 0);
+  const sum = (k: 'requests' | 'durationSec' | 'errors' | 'non2xx' | 'timeouts'): number =>
+    runs.reduce((a, r) => a + r[k], 0);
   return {
     reqPerSec: median(runs.map((r) => r.reqPerSec)),
     rounds: runs.map((r) => r.reqPerSec),
@@ -148,11 +171,24 @@ function combineMax(runs: MaxResult[]): MaxResult {
   };
 }
 
-async function fixedRate(t: Target, certs: BenchCerts, payloads: readonly ReviewPayload[], rate: number, durationSec: number): Promise<void> {
+async function fixedRate(
+  t: Target,
+  certs: BenchCerts,
+  payloads: readonly ReviewPayload[],
+  rate: number,
+  durationSec: number,
+): Promise<void> {
   const cpu0 = cpuSeconds(t.server.pid);
   const r = await runOpenLoop({
-    host: '127.0.0.1', port: t.server.port, path: CFG.path, ca: certs.ca, connections: CFG.connections,
-    rate, durationSec, payloads, verify: t.verify,
+    host: '127.0.0.1',
+    port: t.server.port,
+    path: CFG.path,
+    ca: certs.ca,
+    connections: CFG.connections,
+    rate,
+    durationSec,
+    payloads,
+    verify: t.verify,
   });
   t.rate.push({ r, cpu: cpuSeconds(t.server.pid) - cpu0 });
   t.served += r.completed + r.non2xx + r.connErrors;
@@ -175,7 +211,12 @@ function combineRate(runs: Array<{ r: OpenLoopResult; cpu: number }>): RateResul
 }
 
 /** One review of each shape, checked before any load: the run measures the paths it claims to (patched and skipped). */
-async function sanityCheck(server: Server, certs: BenchCerts, payloads: readonly ReviewPayload[], verify: 'uid' | 'patch'): Promise<void> {
+async function sanityCheck(
+  server: Server,
+  certs: BenchCerts,
+  payloads: readonly ReviewPayload[],
+  verify: 'uid' | 'patch',
+): Promise<void> {
   const seen = new Set<string>();
   for (const p of payloads) {
     if (seen.has(p.shape)) continue;
@@ -192,7 +233,8 @@ async function scrapeMetrics(port: number): Promise<Record<string, number>> {
   try {
     const res = await fetch(`http://127.0.0.1:${port}/metrics`);
     const text = await res.text();
-    for (const m of text.matchAll(/^asm_cni_webhook_reviews_total\{([^}]*)\}\s+([0-9.e+]+)/gm)) out[m[1]!] = Number(m[2]);
+    for (const m of text.matchAll(/^asm_cni_webhook_reviews_total\{([^}]*)\}\s+([0-9.e+]+)/gm))
+      out[m[1]!] = Number(m[2]);
   } catch (e) {
     out.error = NaN;
     log(`metrics scrape failed: ${String(e)}`);
@@ -201,7 +243,9 @@ async function scrapeMetrics(port: number): Promise<Record<string, number>> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { out: { type: 'string' }, 'floor-only': { type: 'boolean', default: false } } });
+  const { values } = parseArgs({
+    options: { out: { type: 'string' }, 'floor-only': { type: 'boolean', default: false } },
+  });
   if (!values.out) throw new Error('webhook-bench: --out FILE is required');
   const payloads = buildReviewPayloads(100);
   const work = mkdtempSync(join(tmpdir(), 'asm-cni-bench-webhook-'));
@@ -216,7 +260,12 @@ async function main(): Promise<void> {
   const withProduct = !values['floor-only'] && existsSync(webhookCli);
   if (!withProduct) log(values['floor-only'] ? 'floor only (--floor-only)' : `floor only: ${webhookCli} is not built`);
   const result: Record<string, unknown> = {
-    config: { ...CFG, payloadsPerShape: 100, shapes: ['classic', 'native', 'skipped'], bodyBytes: payloads.slice(0, 3).map((p) => Buffer.byteLength(p.body)) },
+    config: {
+      ...CFG,
+      payloadsPerShape: 100,
+      shapes: ['classic', 'native', 'skipped'],
+      bodyBytes: payloads.slice(0, 3).map((p) => Buffer.byteLength(p.body)),
+    },
   };
 
   const rounds = Math.max(1, CFG.rounds);
@@ -227,8 +276,20 @@ async function main(): Promise<void> {
   try {
     // (b) the floor: a plain node:https server, same certificate.
     const floorPort = await freePort();
-    const floor = startServer('floor', [process.execPath, join(import.meta.dirname, 'floor-webhook.js'), '--port', String(floorPort),
-      '--cert', certs.certFile, '--key', certs.keyFile], { cpu: CFG.serverCpu, logFile: join(work, 'floor.log'), port: floorPort });
+    const floor = startServer(
+      'floor',
+      [
+        process.execPath,
+        join(import.meta.dirname, 'floor-webhook.js'),
+        '--port',
+        String(floorPort),
+        '--cert',
+        certs.certFile,
+        '--key',
+        certs.keyFile,
+      ],
+      { cpu: CFG.serverCpu, logFile: join(work, 'floor.log'), port: floorPort },
+    );
     targets.push({ server: floor, verify: 'uid', max: [], rate: [], served: 0, warmErrors: 0 });
     if (withProduct) {
       // (a) the webhook as shipped: built JS, NODE_ENV=production, default (info) log level, logs to a file as a
@@ -239,14 +300,35 @@ async function main(): Promise<void> {
       writeFileSync(configFile, `logLevel: ${CFG.logLevel}\n`);
       if (CFG.profile) mkdirSync(profileDir, { recursive: true });
       const nodeArgs = [...CFG.nodeFlags, ...(CFG.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])];
-      const cmd = [process.execPath, ...nodeArgs, webhookCli, 'serve', '--host', '127.0.0.1', '--port', String(port), '--metrics-port',
-        String(metricsPort), '--cert', certs.certFile, '--key', certs.keyFile, '--config', configFile, '--shutdown-delay', '0'];
+      const cmd = [
+        process.execPath,
+        ...nodeArgs,
+        webhookCli,
+        'serve',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--metrics-port',
+        String(metricsPort),
+        '--cert',
+        certs.certFile,
+        '--key',
+        certs.keyFile,
+        '--config',
+        configFile,
+        '--shutdown-delay',
+        '0',
+      ];
       webhookLog = join(work, 'webhook.log');
       const nodeOptions = shippedNodeOptions(ROOT);
       result.webhookNodeOptions = nodeOptions;
       log(`webhook: NODE_OPTIONS from the shipped Deployment: ${nodeOptions || '(none)'}`);
       const server = startServer('webhook', cmd, {
-        cpu: CFG.serverCpu, logFile: webhookLog, port, env: { ...process.env, NODE_ENV: 'production', NODE_OPTIONS: nodeOptions },
+        cpu: CFG.serverCpu,
+        logFile: webhookLog,
+        port,
+        env: { ...process.env, NODE_ENV: 'production', NODE_OPTIONS: nodeOptions },
       });
       targets.push({ server, verify: 'patch', max: [], rate: [], served: 0, warmErrors: 0 });
     }
@@ -256,7 +338,8 @@ async function main(): Promise<void> {
           await waitReady(t.server, CFG.path, certs.ca, payloads[2]!.body);
           await sanityCheck(t.server, certs, payloads, t.verify);
         } catch (e) {
-          if (t.server.name === 'webhook' && existsSync(webhookLog)) log(`webhook log (tail):\n${readFileSync(webhookLog, 'utf8').slice(-2000)}`);
+          if (t.server.name === 'webhook' && existsSync(webhookLog))
+            log(`webhook log (tail):\n${readFileSync(webhookLog, 'utf8').slice(-2000)}`);
           throw e;
         }
         t.served += 3;
@@ -275,7 +358,9 @@ async function main(): Promise<void> {
           const m = await maxThroughput(t.server, payloads, CFG.maxSec / rounds);
           t.max.push(m);
           t.served += m.requests + m.errors;
-          log(`${t.server.name}: max round ${i + 1}/${rounds}: ${m.reqPerSec} req/s, server CPU ${m.serverCpuCores} cores, ${m.cpuUsPerReview} µs CPU/review, client CPU ${m.clientCpuCores} cores`);
+          log(
+            `${t.server.name}: max round ${i + 1}/${rounds}: ${m.reqPerSec} req/s, server CPU ${m.serverCpuCores} cores, ${m.cpuUsPerReview} µs CPU/review, client CPU ${m.clientCpuCores} cores`,
+          );
         }
       }
       const floorMax = combineMax(targets[0]!.max);
@@ -284,17 +369,23 @@ async function main(): Promise<void> {
         for (const t of targets) {
           await fixedRate(t, certs, payloads, rate, CFG.rateSec / rounds);
           const last = t.rate[t.rate.length - 1]!.r;
-          log(`${t.server.name}: ${rate} req/s round ${i + 1}/${rounds}: ${last.completed} answered, ${last.non2xx + last.connErrors} errors, ${last.mismatches} wrong answers`);
+          log(
+            `${t.server.name}: ${rate} req/s round ${i + 1}/${rounds}: ${last.completed} answered, ${last.non2xx + last.connErrors} errors, ${last.mismatches} wrong answers`,
+          );
         }
       }
       const summaries = targets.map((t) => ({ max: combineMax(t.max), rate: combineRate(t.rate) }));
       const fl = summaries[0]!;
       result.floor = { ...fl, errors: fl.max.errors + fl.rate.errors + fl.rate.mismatches + targets[0]!.warmErrors };
-      log(`floor: max ${fl.max.reqPerSec} req/s; at ${rate} req/s p50 ${fl.rate.latencyMs.p50} ms p99 ${fl.rate.latencyMs.p99} ms`);
+      log(
+        `floor: max ${fl.max.reqPerSec} req/s; at ${rate} req/s p50 ${fl.rate.latencyMs.p50} ms p99 ${fl.rate.latencyMs.p99} ms`,
+      );
       if (withProduct) {
         const t = targets[1]!;
         const ours = summaries[1]!;
-        log(`webhook: max ${ours.max.reqPerSec} req/s; at ${rate} req/s p50 ${ours.rate.latencyMs.p50} ms p99 ${ours.rate.latencyMs.p99} ms`);
+        log(
+          `webhook: max ${ours.max.reqPerSec} req/s; at ${rate} req/s p50 ${ours.rate.latencyMs.p50} ms p99 ${ours.rate.latencyMs.p99} ms`,
+        );
         const topUp = Math.max(0, CFG.rssReviews - t.served);
         log(`webhook: ${topUp} more reviews to reach ${CFG.rssReviews}`);
         const top = topUp > 0 ? await maxThroughput(t.server, payloads, 0, topUp) : null;
@@ -302,7 +393,9 @@ async function main(): Promise<void> {
         const mem = memoryMB(t.server.pid);
         const metrics = await scrapeMetrics(metricsPort);
         const logic = await logicCost(join(ROOT, 'dist'), payloads);
-        log(`webhook logic in-process: JSON.parse ${logic.parseUs} µs, admit ${logic.admitUs} µs, answer ${logic.answerUs} µs per review`);
+        log(
+          `webhook logic in-process: JSON.parse ${logic.parseUs} µs, admit ${logic.admitUs} µs, answer ${logic.answerUs} µs per review`,
+        );
         result.webhook = {
           ...ours,
           logicCpuUsPerReview: logic,
@@ -326,12 +419,24 @@ async function main(): Promise<void> {
       for (const t of targets) await stopServer(t.server);
     }
     if (CFG.profile && withProduct) {
-      const profiles = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile')).sort();
+      const profiles = readdirSync(profileDir)
+        .filter((f) => f.endsWith('.cpuprofile'))
+        .sort();
       const latest = profiles[profiles.length - 1];
       if (latest) {
         const h = hotspots(JSON.parse(readFileSync(join(profileDir, latest), 'utf8')), 15);
-        result.profile = { file: join('bench/profiles', latest), busyCpuSec: Number((h.total / 1e6).toFixed(2)), areas: h.areas, functions: h.functions };
-        log(`profile ${latest}: ${h.areas.slice(0, 8).map((a) => `${a.name} ${a.selfPct}%`).join(', ')}`);
+        result.profile = {
+          file: join('bench/profiles', latest),
+          busyCpuSec: Number((h.total / 1e6).toFixed(2)),
+          areas: h.areas,
+          functions: h.functions,
+        };
+        log(
+          `profile ${latest}: ${h.areas
+            .slice(0, 8)
+            .map((a) => `${a.name} ${a.selfPct}%`)
+            .join(', ')}`,
+        );
       } else {
         log('no .cpuprofile was written (the webhook did not exit cleanly?)');
       }

@@ -18,9 +18,25 @@ const SERVER_SANS = 'DNS:localhost,IP:127.0.0.1,DNS:asm-cni-webhook.asm-cni.svc'
 export async function makeCA(dir: string, name: string): Promise<KeyPair> {
   const certFile = join(dir, `${name}.crt`);
   const keyFile = join(dir, `${name}.key`);
-  await mustRun('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${name}`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-    '-keyout', keyFile, '-out', certFile]);
+  await mustRun('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${name}`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+  ]);
   return load(certFile, keyFile);
 }
 
@@ -30,20 +46,59 @@ export async function makeLeaf(dir: string, ca: KeyPair, name: string, usage: 's
   const keyFile = join(dir, `${name}.key`);
   const csr = join(dir, `${name}.csr`);
   const ext = join(dir, `${name}.ext`);
-  writeFileSync(ext, usage === 'server'
-    ? `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${SERVER_SANS}\n`
-    : `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n`);
-  await mustRun('openssl', ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${name}`, '-keyout', keyFile, '-out', csr]);
-  await mustRun('openssl', ['x509', '-req', '-in', csr, '-CA', ca.certFile, '-CAkey', ca.keyFile, '-set_serial', `0x${randomSerial()}`,
-    '-days', '2', '-extfile', ext, '-out', certFile]);
+  writeFileSync(
+    ext,
+    usage === 'server'
+      ? `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${SERVER_SANS}\n`
+      : `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n`,
+  );
+  await mustRun('openssl', [
+    'req',
+    '-new',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-subj',
+    `/CN=${name}`,
+    '-keyout',
+    keyFile,
+    '-out',
+    csr,
+  ]);
+  await mustRun('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    ca.certFile,
+    '-CAkey',
+    ca.keyFile,
+    '-set_serial',
+    `0x${randomSerial()}`,
+    '-days',
+    '2',
+    '-extfile',
+    ext,
+    '-out',
+    certFile,
+  ]);
   return load(certFile, keyFile);
 }
 
 function randomSerial(): string {
-  return Array.from({ length: 16 }, () => Math.floor(Math.random() * 16).toString(16)).join('').replace(/^0/, '1');
+  return Array.from({ length: 16 }, () => Math.floor(Math.random() * 16).toString(16))
+    .join('')
+    .replace(/^0/, '1');
 }
 
 function load(certFile: string, keyFile: string): KeyPair {
   const cert = readFileSync(certFile, 'utf8');
-  return { certFile, keyFile, cert, key: readFileSync(keyFile, 'utf8'), fingerprint: new X509Certificate(cert).fingerprint256 };
+  return {
+    certFile,
+    keyFile,
+    cert,
+    key: readFileSync(keyFile, 'utf8'),
+    fingerprint: new X509Certificate(cert).fingerprint256,
+  };
 }

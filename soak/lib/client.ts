@@ -17,7 +17,10 @@ const RETRYABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ECONNABORTED'
 
 export function isRetryable(err: NodeJS.ErrnoException, gotResponse: boolean): boolean {
   if (gotResponse) return false;
-  return RETRYABLE.has(err.code ?? '') || /socket hang up|other side closed|Client network socket disconnected/i.test(err.message);
+  return (
+    RETRYABLE.has(err.code ?? '') ||
+    /socket hang up|other side closed|Client network socket disconnected/i.test(err.message)
+  );
 }
 
 export interface ClientOptions {
@@ -34,11 +37,25 @@ export interface ClientOptions {
 export class AdmissionClient {
   readonly agent: Agent;
   constructor(readonly opts: ClientOptions) {
-    this.agent = new Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 8, ca: opts.ca, cert: opts.cert, key: opts.key, servername: opts.servername ?? 'localhost', ...opts.agent });
+    this.agent = new Agent({
+      keepAlive: true,
+      maxSockets: opts.maxSockets ?? 8,
+      ca: opts.ca,
+      cert: opts.cert,
+      key: opts.key,
+      servername: opts.servername ?? 'localhost',
+      ...opts.agent,
+    });
   }
 
   /** One attempt, no retry. */
-  once(path: string, payload: string | Buffer, timeoutMs: number, method = 'POST', headers: Record<string, string> = { 'content-type': 'application/json' }): Promise<CallResult> {
+  once(
+    path: string,
+    payload: string | Buffer,
+    timeoutMs: number,
+    method = 'POST',
+    headers: Record<string, string> = { 'content-type': 'application/json' },
+  ): Promise<CallResult> {
     const started = performance.now();
     return new Promise((resolve) => {
       let gotResponse = false;
@@ -48,15 +65,30 @@ export class AdmissionClient {
         settled = true;
         resolve({ ...r, ms: performance.now() - started, retries: 0, retryCauses: retryable ? ['retryable'] : [] });
       };
-      const req = request({ host: this.opts.host, port: this.opts.port, path, method, agent: this.agent, headers: { ...headers, 'content-length': String(Buffer.byteLength(payload)) }, timeout: timeoutMs }, (res) => {
-        gotResponse = true;
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => done({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', (err) => done({ status: 0, body: '', error: `response: ${err.message}` }));
-      });
-      req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
-      req.on('error', (err: NodeJS.ErrnoException) => done({ status: 0, body: '', error: `${err.code ?? 'error'}: ${err.message}` }, isRetryable(err, gotResponse)));
+      const req = request(
+        {
+          host: this.opts.host,
+          port: this.opts.port,
+          path,
+          method,
+          agent: this.agent,
+          headers: { ...headers, 'content-length': String(Buffer.byteLength(payload)) },
+          timeout: timeoutMs,
+        },
+        (res) => {
+          gotResponse = true;
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => done({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', (err) => done({ status: 0, body: '', error: `response: ${err.message}` }));
+        },
+      );
+      req.on('timeout', () =>
+        req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })),
+      );
+      req.on('error', (err: NodeJS.ErrnoException) =>
+        done({ status: 0, body: '', error: `${err.code ?? 'error'}: ${err.message}` }, isRetryable(err, gotResponse)),
+      );
       req.end(payload);
     });
   }

@@ -16,7 +16,14 @@ function mib(q: string): number | undefined {
   const m = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|K|M|G)?$/.exec(q.trim());
   if (!m) return undefined;
   const n = Number(m[1]);
-  const unit: Record<string, number> = { Ki: 1 / 1024, Mi: 1, Gi: 1024, K: 1000 / 1048576, M: 1e6 / 1048576, G: 1e9 / 1048576 };
+  const unit: Record<string, number> = {
+    Ki: 1 / 1024,
+    Mi: 1,
+    Gi: 1024,
+    K: 1000 / 1048576,
+    M: 1e6 / 1048576,
+    G: 1e9 / 1048576,
+  };
   return m[2] ? n * unit[m[2]]! : n / 1048576;
 }
 
@@ -26,7 +33,9 @@ export function webhookDeploymentLimits(): DeploymentLimits {
     for (const d of parseAllDocuments(readFileSync(source, 'utf8'))) {
       const doc = d.toJS() as any;
       if (doc?.kind !== 'Deployment') continue;
-      const c = (doc.spec?.template?.spec?.containers ?? []).find((x: any) => String(x?.command ?? '').includes('webhook')) ?? doc.spec?.template?.spec?.containers?.[0];
+      const c =
+        (doc.spec?.template?.spec?.containers ?? []).find((x: any) => String(x?.command ?? '').includes('webhook')) ??
+        doc.spec?.template?.spec?.containers?.[0];
       if (!c) continue;
       const nodeOptions = (c.env ?? []).find((e: any) => e?.name === 'NODE_OPTIONS')?.value;
       const limit = c.resources?.limits?.memory;
@@ -44,7 +53,8 @@ export function webhookTimeoutSeconds(): number | undefined {
     let min: number | undefined;
     for (const d of parseAllDocuments(readFileSync(join(repoRoot, 'manifests/base/mutating-webhook.yaml'), 'utf8'))) {
       const doc = d.toJS() as any;
-      for (const w of doc?.webhooks ?? []) if (typeof w?.timeoutSeconds === 'number') min = Math.min(min ?? Infinity, w.timeoutSeconds);
+      for (const w of doc?.webhooks ?? [])
+        if (typeof w?.timeoutSeconds === 'number') min = Math.min(min ?? Infinity, w.timeoutSeconds);
     }
     return min;
   } catch {

@@ -21,7 +21,10 @@ export class TcpFront {
   refused = 0;
   port = 0;
 
-  constructor(private readonly ca: string, private readonly probeMs = 200) {}
+  constructor(
+    private readonly ca: string,
+    private readonly probeMs = 200,
+  ) {}
 
   async listen(): Promise<number> {
     this.server = createServer((client) => this.route(client));
@@ -70,11 +73,13 @@ export class TcpFront {
   }
 
   private async probeAll(): Promise<void> {
-    await Promise.all(this.backends.map(async (b) => {
-      const ok = await probeReady(b.port, this.ca, this.probeMs * 2);
-      if (ok) this.ready.add(b.name);
-      else this.ready.delete(b.name);
-    }));
+    await Promise.all(
+      this.backends.map(async (b) => {
+        const ok = await probeReady(b.port, this.ca, this.probeMs * 2);
+        if (ok) this.ready.add(b.name);
+        else this.ready.delete(b.name);
+      }),
+    );
   }
 
   async close(): Promise<void> {
@@ -85,12 +90,30 @@ export class TcpFront {
 }
 
 /** GET /readyz over TLS on a fresh connection; true when it answers 200. */
-export function probeReady(port: number, ca: string, timeoutMs: number, clientCert?: { cert: string; key: string }): Promise<boolean> {
+export function probeReady(
+  port: number,
+  ca: string,
+  timeoutMs: number,
+  clientCert?: { cert: string; key: string },
+): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path: '/readyz', method: 'GET', ca, servername: 'localhost', agent: false, timeout: timeoutMs, ...clientCert }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode === 200));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/readyz',
+        method: 'GET',
+        ca,
+        servername: 'localhost',
+        agent: false,
+        timeout: timeoutMs,
+        ...clientCert,
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode === 200));
+      },
+    );
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(false));
     req.end();

@@ -20,11 +20,15 @@ export function judge(status: number, text: string, uid: string): Verdict {
   } catch {
     return { ok: false, problem: 'answer is not JSON' };
   }
-  if (r?.apiVersion !== 'admission.k8s.io/v1' || r?.kind !== 'AdmissionReview') return { ok: false, problem: 'answer is not an admission.k8s.io/v1 AdmissionReview' };
+  if (r?.apiVersion !== 'admission.k8s.io/v1' || r?.kind !== 'AdmissionReview')
+    return { ok: false, problem: 'answer is not an admission.k8s.io/v1 AdmissionReview' };
   const resp = r.response;
   if (!resp || resp.uid !== uid) return { ok: false, problem: `uid not echoed (sent ${uid}, got ${resp?.uid})` };
   if (typeof resp.allowed !== 'boolean') return { ok: false, problem: 'response.allowed missing' };
-  return { ok: true, signature: JSON.stringify([resp.allowed, resp.patchType ?? null, resp.patch ?? null, resp.status?.code ?? null]) };
+  return {
+    ok: true,
+    signature: JSON.stringify([resp.allowed, resp.patchType ?? null, resp.patch ?? null, resp.status?.code ?? null]),
+  };
 }
 
 export interface LoadStats {
@@ -115,10 +119,20 @@ export class Recorder {
 
   stats(rate = 0): LoadStats {
     return {
-      sent: this.sent, answered: this.answered, failed: this.failed, mismatched: this.mismatched, retried: this.retried,
-      retryCauses: this.retryCauses, failures: this.failures, latency: summarize(this.latencies),
-      seconds: Math.round((performance.now() - this.started) / 100) / 10, rate, maxInFlight: this.maxInFlight,
-      slowSeconds: this.timeline.flatMap((v, i) => (v && v[1] > 250 ? [[i, v[0], v[1]] as [number, number, number]] : [])),
+      sent: this.sent,
+      answered: this.answered,
+      failed: this.failed,
+      mismatched: this.mismatched,
+      retried: this.retried,
+      retryCauses: this.retryCauses,
+      failures: this.failures,
+      latency: summarize(this.latencies),
+      seconds: Math.round((performance.now() - this.started) / 100) / 10,
+      rate,
+      maxInFlight: this.maxInFlight,
+      slowSeconds: this.timeline.flatMap((v, i) =>
+        v && v[1] > 250 ? [[i, v[0], v[1]] as [number, number, number]] : [],
+      ),
     };
   }
 }
@@ -128,13 +142,20 @@ function bump(m: Record<string, number>, k: string): void {
 }
 
 /** Closed loop: `concurrency` workers back to back for `seconds`; returns answered reviews per second. */
-export async function measureCapacity(client: AdmissionClient, templates: ReviewTemplate[], seconds: number, concurrency: number): Promise<{ perSecond: number; stats: LoadStats }> {
+export async function measureCapacity(
+  client: AdmissionClient,
+  templates: ReviewTemplate[],
+  seconds: number,
+  concurrency: number,
+): Promise<{ perSecond: number; stats: LoadStats }> {
   const rec = new Recorder();
   const until = performance.now() + seconds * 1000;
   let i = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (performance.now() < until) await rec.one(client, templates[i++ % templates.length]!);
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < until) await rec.one(client, templates[i++ % templates.length]!);
+    }),
+  );
   const elapsed = (performance.now() - rec.started) / 1000;
   return { perSecond: rec.answered / elapsed, stats: rec.stats() };
 }
@@ -143,7 +164,14 @@ export async function measureCapacity(client: AdmissionClient, templates: Review
  * Open loop: starts reviews at `rate` per second for `seconds`, whatever the answers do (so a stall shows up as
  * latency, not as a politely slower client). Resolves when every started review has finished.
  */
-export async function openLoop(client: AdmissionClient, templates: ReviewTemplate[], rate: number, seconds: number, rec: Recorder, stop?: () => boolean): Promise<void> {
+export async function openLoop(
+  client: AdmissionClient,
+  templates: ReviewTemplate[],
+  rate: number,
+  seconds: number,
+  rec: Recorder,
+  stop?: () => boolean,
+): Promise<void> {
   const started = performance.now();
   const pending = new Set<Promise<boolean>>();
   let issued = 0;

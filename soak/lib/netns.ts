@@ -32,7 +32,12 @@ export async function addPodNetns(suffix: string, node: string, peer: string, ad
 }
 
 /** Runs a command with its network namespace set to `ns` (nsenter: no mount namespace games, cheap enough for 50 at once). */
-export function inNetns(ns: string, cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}) {
+export function inNetns(
+  ns: string,
+  cmd: string,
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+) {
   return run('nsenter', [`--net=${nsPath(ns)}`, '--', cmd, ...args], opts);
 }
 

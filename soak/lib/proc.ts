@@ -90,18 +90,35 @@ export function track(proc: ChildProcess): Child {
 }
 
 /** Runs a command to completion and returns its output (never throws on a non-zero exit). */
-export function run(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
   const started = performance.now();
   return new Promise((resolve) => {
-    const p = execFile(cmd, args, { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 << 20, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as NodeJS.ErrnoException).code === 'number' ? Number((err as NodeJS.ErrnoException).code) : (p.exitCode ?? -1)) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr), ms: performance.now() - started });
-    });
+    const p = execFile(
+      cmd,
+      args,
+      { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 << 20, killSignal: 'SIGKILL' },
+      (err, stdout, stderr) => {
+        const code = err
+          ? typeof (err as NodeJS.ErrnoException).code === 'number'
+            ? Number((err as NodeJS.ErrnoException).code)
+            : (p.exitCode ?? -1)
+          : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr), ms: performance.now() - started });
+      },
+    );
     if (opts.input !== undefined) p.stdin?.end(opts.input);
   });
 }
 
-export async function mustRun(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+export async function mustRun(
+  cmd: string,
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<string> {
   const r = await run(cmd, args, opts);
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
   return r.stdout;
@@ -116,4 +133,3 @@ export function rssMiB(pid: number): number | undefined {
     return undefined;
   }
 }
-

@@ -43,7 +43,14 @@ function podsOf(doc: Obj | null): Obj[] {
   if (doc.kind === 'Pod') return [doc];
   const template = doc.spec?.template ?? doc.spec?.jobTemplate?.spec?.template;
   if (template) {
-    return [{ apiVersion: 'v1', kind: 'Pod', metadata: { ...template.metadata, generateName: `${doc.metadata?.name ?? 'pod'}-` }, spec: template.spec }];
+    return [
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { ...template.metadata, generateName: `${doc.metadata?.name ?? 'pod'}-` },
+        spec: template.spec,
+      },
+    ];
   }
   return [];
 }
@@ -66,7 +73,11 @@ export function reviewFor(pod: Obj, namespace: string, source: string): ReviewTe
       name: object.metadata.name,
       namespace,
       operation: 'CREATE',
-      userInfo: { username: 'system:serviceaccount:kube-system:replicaset-controller', uid: 'soak', groups: ['system:serviceaccounts', 'system:authenticated'] },
+      userInfo: {
+        username: 'system:serviceaccount:kube-system:replicaset-controller',
+        uid: 'soak',
+        groups: ['system:serviceaccounts', 'system:authenticated'],
+      },
       object,
       oldObject: null,
       dryRun: false,

@@ -36,22 +36,49 @@ export interface WebhookInstance {
 }
 
 export function requireBuilt(): void {
-  if (!existsSync(webhookCli)) throw new Error(`${webhookCli} is missing: run npm run build (the webhook server has not landed or did not build)`);
+  if (!existsSync(webhookCli))
+    throw new Error(`${webhookCli} is missing: run npm run build (the webhook server has not landed or did not build)`);
 }
 
 export async function startWebhook(o: WebhookOptions): Promise<WebhookInstance> {
   requireBuilt();
   const port = await freePort();
   const metricsPort = await freePort();
-  const args = [webhookCli, 'serve', '--host', '127.0.0.1', '--port', String(port), '--metrics-port', String(metricsPort), '--cert', o.certFile, '--key', o.keyFile];
+  const args = [
+    webhookCli,
+    'serve',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--metrics-port',
+    String(metricsPort),
+    '--cert',
+    o.certFile,
+    '--key',
+    o.keyFile,
+  ];
   if (o.configFile) args.push('--config', o.configFile);
   if (o.clientCaFile) args.push('--client-ca', o.clientCaFile);
   const logFile = join(o.logDir, `${o.name}.log`);
   const started = performance.now();
   // the heap sizing the Deployment gives the container (SOAK_NODE_OPTIONS overrides)
   const nodeOptions = process.env.SOAK_NODE_OPTIONS ?? webhookDeploymentLimits().nodeOptions;
-  const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'production', ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) };
-  for (const k of ['ASM_WEBHOOK_PORT', 'ASM_METRICS_PORT', 'ASM_TLS_CERT', 'ASM_TLS_KEY', 'ASM_CONFIG', 'ASM_CLIENT_CA', 'ASM_WEBHOOK_HOST']) delete env[k];
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    NODE_ENV: 'production',
+    ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+  };
+  for (const k of [
+    'ASM_WEBHOOK_PORT',
+    'ASM_METRICS_PORT',
+    'ASM_TLS_CERT',
+    'ASM_TLS_KEY',
+    'ASM_CONFIG',
+    'ASM_CLIENT_CA',
+    'ASM_WEBHOOK_HOST',
+  ])
+    delete env[k];
   const child = startLogged(process.execPath, args, logFile, { env, cwd: repoRoot });
   const ready = await Promise.race([
     waitFor(() => probeReady(port, o.ca, 1000, o.clientCert), o.readyTimeoutMs ?? 20_000, 100),
@@ -59,7 +86,9 @@ export async function startWebhook(o: WebhookOptions): Promise<WebhookInstance> 
   ]);
   if (!ready) {
     child.proc.kill('SIGKILL');
-    throw new Error(`webhook ${o.name} did not become ready on :${port} (exit ${JSON.stringify(child.exit ?? null)}; log ${logFile})`);
+    throw new Error(
+      `webhook ${o.name} did not become ready on :${port} (exit ${JSON.stringify(child.exit ?? null)}; log ${logFile})`,
+    );
   }
   return { name: o.name, port, metricsPort, child, logFile, startedMs: started, readyMs: performance.now() - started };
 }
@@ -67,7 +96,6 @@ export async function startWebhook(o: WebhookOptions): Promise<WebhookInstance> 
 export function rssOf(w: WebhookInstance): number | undefined {
   return rssMiB(w.child.pid);
 }
-
 
 /** SHA-256 fingerprint of the certificate the server presents on a fresh connection. */
 export function servedFingerprint(port: number, ca: string): Promise<string> {

@@ -6,7 +6,19 @@
 //    `run` watches: our entry ends present exactly once, the primary's last content is kept, and no write loop
 //    (no writes at all once the burst has settled, across a resync interval).
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync, renameSync, type FSWatcher } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  watch,
+  writeFileSync,
+  renameSync,
+  type FSWatcher,
+} from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
 import { makeCA } from '../lib/certs.js';
@@ -34,8 +46,22 @@ function layout(root: string): Layout {
 }
 
 function installerArgs(l: Layout, command: string, readinessPort = 0): string[] {
-  return [installerCli, command, '--net-dir', l.net, '--bin-dir', l.bin, '--sa-dir', l.sa, '--plugin-binary', pluginBinary,
-    '--api-server', 'https://192.0.2.1:6443', '--readiness-port', String(readinessPort)];
+  return [
+    installerCli,
+    command,
+    '--net-dir',
+    l.net,
+    '--bin-dir',
+    l.bin,
+    '--sa-dir',
+    l.sa,
+    '--plugin-binary',
+    pluginBinary,
+    '--api-server',
+    'https://192.0.2.1:6443',
+    '--readiness-port',
+    String(readinessPort),
+  ];
 }
 
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex').slice(0, 16);
@@ -72,7 +98,9 @@ export async function installerSuite(report: Report): Promise<void> {
   await report.run('installer.primary-burst', () => burstCheck(caPem));
 }
 
-async function sigkillCheck(caPem: string): Promise<{ ok: boolean; summary: string; figures: Record<string, unknown> }> {
+async function sigkillCheck(
+  caPem: string,
+): Promise<{ ok: boolean; summary: string; figures: Record<string, unknown> }> {
   const s = settings();
   const base = subDir('installer-kill');
   const newBinSha = sha(readFileSync(pluginBinary));
@@ -80,7 +108,13 @@ async function sigkillCheck(caPem: string): Promise<{ ok: boolean; summary: stri
   const oldKcSha = sha(OLD_KUBECONFIG);
 
   // The after-state of a clean install from each starting point, and how many file events it causes.
-  const refs: Array<{ primary: (typeof PRIMARIES)[number]; before: Map<string, string>; after: Map<string, string>; events: number; ms: number }> = [];
+  const refs: Array<{
+    primary: (typeof PRIMARIES)[number];
+    before: Map<string, string>;
+    after: Map<string, string>;
+    events: number;
+    ms: number;
+  }> = [];
   for (const p of PRIMARIES) {
     const l = layout(join(base, `ref-${p.source}`));
     seedSa(l, caPem);
@@ -112,7 +146,8 @@ async function sigkillCheck(caPem: string): Promise<{ ok: boolean; summary: stri
     const final = snapshot(l.net);
     const bin = join(l.bin, 'asm-cni');
     let same = existsSync(bin) && sha(readFileSync(bin)) === newBinSha;
-    for (const [name, h] of ref.after) if (LOADABLE.test(name) || name === 'asm-cni-kubeconfig') same &&= final.get(name) === h;
+    for (const [name, h] of ref.after)
+      if (LOADABLE.test(name) || name === 'asm-cni-kubeconfig') same &&= final.get(name) === h;
     for (const name of final.keys()) if (LOADABLE.test(name)) same &&= ref.after.has(name);
     return same;
   };
@@ -136,7 +171,10 @@ async function sigkillCheck(caPem: string): Promise<{ ok: boolean; summary: stri
       }
       a.that(valid, `kill ${kill}: ${name} is not valid JSON (torn write)`);
       const isBefore = ref.before.get(name) === h;
-      a.that(isBefore || ref.after.get(name) === h, `kill ${kill}: ${name} is neither the before nor the after version`);
+      a.that(
+        isBefore || ref.after.get(name) === h,
+        `kill ${kill}: ${name} is neither the before nor the after version`,
+      );
       if (!isBefore) wrote++;
     }
     const kc = join(l.net, 'asm-cni-kubeconfig');
@@ -147,10 +185,15 @@ async function sigkillCheck(caPem: string): Promise<{ ok: boolean; summary: stri
     const bin = join(l.bin, 'asm-cni');
     if (existsSync(bin)) {
       const h = sha(readFileSync(bin));
-      a.that(h === newBinSha || h === oldBinSha, `kill ${kill}: the plugin binary is torn (${statSync(bin).size} bytes)`);
+      a.that(
+        h === newBinSha || h === oldBinSha,
+        `kill ${kill}: the plugin binary is torn (${statSync(bin).size} bytes)`,
+      );
       if (h === newBinSha) wrote++;
     }
-    const entryIn = [...net.keys()].filter((n) => LOADABLE.test(n)).some((n) => readFileSync(join(l.net, n), 'utf8').includes('"asm-cni"'));
+    const entryIn = [...net.keys()]
+      .filter((n) => LOADABLE.test(n))
+      .some((n) => readFileSync(join(l.net, n), 'utf8').includes('"asm-cni"'));
     landed[wrote === 0 ? 'before the first rename' : entryIn ? 'fully installed' : 'partly installed']!++;
     if (a.failures.length > failuresBefore) torn++;
   };
@@ -158,67 +201,105 @@ async function sigkillCheck(caPem: string): Promise<{ ok: boolean; summary: stri
   // Each lane runs chains: fresh dir (alternately a .conf or a .conflist primary, a first install or an upgrade), then
   // `once` runs, each killed at a random file event, until one completes: that run is the restart of the last kill
   // and must leave exactly the clean after-state. Every kill is followed by a restart; chains end converged or fail.
-  await Promise.all(Array.from({ length: lanes }, async (_, lane) => {
-    let laneKills = 0;
-    for (let chain = 0; laneKills < perLane && chain < perLane * 2; chain++) {
-      chains++;
-      const ref = refs[(chain + lane) % refs.length]!;
-      const l = layout(join(base, `lane${lane}-${chain}`));
-      seedSa(l, caPem);
-      copyFileSync(join(oraclesDir(), 'install', ref.primary.source), join(l.net, ref.primary.name));
-      if ((chain + lane) % 4 >= 2) {
-        // an upgrade: an older binary and kubeconfig are in place
-        writeFileSync(join(l.bin, 'asm-cni'), OLD_BINARY, { mode: 0o755 });
-        writeFileSync(join(l.net, 'asm-cni-kubeconfig'), OLD_KUBECONFIG, { mode: 0o600 });
-      }
-      let killedInChain = 0;
-      for (let attempt = 0; attempt < 20; attempt++) {
-        const last = laneKills >= perLane; // budget spent: let this one finish
-        const target = last ? Infinity : 1 + Math.floor(Math.random() * ref.events);
-        const delayMs = Math.random() < 0.5 ? 0 : Math.random() * 3;
-        const child = startLogged(process.execPath, installerArgs(l, 'once'), join(l.root, 'installer.log'));
-        runs++;
-        const ev = countEvents([l.net, l.bin], target, () => {
-          setTimeout(() => child.proc.kill('SIGKILL'), delayMs);
-        });
-        const exit = await child.exited;
-        ev.close();
-        if (exit.signal === 'SIGKILL') {
-          laneKills++;
-          killedInChain++;
-          checkFrozen(l, ref, ++kills);
-          continue;
+  await Promise.all(
+    Array.from({ length: lanes }, async (_, lane) => {
+      let laneKills = 0;
+      for (let chain = 0; laneKills < perLane && chain < perLane * 2; chain++) {
+        chains++;
+        const ref = refs[(chain + lane) % refs.length]!;
+        const l = layout(join(base, `lane${lane}-${chain}`));
+        seedSa(l, caPem);
+        copyFileSync(join(oraclesDir(), 'install', ref.primary.source), join(l.net, ref.primary.name));
+        if ((chain + lane) % 4 >= 2) {
+          // an upgrade: an older binary and kubeconfig are in place
+          writeFileSync(join(l.bin, 'asm-cni'), OLD_BINARY, { mode: 0o755 });
+          writeFileSync(join(l.net, 'asm-cni-kubeconfig'), OLD_KUBECONFIG, { mode: 0o600 });
         }
-        if (killedInChain > 0) chainsWithKills++;
-        if (killedInChain > 0 && a.that(exit.code === 0 && isConverged(l, ref), `lane ${lane} chain ${chain}: the restart after ${killedInChain} kills did not converge (exit ${exit.code}; see ${l.root})`)) converged++;
-        else if (killedInChain === 0) a.that(exit.code === 0 && isConverged(l, ref), `lane ${lane} chain ${chain}: an unkilled install did not reach the after-state`);
-        break;
+        let killedInChain = 0;
+        for (let attempt = 0; attempt < 20; attempt++) {
+          const last = laneKills >= perLane; // budget spent: let this one finish
+          const target = last ? Infinity : 1 + Math.floor(Math.random() * ref.events);
+          const delayMs = Math.random() < 0.5 ? 0 : Math.random() * 3;
+          const child = startLogged(process.execPath, installerArgs(l, 'once'), join(l.root, 'installer.log'));
+          runs++;
+          const ev = countEvents([l.net, l.bin], target, () => {
+            setTimeout(() => child.proc.kill('SIGKILL'), delayMs);
+          });
+          const exit = await child.exited;
+          ev.close();
+          if (exit.signal === 'SIGKILL') {
+            laneKills++;
+            killedInChain++;
+            checkFrozen(l, ref, ++kills);
+            continue;
+          }
+          if (killedInChain > 0) chainsWithKills++;
+          if (
+            killedInChain > 0 &&
+            a.that(
+              exit.code === 0 && isConverged(l, ref),
+              `lane ${lane} chain ${chain}: the restart after ${killedInChain} kills did not converge (exit ${exit.code}; see ${l.root})`,
+            )
+          )
+            converged++;
+          else if (killedInChain === 0)
+            a.that(
+              exit.code === 0 && isConverged(l, ref),
+              `lane ${lane} chain ${chain}: an unkilled install did not reach the after-state`,
+            );
+          break;
+        }
+        if (a.ok) rmSync(l.root, { recursive: true, force: true });
       }
-      if (a.ok) rmSync(l.root, { recursive: true, force: true });
-    }
-  }));
+    }),
+  );
   a.that(kills >= s.installerKills, `only ${kills} of ${runs} runs were killed mid-write (want ${s.installerKills})`);
   return {
     ok: a.ok,
-    summary: a.summary(`${kills} SIGKILLs mid-install (${runs} runs in ${chains} chains; kill on file event k of ~${refs.map((r) => r.events).join('/')}): ` +
-      `landed ${JSON.stringify(landed)}; ${torn} kills left a torn, invalid or unknown file; ${converged}/${chainsWithKills} chains with kills converged on restart; ${tempLeft} stale temp files seen (never loadable names)`),
-    figures: { kills, runs, chains, landed, killsLeavingBadFiles: torn, chainsWithKills, chainsConverged: converged, staleTempFiles: tempLeft, cleanInstallMs: refs.map((r) => Math.round(r.ms)), fileEventsPerInstall: refs.map((r) => r.events), failures: a.failures.slice(0, 10) },
+    summary: a.summary(
+      `${kills} SIGKILLs mid-install (${runs} runs in ${chains} chains; kill on file event k of ~${refs.map((r) => r.events).join('/')}): ` +
+        `landed ${JSON.stringify(landed)}; ${torn} kills left a torn, invalid or unknown file; ${converged}/${chainsWithKills} chains with kills converged on restart; ${tempLeft} stale temp files seen (never loadable names)`,
+    ),
+    figures: {
+      kills,
+      runs,
+      chains,
+      landed,
+      killsLeavingBadFiles: torn,
+      chainsWithKills,
+      chainsConverged: converged,
+      staleTempFiles: tempLeft,
+      cleanInstallMs: refs.map((r) => Math.round(r.ms)),
+      fileEventsPerInstall: refs.map((r) => r.events),
+      failures: a.failures.slice(0, 10),
+    },
   };
 }
 
 /** JSON with object keys sorted at every level: equal meaning gives equal text, whatever the key order. */
 function canon(x: unknown): string {
-  const sort = (v: unknown): unknown => Array.isArray(v) ? v.map(sort) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v as object).sort().map((k) => [k, sort((v as Record<string, unknown>)[k])])) : v;
+  const sort = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(sort)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(
+            Object.keys(v as object)
+              .sort()
+              .map((k) => [k, sort((v as Record<string, unknown>)[k])]),
+          )
+        : v;
   return JSON.stringify(sort(x));
 }
 
 /** Counts inotify events in `dirs`; calls `onTarget` once at the `target`-th event. */
 function countEvents(dirs: string[], target = Infinity, onTarget?: () => void): { count: number; close: () => void } {
   const state = { count: 0, close: () => undefined as void };
-  const watchers: FSWatcher[] = dirs.map((d) => watch(d, () => {
-    state.count++;
-    if (state.count === target) onTarget?.();
-  }));
+  const watchers: FSWatcher[] = dirs.map((d) =>
+    watch(d, () => {
+      state.count++;
+      if (state.count === target) onTarget?.();
+    }),
+  );
   state.close = () => {
     for (const w of watchers) w.close();
   };
@@ -240,21 +321,28 @@ async function burstCheck(caPem: string): Promise<{ ok: boolean; summary: string
     if (!child.exit) child.proc.kill('SIGTERM');
     await child.exited;
   });
-  const readyz = (): Promise<number> => new Promise((resolve) => {
-    const req = get({ host: '127.0.0.1', port, path: '/readyz', timeout: 2000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
+  const readyz = (): Promise<number> =>
+    new Promise((resolve) => {
+      const req = get({ host: '127.0.0.1', port, path: '/readyz', timeout: 2000 }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', () => resolve(0));
+      req.on('timeout', () => req.destroy());
     });
-    req.on('error', () => resolve(0));
-    req.on('timeout', () => req.destroy());
-  });
-  if (!(await waitFor(async () => (await readyz()) === 200, 30_000, 100))) throw new Error(`installer run never became ready (log ${logFile})`);
+  if (!(await waitFor(async () => (await readyz()) === 200, 30_000, 100)))
+    throw new Error(`installer run never became ready (log ${logFile})`);
   const entries = (): { count: number; last: boolean; gen: unknown; others: string } => {
     try {
       const c = JSON.parse(readFileSync(primaryFile, 'utf8'));
       const plugins: Array<Record<string, unknown>> = c.plugins ?? [];
       const ours = plugins.filter((p) => p.type === 'asm-cni');
-      return { count: ours.length, last: plugins[plugins.length - 1]?.type === 'asm-cni', gen: c.soakGeneration, others: canon(plugins.filter((p) => p.type !== 'asm-cni')) };
+      return {
+        count: ours.length,
+        last: plugins[plugins.length - 1]?.type === 'asm-cni',
+        gen: c.soakGeneration,
+        others: canon(plugins.filter((p) => p.type !== 'asm-cni')),
+      };
     } catch {
       return { count: -1, last: false, gen: undefined, others: '' };
     }
@@ -278,12 +366,19 @@ async function burstCheck(caPem: string): Promise<{ ok: boolean; summary: string
   }
   const burstMs = performance.now() - t0;
   const last = s.burstWrites - 1;
-  const restored = await waitFor(() => {
-    const e = entries();
-    return e.count === 1 && e.gen === last ? e : undefined;
-  }, 10_000, 20);
+  const restored = await waitFor(
+    () => {
+      const e = entries();
+      return e.count === 1 && e.gen === last ? e : undefined;
+    },
+    10_000,
+    20,
+  );
   const settleMs = performance.now() - t0 - burstMs;
-  a.that(!!restored, `entry not back with the primary's last content 10 s after the burst: ${JSON.stringify(entries())}`);
+  a.that(
+    !!restored,
+    `entry not back with the primary's last content 10 s after the burst: ${JSON.stringify(entries())}`,
+  );
   // settled: one second without any file event in the net dir (bounded at 10 s)
   for (let i = 0; i < 10; i++) {
     const probe = countEvents([l.net]);
@@ -301,7 +396,10 @@ async function burstCheck(caPem: string): Promise<{ ok: boolean; summary: string
   quiet.close();
   const loopWrites = writesLogged() - writesAtQuiet;
   const e = entries();
-  a.that(quiet.count === 0 && statSync(primaryFile).mtimeMs === mtime, `${quiet.count} file events in the net dir during the ${s.quietMs} ms quiet window (write loop)`);
+  a.that(
+    quiet.count === 0 && statSync(primaryFile).mtimeMs === mtime,
+    `${quiet.count} file events in the net dir during the ${s.quietMs} ms quiet window (write loop)`,
+  );
   a.that(loopWrites === 0, `${loopWrites} writes logged during the quiet window`);
   a.that(e.count === 1 && e.last, `our entry present ${e.count} times (last: ${e.last})`);
   a.that(e.gen === last && e.others === canon(original.plugins), "the primary's own content was not kept");
@@ -310,11 +408,25 @@ async function burstCheck(caPem: string): Promise<{ ok: boolean; summary: string
   child.proc.kill('SIGTERM');
   const exit = await Promise.race([child.exited, sleep(15_000).then(() => undefined)]);
   a.that(!!exit, 'installer run did not exit within 15 s of SIGTERM');
-  a.that(entries().count === 1 && existsSync(join(l.bin, 'asm-cni')) && existsSync(join(l.net, 'asm-cni-kubeconfig')), 'SIGTERM removed something');
+  a.that(
+    entries().count === 1 && existsSync(join(l.bin, 'asm-cni')) && existsSync(join(l.net, 'asm-cni-kubeconfig')),
+    'SIGTERM removed something',
+  );
   return {
     ok: a.ok,
-    summary: a.summary(`${s.burstWrites} primary rewrites in ${Math.round(burstMs)} ms; our entry back with the primary's last content ${Math.round(settleMs)} ms after the burst; ` +
-      `installer wrote ${writesDuring} times during the burst, ${loopWrites} writes and ${quiet.count} file events in the ${s.quietMs / 1000}s after`),
-    figures: { burstWrites: s.burstWrites, burstMs: Math.round(burstMs), settleMs: Math.round(settleMs), installerWritesDuringBurst: writesDuring, quietWindowMs: s.quietMs, quietEvents: quiet.count, quietWrites: loopWrites, sigtermExit: exit },
+    summary: a.summary(
+      `${s.burstWrites} primary rewrites in ${Math.round(burstMs)} ms; our entry back with the primary's last content ${Math.round(settleMs)} ms after the burst; ` +
+        `installer wrote ${writesDuring} times during the burst, ${loopWrites} writes and ${quiet.count} file events in the ${s.quietMs / 1000}s after`,
+    ),
+    figures: {
+      burstWrites: s.burstWrites,
+      burstMs: Math.round(burstMs),
+      settleMs: Math.round(settleMs),
+      installerWritesDuringBurst: writesDuring,
+      quietWindowMs: s.quietMs,
+      quietEvents: quiet.count,
+      quietWrites: loopWrites,
+      sigtermExit: exit,
+    },
   };
 }

@@ -48,11 +48,16 @@ export async function pluginSuite(report: Report): Promise<void> {
   const ctx: Ctx = { dir, node, caFile: ca.certFile, certFile: leaf.certFile, keyFile: leaf.keyFile };
 
   const pods = Array.from({ length: s.pods }, (_, i) => podFor(i));
-  const api = await fakeApi(ctx, 'api', { port: 6443, pods: Object.fromEntries(pods.map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, p])) });
+  const api = await fakeApi(ctx, 'api', {
+    port: 6443,
+    pods: Object.fromEntries(pods.map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, p])),
+  });
   void api;
 
   for (const flavour of ['nft', 'legacy'] as Flavour[]) {
-    await report.run(`plugin.concurrent-add-${flavour}`, () => concurrentAdds(ctx, pods, flavour, kubeconfig(ctx, 'main', 6443)));
+    await report.run(`plugin.concurrent-add-${flavour}`, () =>
+      concurrentAdds(ctx, pods, flavour, kubeconfig(ctx, 'main', 6443)),
+    );
   }
 
   await report.run('plugin.api-faults', async () => {
@@ -77,22 +82,37 @@ export async function pluginSuite(report: Report): Promise<void> {
     for (const sc of scenarios) {
       const attempts = sc.succeed ? 1 : 3;
       const kc = kubeconfig(ctx, `fault-${sc.port}`, sc.port);
-      const results = await Promise.all(Array.from({ length: attempts }, async () => {
-        const k = n++;
-        const ns = await addPodNetns(`f${k}`, node, `vf${k}`, `198.51.100.${10 + k}/24`);
-        const r = await cniAdd(ctx, ns, one, kc, `198.51.100.${10 + k}/24`, 'nft', s.apiTimeout);
-        const left = await ourChains(ns, 'nft');
-        return { ...r, chainsLeft: left };
-      }));
+      const results = await Promise.all(
+        Array.from({ length: attempts }, async () => {
+          const k = n++;
+          const ns = await addPodNetns(`f${k}`, node, `vf${k}`, `198.51.100.${10 + k}/24`);
+          const r = await cniAdd(ctx, ns, one, kc, `198.51.100.${10 + k}/24`, 'nft', s.apiTimeout);
+          const left = await ourChains(ns, 'nft');
+          return { ...r, chainsLeft: left };
+        }),
+      );
       for (const r of results) {
-        rows.push({ scenario: sc.name, code: r.code, ms: Math.round(r.ms), cniCode: r.error?.code, msg: r.error?.msg, chainsLeft: r.chainsLeft });
+        rows.push({
+          scenario: sc.name,
+          code: r.code,
+          ms: Math.round(r.ms),
+          cniCode: r.error?.code,
+          msg: r.error?.msg,
+          chainsLeft: r.chainsLeft,
+        });
         if (sc.succeed) {
           a.that(r.code === 0, `${sc.name}: ADD failed (${r.error?.code}: ${r.error?.msg ?? r.stderr.slice(0, 200)})`);
         } else {
           a.that(r.code !== 0, `${sc.name}: ADD succeeded without the API server`);
-          a.that(r.ms <= boundMs, `${sc.name}: took ${Math.round(r.ms)} ms (api_timeout ${s.apiTimeout}, bound ${boundMs} ms)`);
+          a.that(
+            r.ms <= boundMs,
+            `${sc.name}: took ${Math.round(r.ms)} ms (api_timeout ${s.apiTimeout}, bound ${boundMs} ms)`,
+          );
           a.that(r.error?.code === 11, `${sc.name}: CNI error code ${r.error?.code} (want 11: try again later)`);
-          a.that(/unreachable|timed? ?out|deadline|refused/i.test(r.error?.msg ?? ''), `${sc.name}: the message does not say what is wrong: ${r.error?.msg}`);
+          a.that(
+            /unreachable|timed? ?out|deadline|refused/i.test(r.error?.msg ?? ''),
+            `${sc.name}: the message does not say what is wrong: ${r.error?.msg}`,
+          );
           a.that(r.chainsLeft === 0, `${sc.name}: ${r.chainsLeft} chains of ours left in the pod netns`);
         }
       }
@@ -101,8 +121,13 @@ export async function pluginSuite(report: Report): Promise<void> {
     const worst = Math.max(...fails.map((r) => r.ms as number));
     return {
       ok: a.ok,
-      summary: a.summary(`api_timeout ${s.apiTimeout}: ${fails.length} failing ADDs all ended in ≤${worst} ms (bound ${boundMs}) with code ${[...new Set(fails.map((r) => r.cniCode))]}; ` +
-        `slow-within-bound and 503-then-OK succeeded in ${rows.filter((r) => r.code === 0).map((r) => r.ms).join('/')} ms; e.g. "${fails[0]?.msg ?? ''}"`),
+      summary: a.summary(
+        `api_timeout ${s.apiTimeout}: ${fails.length} failing ADDs all ended in ≤${worst} ms (bound ${boundMs}) with code ${[...new Set(fails.map((r) => r.cniCode))]}; ` +
+          `slow-within-bound and 503-then-OK succeeded in ${rows
+            .filter((r) => r.code === 0)
+            .map((r) => r.ms)
+            .join('/')} ms; e.g. "${fails[0]?.msg ?? ''}"`,
+      ),
       figures: { apiTimeout: s.apiTimeout, boundMs, attempts: rows },
     };
   });
@@ -112,7 +137,9 @@ export async function pluginSuite(report: Report): Promise<void> {
 let template: Obj | undefined;
 function podFor(i: number): Obj {
   if (!template) {
-    const doc = parseAllDocuments(readFileSync(join(oraclesDir(), 'inject/native-master/hello.yaml.cni.injected'), 'utf8'))[0]!.toJS() as Obj;
+    const doc = parseAllDocuments(
+      readFileSync(join(oraclesDir(), 'inject/native-master/hello.yaml.cni.injected'), 'utf8'),
+    )[0]!.toJS() as Obj;
     template = doc.spec.template as Obj;
   }
   const t = JSON.parse(JSON.stringify(template)) as Obj;
@@ -122,24 +149,49 @@ function podFor(i: number): Obj {
     'traffic.sidecar.istio.io/excludeOutboundPorts': String(30000 + i),
     'traffic.sidecar.istio.io/excludeOutboundIPRanges': `198.51.100.${i % 250}/32`,
   };
-  return { apiVersion: 'v1', kind: 'Pod', metadata: { ...t.metadata, name: `soak-pod-${i}`, namespace: 'soak-apps', uid: `uid-${i}`, annotations }, spec: t.spec };
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { ...t.metadata, name: `soak-pod-${i}`, namespace: 'soak-apps', uid: `uid-${i}`, annotations },
+    spec: t.spec,
+  };
 }
 
 function kubeconfig(ctx: Ctx, name: string, port: number): string {
   const file = join(ctx.dir, `kubeconfig-${name}`);
-  writeFileSync(file, JSON.stringify({
-    apiVersion: 'v1', kind: 'Config', 'current-context': 'soak',
-    clusters: [{ name: 'soak', cluster: { server: `https://127.0.0.1:${port}`, 'certificate-authority': ctx.caFile } }],
-    users: [{ name: 'soak', user: { token: TOKEN } }],
-    contexts: [{ name: 'soak', context: { cluster: 'soak', user: 'soak' } }],
-  }), { mode: 0o600 });
+  writeFileSync(
+    file,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      'current-context': 'soak',
+      clusters: [
+        { name: 'soak', cluster: { server: `https://127.0.0.1:${port}`, 'certificate-authority': ctx.caFile } },
+      ],
+      users: [{ name: 'soak', user: { token: TOKEN } }],
+      contexts: [{ name: 'soak', context: { cluster: 'soak', user: 'soak' } }],
+    }),
+    { mode: 0o600 },
+  );
   return file;
 }
 
 async function fakeApi(ctx: Ctx, name: string, spec: Obj): Promise<Child> {
   const file = join(ctx.dir, `api-${name}.json`);
   writeFileSync(file, JSON.stringify({ cert: ctx.certFile, key: ctx.keyFile, token: TOKEN, ...spec }));
-  const proc = spawn('nsenter', [`--net=${nsPath(ctx.node)}`, '--', process.execPath, '--import', LOADER, join(repoRoot, 'soak/fixtures/fake-apiserver.ts'), file], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(
+    'nsenter',
+    [
+      `--net=${nsPath(ctx.node)}`,
+      '--',
+      process.execPath,
+      '--import',
+      LOADER,
+      join(repoRoot, 'soak/fixtures/fake-apiserver.ts'),
+      file,
+    ],
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const child = track(proc);
   onCleanup(async () => {
     if (!child.exit) proc.kill('SIGTERM');
@@ -163,18 +215,40 @@ interface AddResult {
   error?: { code?: number; msg?: string };
 }
 
-async function cniAdd(ctx: Ctx, podNs: string, pod: Obj, kubeconfigFile: string, address: string, flavour: Flavour | 'auto', apiTimeout: string, command = 'ADD'): Promise<AddResult> {
+async function cniAdd(
+  ctx: Ctx,
+  podNs: string,
+  pod: Obj,
+  kubeconfigFile: string,
+  address: string,
+  flavour: Flavour | 'auto',
+  apiTimeout: string,
+  command = 'ADD',
+): Promise<AddResult> {
   const containerId = `soak-${podNs}`;
   const conf = {
-    cniVersion: '1.0.0', name: 'soak-net', type: 'asm-cni',
-    kubeconfig: kubeconfigFile, exclude_namespaces: ['kube-system', 'istio-system'],
-    log_level: 'info', log_file: join(ctx.dir, 'asm-cni.log'), api_timeout: apiTimeout,
+    cniVersion: '1.0.0',
+    name: 'soak-net',
+    type: 'asm-cni',
+    kubeconfig: kubeconfigFile,
+    exclude_namespaces: ['kube-system', 'istio-system'],
+    log_level: 'info',
+    log_file: join(ctx.dir, 'asm-cni.log'),
+    api_timeout: apiTimeout,
     ...(flavour === 'legacy' ? { iptables_backend: 'legacy' } : {}),
-    prevResult: { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: nsPath(podNs) }], ips: [{ address, interface: 0 }] },
+    prevResult: {
+      cniVersion: '1.0.0',
+      interfaces: [{ name: 'eth0', sandbox: nsPath(podNs) }],
+      ips: [{ address, interface: 0 }],
+    },
   };
   const env = {
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
-    CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: nsPath(podNs), CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin',
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: containerId,
+    CNI_NETNS: nsPath(podNs),
+    CNI_IFNAME: 'eth0',
+    CNI_PATH: '/opt/cni/bin',
     CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${pod.metadata.namespace};K8S_POD_NAME=${pod.metadata.name};K8S_POD_INFRA_CONTAINER_ID=${containerId}`,
   };
   const r = await inNetns(ctx.node, pluginBinary, [], { input: JSON.stringify(conf), env, timeoutMs: 60_000 });
@@ -213,7 +287,8 @@ export function normalizeSave(text: string): string {
     const chain = /^:(\S+) (\S+)/.exec(line);
     if (chain) {
       cur.push(`:${chain[1]} ${chain[2]}`);
-      if (chain[2] === '-') interesting = true; // a user chain
+      if (chain[2] === '-')
+        interesting = true; // a user chain
       else if (chain[2] !== 'ACCEPT') interesting = true;
       continue;
     }
@@ -248,15 +323,26 @@ async function reference(ctx: Ctx, refNs: string, pod: Obj, f: Flavour): Promise
   return normalizeSave(dump.stdout);
 }
 
-async function concurrentAdds(ctx: Ctx, pods: Obj[], f: Flavour, kc: string): Promise<{ ok: boolean; summary: string; figures: Obj }> {
+async function concurrentAdds(
+  ctx: Ctx,
+  pods: Obj[],
+  f: Flavour,
+  kc: string,
+): Promise<{ ok: boolean; summary: string; figures: Obj }> {
   const s = settings();
   const refNs = await addNetns(`ref-${f}`);
   const expected: string[] = [];
   for (const p of pods) expected.push(await reference(ctx, refNs, p, f));
-  const nss = await pool(8, pods.map((_, i) => i), (i) => addPodNetns(`${f[0]}${i}`, ctx.node, `v${f[0]}${i}`, `192.0.2.${10 + i}/24`));
+  const nss = await pool(
+    8,
+    pods.map((_, i) => i),
+    (i) => addPodNetns(`${f[0]}${i}`, ctx.node, `v${f[0]}${i}`, `192.0.2.${10 + i}/24`),
+  );
 
   const t0 = performance.now();
-  const results = await Promise.all(pods.map((p, i) => cniAdd(ctx, nss[i]!, p, kc, `192.0.2.${10 + i}/24`, f, s.apiTimeout)));
+  const results = await Promise.all(
+    pods.map((p, i) => cniAdd(ctx, nss[i]!, p, kc, `192.0.2.${10 + i}/24`, f, s.apiTimeout)),
+  );
   const wall = performance.now() - t0;
 
   const a = new Asserts();
@@ -264,7 +350,8 @@ async function concurrentAdds(ctx: Ctx, pods: Obj[], f: Flavour, kc: string): Pr
   const other: Flavour = f === 'nft' ? 'legacy' : 'nft';
   for (let i = 0; i < pods.length; i++) {
     const r = results[i]!;
-    if (!a.that(r.code === 0, `pod ${i}: ADD failed: ${r.error?.code} ${r.error?.msg ?? r.stderr.slice(0, 200)}`)) continue;
+    if (!a.that(r.code === 0, `pod ${i}: ADD failed: ${r.error?.code} ${r.error?.msg ?? r.stderr.slice(0, 200)}`))
+      continue;
     let out: Obj = {};
     try {
       out = JSON.parse(r.stdout);
@@ -273,7 +360,12 @@ async function concurrentAdds(ctx: Ctx, pods: Obj[], f: Flavour, kc: string): Pr
     }
     a.that(out.ips?.[0]?.address === `192.0.2.${10 + i}/24`, `pod ${i}: stdout is not the prevResult passed through`);
     // the reference must hold this pod's own rules, or comparing with it proves nothing
-    a.that(expected[i]!.includes(':ISTIO_OUTPUT -') && expected[i]!.includes(`--dport ${20000 + i} `) && expected[i]!.includes(`198.51.100.${i % 250}/32`), `pod ${i}: the reference rendering lacks the pod's own ports and range`);
+    a.that(
+      expected[i]!.includes(':ISTIO_OUTPUT -') &&
+        expected[i]!.includes(`--dport ${20000 + i} `) &&
+        expected[i]!.includes(`198.51.100.${i % 250}/32`),
+      `pod ${i}: the reference rendering lacks the pod's own ports and range`,
+    );
     const got = normalizeSave((await inNetns(nss[i]!, saveCmd(f), [])).stdout);
     if (a.that(got === expected[i], `pod ${i}: rules differ from its rendering:\n${diff(expected[i]!, got)}`)) exact++;
     const v6 = await inNetns(nss[i]!, saveCmd(f, true), []);
@@ -282,16 +374,33 @@ async function concurrentAdds(ctx: Ctx, pods: Obj[], f: Flavour, kc: string): Pr
     a.that(!/ISTIO_/.test(wrong.stdout), `pod ${i}: rules also written with iptables-${other}`);
   }
   // DEL for all at once, then nothing of ours may be left.
-  const dels = await Promise.all(pods.map((p, i) => cniAdd(ctx, nss[i]!, p, kc, `192.0.2.${10 + i}/24`, f, s.apiTimeout, 'DEL')));
-  a.that(dels.every((d) => d.code === 0), `${dels.filter((d) => d.code !== 0).length} DELs failed`);
+  const dels = await Promise.all(
+    pods.map((p, i) => cniAdd(ctx, nss[i]!, p, kc, `192.0.2.${10 + i}/24`, f, s.apiTimeout, 'DEL')),
+  );
+  a.that(
+    dels.every((d) => d.code === 0),
+    `${dels.filter((d) => d.code !== 0).length} DELs failed`,
+  );
   let left = 0;
   for (const ns of nss) left += await ourChains(ns, f);
   a.that(left === 0, `${left} chains of ours left after DEL`);
   const lat = summarize(results.map((r) => r.ms));
   return {
     ok: a.ok,
-    summary: a.summary(`${pods.length} concurrent ADDs (${f}): ${results.filter((r) => r.code === 0).length} succeeded, ${exact} with exactly their rendered rules; wall ${round(wall / 1000, 2)}s, per ADD p50 ${lat.p50} p99 ${lat.p99} max ${lat.max} ms; DEL left ${left} chains`),
-    figures: { backend: f, pods: pods.length, succeeded: results.filter((r) => r.code === 0).length, exactRules: exact, wallMs: Math.round(wall), addLatencyMs: lat, delFailed: dels.filter((d) => d.code !== 0).length, chainsLeftAfterDel: left, failures: a.failures.slice(0, 5) },
+    summary: a.summary(
+      `${pods.length} concurrent ADDs (${f}): ${results.filter((r) => r.code === 0).length} succeeded, ${exact} with exactly their rendered rules; wall ${round(wall / 1000, 2)}s, per ADD p50 ${lat.p50} p99 ${lat.p99} max ${lat.max} ms; DEL left ${left} chains`,
+    ),
+    figures: {
+      backend: f,
+      pods: pods.length,
+      succeeded: results.filter((r) => r.code === 0).length,
+      exactRules: exact,
+      wallMs: Math.round(wall),
+      addLatencyMs: lat,
+      delFailed: dels.filter((d) => d.code !== 0).length,
+      chainsLeftAfterDel: left,
+      failures: a.failures.slice(0, 5),
+    },
   };
 }
 
@@ -299,19 +408,26 @@ async function concurrentAdds(ctx: Ctx, pods: Obj[], f: Flavour, kc: string): Pr
 async function pool<T, R>(n: number, items: T[], fn: (x: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
-  await Promise.all(Array.from({ length: n }, async () => {
-    while (next < items.length) {
-      const k = next++;
-      out[k] = await fn(items[k]!);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (next < items.length) {
+        const k = next++;
+        out[k] = await fn(items[k]!);
+      }
+    }),
+  );
   return out;
 }
 
 function diff(want: string, got: string): string {
   const w = new Set(want.split('\n'));
   const g = new Set(got.split('\n'));
-  return [...[...w].filter((l) => !g.has(l)).map((l) => `  - ${l}`), ...[...g].filter((l) => !w.has(l)).map((l) => `  + ${l}`)].slice(0, 12).join('\n');
+  return [
+    ...[...w].filter((l) => !g.has(l)).map((l) => `  - ${l}`),
+    ...[...g].filter((l) => !w.has(l)).map((l) => `  + ${l}`),
+  ]
+    .slice(0, 12)
+    .join('\n');
 }
 
 function durationMs(d: string): number {

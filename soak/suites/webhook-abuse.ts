@@ -16,7 +16,8 @@ import { round, sleep } from '../lib/stats.js';
 import { rssOf, startWebhook } from '../lib/webhook.js';
 import { settings } from '../settings.js';
 
-const HEAD = (len: number | 'chunked'): string => `POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n${len === 'chunked' ? 'Transfer-Encoding: chunked' : `Content-Length: ${len}`}\r\n\r\n`;
+const HEAD = (len: number | 'chunked'): string =>
+  `POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n${len === 'chunked' ? 'Transfer-Encoding: chunked' : `Content-Length: ${len}`}\r\n\r\n`;
 
 export async function webhookAbuseSuite(report: Report): Promise<void> {
   const s = settings();
@@ -26,7 +27,14 @@ export async function webhookAbuseSuite(report: Report): Promise<void> {
   const configFile = join(subDir('config'), 'config.yaml');
   const logs = subDir('logs');
   replaceFile(configFile, configYaml(['kube-system', 'istio-system']));
-  const w = await startWebhook({ name: 'abuse', certFile: leaf.certFile, keyFile: leaf.keyFile, configFile, logDir: logs, ca: ca.cert });
+  const w = await startWebhook({
+    name: 'abuse',
+    certFile: leaf.certFile,
+    keyFile: leaf.keyFile,
+    configFile,
+    logDir: logs,
+    ca: ca.cert,
+  });
   const port = w.port;
   const corpus = loadCorpus();
   const client = new AdmissionClient({ host: '127.0.0.1', port, ca: ca.cert, maxSockets: 8 });
@@ -102,17 +110,25 @@ export async function webhookAbuseSuite(report: Report): Promise<void> {
   for (let i = 0; i < 5; i++) {
     // declared too large: the server can refuse on the header alone (we pause, as a client sending
     // Expect: 100-continue would, so the 413 is not lost in the reset of a connection closed under our writes)
-    big.push(await sendRaw(port, ca.cert, async (sock) => {
-      await writeSafe(sock, HEAD(64 * 1024 * 1024));
-      await sleep(300);
-      for (let k = 0; k < 16 && !sock.destroyed; k++) await writeSafe(sock, Buffer.alloc(1 << 20, 0x20));
-    }));
-    big.push(await sendRaw(port, ca.cert, async (sock) => {
-      await writeSafe(sock, HEAD('chunked'));
-      const chunk = Buffer.alloc(1 << 20, 0x20);
-      for (let k = 0; k < 16 && !sock.destroyed; k++) await writeSafe(sock, Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]));
-      await writeSafe(sock, '0\r\n\r\n');
-    }));
+    big.push(
+      await sendRaw(port, ca.cert, async (sock) => {
+        await writeSafe(sock, HEAD(64 * 1024 * 1024));
+        await sleep(300);
+        for (let k = 0; k < 16 && !sock.destroyed; k++) await writeSafe(sock, Buffer.alloc(1 << 20, 0x20));
+      }),
+    );
+    big.push(
+      await sendRaw(port, ca.cert, async (sock) => {
+        await writeSafe(sock, HEAD('chunked'));
+        const chunk = Buffer.alloc(1 << 20, 0x20);
+        for (let k = 0; k < 16 && !sock.destroyed; k++)
+          await writeSafe(
+            sock,
+            Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]),
+          );
+        await writeSafe(sock, '0\r\n\r\n');
+      }),
+    );
   }
 
   const tBig = (performance.now() - t0) / 1000;
@@ -126,9 +142,11 @@ export async function webhookAbuseSuite(report: Report): Promise<void> {
     return JSON.stringify(review).replace('"X"', deepObj(n));
   };
   for (const payload of [deep(1_000_000), deepObj(500_000), inReview(10_000), inReview(200_000)]) {
-    nested.push(await sendRaw(port, ca.cert, async (sock) => {
-      await writeSafe(sock, HEAD(Buffer.byteLength(payload)) + payload);
-    }));
+    nested.push(
+      await sendRaw(port, ca.cert, async (sock) => {
+        await writeSafe(sock, HEAD(Buffer.byteLength(payload)) + payload);
+      }),
+    );
   }
 
   const tNested = (performance.now() - t0) / 1000;
@@ -138,10 +156,14 @@ export async function webhookAbuseSuite(report: Report): Promise<void> {
     garbage.push(await sendRaw(port, ca.cert, (sock) => writeSafe(sock, randomBytes(4096)), 'tcp'));
     garbage.push(await sendRaw(port, ca.cert, (sock) => writeSafe(sock, randomBytes(4096))));
     const junk = randomBytes(8192);
-    garbage.push(await sendRaw(port, ca.cert, (sock) => writeSafe(sock, Buffer.concat([Buffer.from(HEAD(junk.length)), junk]))));
+    garbage.push(
+      await sendRaw(port, ca.cert, (sock) => writeSafe(sock, Buffer.concat([Buffer.from(HEAD(junk.length)), junk]))),
+    );
   }
   const abuseSentAt = round((performance.now() - t0) / 1000);
-  console.log(`soak   abuse sent by t=${abuseSentAt}s (slow ${round(tSlow)}s, idle ${round(tIdle)}s, oversized ${round(tBig)}s, nested ${round(tNested)}s)`);
+  console.log(
+    `soak   abuse sent by t=${abuseSentAt}s (slow ${round(tSlow)}s, idle ${round(tIdle)}s, oversized ${round(tBig)}s, nested ${round(tNested)}s)`,
+  );
 
   // Keep the load and the slow and idle clients going; the slow ones must be cut by the server's timeouts.
   const slowAll = Promise.all([...slowHeaders, ...slowBodies]);
@@ -159,8 +181,12 @@ export async function webhookAbuseSuite(report: Report): Promise<void> {
   const alive = w.child.exit === undefined;
   const st = rec.stats(s.abuseRate);
 
-  const slowH = await Promise.all(slowHeaders.map((p) => Promise.race([p, Promise.resolve({ status: 0, closed: false } as RawOutcome)])));
-  const slowB = await Promise.all(slowBodies.map((p) => Promise.race([p, Promise.resolve({ status: 0, closed: false } as RawOutcome)])));
+  const slowH = await Promise.all(
+    slowHeaders.map((p) => Promise.race([p, Promise.resolve({ status: 0, closed: false } as RawOutcome)])),
+  );
+  const slowB = await Promise.all(
+    slowBodies.map((p) => Promise.race([p, Promise.resolve({ status: 0, closed: false } as RawOutcome)])),
+  );
   const maxClose = (xs: RawOutcome[]): number => Math.max(0, ...xs.map((x) => x.closedAfterMs ?? Infinity));
   const rssMax = Math.max(rssStart ?? 0, ...rss);
 
@@ -169,28 +195,68 @@ export async function webhookAbuseSuite(report: Report): Promise<void> {
   a.that(st.failed === 0, `${st.failed} well-formed reviews failed: ${JSON.stringify(st.failures)}`);
   a.that(st.mismatched === 0, `${st.mismatched} answers differ from baseline`);
   a.that(st.latency.p99 <= s.abuseP99BoundMs, `well-formed p99 ${st.latency.p99} ms over ${s.abuseP99BoundMs} ms`);
-  a.that(slowH.every((x) => x.closed), `${slowH.filter((x) => !x.closed).length}/${slowH.length} header-trickling clients still connected after ${s.slowCloseBoundMs} ms`);
-  a.that(slowB.every((x) => x.closed), `${slowB.filter((x) => !x.closed).length}/${slowB.length} body-trickling clients still connected after ${s.slowCloseBoundMs} ms`);
+  a.that(
+    slowH.every((x) => x.closed),
+    `${slowH.filter((x) => !x.closed).length}/${slowH.length} header-trickling clients still connected after ${s.slowCloseBoundMs} ms`,
+  );
+  a.that(
+    slowB.every((x) => x.closed),
+    `${slowB.filter((x) => !x.closed).length}/${slowB.length} body-trickling clients still connected after ${s.slowCloseBoundMs} ms`,
+  );
   const declared = big.filter((_, i) => i % 2 === 0);
   const chunked = big.filter((_, i) => i % 2 === 1);
-  a.that(declared.every((x) => x.status === 413), `bodies declared over the limit answered ${JSON.stringify(declared.map((x) => x.status))} (want 413)`);
-  a.that(chunked.every((x) => x.status === 413 || (x.status === 0 && x.closed)), `chunked bodies past the limit answered ${JSON.stringify(chunked.map((x) => x.status))} (want 413 or a close)`);
-  a.that(nested.every((x) => x.status === 400 || x.status === 413 || x.status === 200), `deeply nested JSON answered ${JSON.stringify(nested.map((x) => x.status))} (want 400, or 200 for a review)`);
-  a.that(garbage.every((x) => x.status === 0 || (x.status >= 400 && x.status < 500)), `random bytes answered ${JSON.stringify([...new Set(garbage.map((x) => x.status))])}`);
-  a.that(idleOpened === s.idleConnections, `${idleFailed} of ${s.idleConnections} idle connections could not be opened`);
+  a.that(
+    declared.every((x) => x.status === 413),
+    `bodies declared over the limit answered ${JSON.stringify(declared.map((x) => x.status))} (want 413)`,
+  );
+  a.that(
+    chunked.every((x) => x.status === 413 || (x.status === 0 && x.closed)),
+    `chunked bodies past the limit answered ${JSON.stringify(chunked.map((x) => x.status))} (want 413 or a close)`,
+  );
+  a.that(
+    nested.every((x) => x.status === 400 || x.status === 413 || x.status === 200),
+    `deeply nested JSON answered ${JSON.stringify(nested.map((x) => x.status))} (want 400, or 200 for a review)`,
+  );
+  a.that(
+    garbage.every((x) => x.status === 0 || (x.status >= 400 && x.status < 500)),
+    `random bytes answered ${JSON.stringify([...new Set(garbage.map((x) => x.status))])}`,
+  );
+  a.that(
+    idleOpened === s.idleConnections,
+    `${idleFailed} of ${s.idleConnections} idle connections could not be opened`,
+  );
   a.that(rssMax <= s.rssBoundMiB, `RSS peaked at ${rssMax} MiB (bound ${s.rssBoundMiB})`);
-  report.add('webhook.abuse', a.ok, a.summary(
-    `${st.seconds}s; well-formed reviews at ${s.abuseRate}/s: sent ${st.sent}, answered ${st.answered}, failed ${st.failed}, p99 ${st.latency.p99} ms (max ${st.latency.max}); ` +
-    `slow clients cut after ≤${maxClose(slowH)} ms (headers) / ≤${maxClose(slowB)} ms (body); ${idleOpened} idle connections (${idleStillOpen} still open at the end); ` +
-    `oversized → declared ${[...new Set(declared.map((x) => x.status))]} / chunked ${[...new Set(chunked.map((x) => x.status || 'closed'))]}; nested → ${nested.map((x) => x.status)}; random bytes → ${[...new Set(garbage.map((x) => x.status))]}; ` +
-    `RSS ${rssStart}→max ${rssMax}→${rssEnd} MiB`),
-    { wellFormed: st, abuseSentAtSeconds: abuseSentAt, slowHeaders: slowH, slowBodies: slowB, idle: { opened: idleOpened, failed: idleFailed, stillOpenAtEnd: idleStillOpen },
-      oversized: big, nested, randomBytes: { statuses: garbage.map((x) => x.status) }, rssMiB: { start: rssStart, max: rssMax, end: rssEnd, samples: rss } });
+  report.add(
+    'webhook.abuse',
+    a.ok,
+    a.summary(
+      `${st.seconds}s; well-formed reviews at ${s.abuseRate}/s: sent ${st.sent}, answered ${st.answered}, failed ${st.failed}, p99 ${st.latency.p99} ms (max ${st.latency.max}); ` +
+        `slow clients cut after ≤${maxClose(slowH)} ms (headers) / ≤${maxClose(slowB)} ms (body); ${idleOpened} idle connections (${idleStillOpen} still open at the end); ` +
+        `oversized → declared ${[...new Set(declared.map((x) => x.status))]} / chunked ${[...new Set(chunked.map((x) => x.status || 'closed'))]}; nested → ${nested.map((x) => x.status)}; random bytes → ${[...new Set(garbage.map((x) => x.status))]}; ` +
+        `RSS ${rssStart}→max ${rssMax}→${rssEnd} MiB`,
+    ),
+    {
+      wellFormed: st,
+      abuseSentAtSeconds: abuseSentAt,
+      slowHeaders: slowH,
+      slowBodies: slowB,
+      idle: { opened: idleOpened, failed: idleFailed, stillOpenAtEnd: idleStillOpen },
+      oversized: big,
+      nested,
+      randomBytes: { statuses: garbage.map((x) => x.status) },
+      rssMiB: { start: rssStart, max: rssMax, end: rssEnd, samples: rss },
+    },
+  );
   w.child.proc.kill('SIGTERM');
 }
 
 /** One abusive exchange on a fresh connection: run `send`, then wait (bounded) for the server's answer or close. */
-async function sendRaw(port: number, ca: string, send: (s: Socket) => Promise<void>, transport: 'tls' | 'tcp' = 'tls'): Promise<RawOutcome> {
+async function sendRaw(
+  port: number,
+  ca: string,
+  send: (s: Socket) => Promise<void>,
+  transport: 'tls' | 'tcp' = 'tls',
+): Promise<RawOutcome> {
   let sock: Socket;
   try {
     sock = transport === 'tls' ? await tlsSocket(port, ca) : await tcpSocket(port);

@@ -6,7 +6,10 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 export type { Logger } from 'pino';
 
 /** Pretty output when NODE_ENV is development, or stdout is a terminal and NODE_ENV is not production. */
-export function wantPretty(env: NodeJS.ProcessEnv = process.env, isTTY: boolean = Boolean(process.stdout.isTTY)): boolean {
+export function wantPretty(
+  env: NodeJS.ProcessEnv = process.env,
+  isTTY: boolean = Boolean(process.stdout.isTTY),
+): boolean {
   if (env.NODE_ENV === 'development') return true;
   return isTTY && env.NODE_ENV !== 'production';
 }
@@ -72,8 +75,14 @@ export function createLogger(opts: LoggerOptions = {}): WebhookLogger {
     // more CPU than the line's formatting. Lines still buffered are written by flush() on shutdown and, should the
     // process exit any other way, by pino's exit hook. If stdout stops being read, lines beyond 8 MiB of backlog are
     // dropped rather than growing the heap until the pod is OOM-killed.
-    boom = pino.destination({ dest: 1, sync: false, minLength: LOG_BATCH_BYTES, maxWrite: LOG_MAX_WRITE, periodicFlush: LOG_FLUSH_MS,
-      maxLength: 8 * 1024 * 1024 });
+    boom = pino.destination({
+      dest: 1,
+      sync: false,
+      minLength: LOG_BATCH_BYTES,
+      maxWrite: LOG_MAX_WRITE,
+      periodicFlush: LOG_FLUSH_MS,
+      maxLength: 8 * 1024 * 1024,
+    });
     dest = boom;
   }
   const logger = pino(
@@ -91,7 +100,8 @@ export function createLogger(opts: LoggerOptions = {}): WebhookLogger {
       try {
         boom?.flushSync();
       } catch {
-        /* c8 ignore next */ // EAGAIN on a full pipe: nothing more can be done at exit.
+        /* c8 ignore next */
+        // EAGAIN on a full pipe: nothing more can be done at exit.
       }
     },
   };

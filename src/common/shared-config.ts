@@ -46,21 +46,25 @@ function oneOf<T extends string>(key: string, value: unknown, allowed: readonly 
 
 function dnsLabel(key: string, value: unknown): string {
   if (typeof value !== 'string' || !DNS_LABEL.test(value)) {
-    throw new ConfigError(`config: ${key} must be a DNS label (lowercase letters, digits, '-'), got ${JSON.stringify(value)}`);
+    throw new ConfigError(
+      `config: ${key} must be a DNS label (lowercase letters, digits, '-'), got ${JSON.stringify(value)}`,
+    );
   }
   return value;
 }
 
 /** Validates an already-decoded object; unknown keys are errors so that a typo never silently falls back to a default. */
 export function validateConfig(raw: unknown): SharedConfig {
-  if (raw === null || raw === undefined) return { ...DEFAULT_CONFIG, excludeNamespaces: [...DEFAULT_CONFIG.excludeNamespaces] };
+  if (raw === null || raw === undefined)
+    return { ...DEFAULT_CONFIG, excludeNamespaces: [...DEFAULT_CONFIG.excludeNamespaces] };
   if (typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError('config: the document must be a mapping of keys to values');
   }
   const input = raw as Record<string, unknown>;
   const known = new Set(Object.keys(DEFAULT_CONFIG));
   for (const key of Object.keys(input)) {
-    if (!known.has(key)) throw new ConfigError(`config: unknown key ${JSON.stringify(key)} (known: ${[...known].join(', ')})`);
+    if (!known.has(key))
+      throw new ConfigError(`config: unknown key ${JSON.stringify(key)} (known: ${[...known].join(', ')})`);
   }
   const config: SharedConfig = { ...DEFAULT_CONFIG, excludeNamespaces: [...DEFAULT_CONFIG.excludeNamespaces] };
   if (input.excludeNamespaces !== undefined) {

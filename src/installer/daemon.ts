@@ -46,7 +46,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     ensureWatches();
     const r = await o.installer.reconcile();
     o.metrics.ready.set(r.ready ? 1 : 0);
-    if (r.ready !== lastReady) o.log.info({ ready: r.ready, reasons: r.reasons }, r.ready ? 'node ready' : 'node not ready');
+    if (r.ready !== lastReady)
+      o.log.info({ ready: r.ready, reasons: r.reasons }, r.ready ? 'node ready' : 'node not ready');
     lastReady = r.ready;
     // Not ready (a step failed, a file vanished under a racing writer, no primary config yet): try again soon, backing
     // off from 250ms to the resync interval so a persistent failure never hammers the API server.

@@ -14,7 +14,8 @@ export function createHealthServer(readiness: () => Promise<Readiness>, registry
     if (url === '/healthz') return reply(200, 'ok\n');
     if (url === '/readyz') {
       readiness().then(
-        (r) => reply(r.ready ? 200 : 503, r.ready ? 'ok\n' : `not ready:\n${r.reasons.map((x) => `- ${x}`).join('\n')}\n`),
+        (r) =>
+          reply(r.ready ? 200 : 503, r.ready ? 'ok\n' : `not ready:\n${r.reasons.map((x) => `- ${x}`).join('\n')}\n`),
         (err: Error) => reply(503, `not ready: ${err.message}\n`),
       );
       return;

@@ -109,7 +109,10 @@ export class Installer {
     if (target === null || source === null) return false;
     const key = `${target}|${source}`;
     if (key === this.verifiedBinary) return true;
-    const [installed, wanted] = await Promise.all([readIfExists(this.binaryTarget), readIfExists(this.options.pluginBinary)]);
+    const [installed, wanted] = await Promise.all([
+      readIfExists(this.binaryTarget),
+      readIfExists(this.options.pluginBinary),
+    ]);
     const ok = installed !== null && wanted !== null && installed.equals(wanted) && target.endsWith(`:${0o100755}`);
     this.verifiedBinary = ok ? key : null;
     return ok;
@@ -197,7 +200,9 @@ export class Installer {
       // Wrapping X.conf writes X.conflist: never over a file of someone else's (one without our entry).
       const existing = await readIfExists(path.join(netDir, result.fileName));
       if (existing !== null && !(await this.hasEntry(existing.toString('utf8'), result.fileName))) {
-        throw new Error(`cannot wrap ${fileName} into ${result.fileName}: that file exists and is not ours; left both untouched`);
+        throw new Error(
+          `cannot wrap ${fileName} into ${result.fileName}: that file exists and is not ours; left both untouched`,
+        );
       }
     }
     if (!hasOurEntry(parsed)) {
@@ -259,7 +264,8 @@ export class Installer {
     for (const name of names) {
       if (handled.has(name) || !/\.(conflist|conf|json)$/.test(name)) continue;
       const text = await readIfExists(path.join(netDir, name));
-      if (text !== null && (await this.hasEntry(text.toString('utf8'), name))) await this.stripEntry(name, text.toString('utf8'));
+      if (text !== null && (await this.hasEntry(text.toString('utf8'), name)))
+        await this.stripEntry(name, text.toString('utf8'));
     }
   }
 
@@ -356,7 +362,8 @@ export class Installer {
   /** Removes everything installed: config entry (original bytes back), kubeconfig, binary. */
   async uninstall(): Promise<void> {
     await this.restoreConfigs();
-    if (await removeIfExists(this.options.kubeconfigPath)) this.deps.log.info({ path: this.options.kubeconfigPath }, 'removed');
+    if (await removeIfExists(this.options.kubeconfigPath))
+      this.deps.log.info({ path: this.options.kubeconfigPath }, 'removed');
     if (await removeIfExists(this.binaryTarget)) this.deps.log.info({ path: this.binaryTarget }, 'removed');
   }
 }

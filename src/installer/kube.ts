@@ -10,8 +10,12 @@ export function installerKubeConfig(server: string, saDir: string): KubeConfig {
   // client-node refuses a plain http:// server (e.g. `kubectl proxy` in development) unless told there is no TLS to check.
   const plainHttp = server.startsWith('http://');
   kc.loadFromOptions({
-    clusters: [{ name: 'cluster', server, skipTLSVerify: plainHttp, ...(existsSync(caFile) && !plainHttp ? { caFile } : {}) }],
-    users: [{ name: 'installer', authProvider: { name: 'tokenFile', config: { tokenFile: path.join(saDir, 'token') } } }],
+    clusters: [
+      { name: 'cluster', server, skipTLSVerify: plainHttp, ...(existsSync(caFile) && !plainHttp ? { caFile } : {}) },
+    ],
+    users: [
+      { name: 'installer', authProvider: { name: 'tokenFile', config: { tokenFile: path.join(saDir, 'token') } } },
+    ],
     contexts: [{ name: 'installer', cluster: 'cluster', user: 'installer' }],
     currentContext: 'installer',
   });

@@ -33,7 +33,11 @@ function tokenSource(options: InstallerOptions, api: CoreV1Api | null): TokenSou
       if (!status?.token) throw new Error('TokenRequest response has no status.token');
       return { token: status.token, expirationTimestamp: new Date(status.expirationTimestamp) };
     },
-    { namespace: options.namespace, serviceAccount: options.pluginServiceAccount, expirationSeconds: options.tokenTtlSeconds },
+    {
+      namespace: options.namespace,
+      serviceAccount: options.pluginServiceAccount,
+      expirationSeconds: options.tokenTtlSeconds,
+    },
   );
 }
 

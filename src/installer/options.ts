@@ -45,14 +45,32 @@ interface FlagSpec {
 export const FLAGS: Record<string, FlagSpec> = {
   'net-dir': { env: 'ASM_NET_DIR', help: 'CNI net dir as mounted in this container (default /host/etc/cni/net.d)' },
   'bin-dir': { env: 'ASM_BIN_DIR', help: 'CNI bin dir as mounted in this container (default /host/opt/cni/bin)' },
-  'host-net-dir': { env: 'ASM_HOST_NET_DIR', help: "the net dir's path on the host, used in the entry (default /etc/cni/net.d)" },
-  'plugin-binary': { env: 'ASM_PLUGIN_BINARY', help: 'plugin binary to install (default: dist/cni/asm-cni of this package)' },
+  'host-net-dir': {
+    env: 'ASM_HOST_NET_DIR',
+    help: "the net dir's path on the host, used in the entry (default /etc/cni/net.d)",
+  },
+  'plugin-binary': {
+    env: 'ASM_PLUGIN_BINARY',
+    help: 'plugin binary to install (default: dist/cni/asm-cni of this package)',
+  },
   config: { env: 'ASM_CONFIG', help: 'shared YAML config file (default: built-in defaults)' },
   'sa-dir': { env: 'ASM_SA_DIR', help: 'service-account dir with token, ca.crt, namespace' },
-  'kubeconfig-path': { env: 'ASM_KUBECONFIG_PATH', help: "where the plugin's kubeconfig goes (default <net-dir>/asm-cni-kubeconfig)" },
-  'cni-conf-name': { env: 'ASM_CNI_CONF_NAME', help: 'insert into this file of the net dir instead of the primary config' },
-  'readiness-port': { env: 'ASM_READINESS_PORT', help: 'port of /readyz, /healthz and /metrics (default 8080; 0 = off)' },
-  'api-server': { env: 'ASM_API_SERVER', help: 'API server URL (default https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT)' },
+  'kubeconfig-path': {
+    env: 'ASM_KUBECONFIG_PATH',
+    help: "where the plugin's kubeconfig goes (default <net-dir>/asm-cni-kubeconfig)",
+  },
+  'cni-conf-name': {
+    env: 'ASM_CNI_CONF_NAME',
+    help: 'insert into this file of the net dir instead of the primary config',
+  },
+  'readiness-port': {
+    env: 'ASM_READINESS_PORT',
+    help: 'port of /readyz, /healthz and /metrics (default 8080; 0 = off)',
+  },
+  'api-server': {
+    env: 'ASM_API_SERVER',
+    help: 'API server URL (default https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT)',
+  },
   'plugin-service-account': {
     env: 'ASM_PLUGIN_SERVICE_ACCOUNT',
     help: "ServiceAccount whose short-lived token the plugin uses (TokenRequest); empty = this pod's own token",
@@ -60,16 +78,26 @@ export const FLAGS: Record<string, FlagSpec> = {
   namespace: { env: 'ASM_NAMESPACE', help: 'namespace of the plugin ServiceAccount (default: <sa-dir>/namespace)' },
   'token-ttl': { env: 'ASM_TOKEN_TTL', help: 'lifetime requested for the plugin token (default 1h, minimum 10m)' },
   'node-name': { env: 'NODE_NAME', help: 'this node (for pod repair; repair is off without it)' },
-  'plugin-log-file': { env: 'ASM_PLUGIN_LOG_FILE', help: "host path of the plugin's log file (default /var/log/asm-cni.log)" },
+  'plugin-log-file': {
+    env: 'ASM_PLUGIN_LOG_FILE',
+    help: "host path of the plugin's log file (default /var/log/asm-cni.log)",
+  },
   'plugin-api-timeout': { env: 'ASM_PLUGIN_API_TIMEOUT', help: "the plugin's API call timeout (default 5s)" },
-  'skip-tls-verify': { env: 'ASM_SKIP_TLS_VERIFY', help: 'plugin kubeconfig without CA check (development only)', bool: true },
+  'skip-tls-verify': {
+    env: 'ASM_SKIP_TLS_VERIFY',
+    help: 'plugin kubeconfig without CA check (development only)',
+    bool: true,
+  },
   'resync-interval': { env: 'ASM_RESYNC_INTERVAL', help: 'full check interval besides file events (default 5s)' },
   'uninstall-wait': {
     env: 'ASM_UNINSTALL_WAIT',
     help: 'uninstall: then keep running (ready) until SIGTERM, so a DaemonSet can roll it out to every node',
     bool: true,
   },
-  'repair-interval': { env: 'ASM_REPAIR_INTERVAL', help: 'how often pods on this node are checked for repair (default 30s)' },
+  'repair-interval': {
+    env: 'ASM_REPAIR_INTERVAL',
+    help: 'how often pods on this node are checked for repair (default 30s)',
+  },
 };
 
 export const USAGE = `usage: asm-cni-install <run|once|uninstall> [flags]
@@ -129,7 +157,9 @@ export function parseCommandLine(
 ): { command: Command | 'help'; options: InstallerOptions } {
   let parsed;
   try {
-    const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
+    const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+      help: { type: 'boolean', short: 'h' },
+    };
     for (const [name, spec] of Object.entries(FLAGS)) options[name] = { type: spec.bool ? 'boolean' : 'string' };
     parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options });
   } catch (err) {

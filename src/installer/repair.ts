@@ -35,7 +35,10 @@ export function podApiFrom(api: CoreV1Api): PodApi {
   return {
     async listPodsOnNode(nodeName) {
       // resourceVersion 0: served from the API server's watch cache, cheap to poll from every node.
-      const list = await api.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}`, resourceVersion: '0' });
+      const list = await api.listPodForAllNamespaces({
+        fieldSelector: `spec.nodeName=${nodeName}`,
+        resourceVersion: '0',
+      });
       return list.items;
     },
     async deletePod(namespace, name, uid) {
@@ -78,7 +81,10 @@ export class RepairController {
       try {
         await this.deps.api.deletePod(namespace, name, uid);
         deleted++;
-        this.deps.log.info({ namespace, name }, 'deleted pod that failed istio-validation; its controller recreates it');
+        this.deps.log.info(
+          { namespace, name },
+          'deleted pod that failed istio-validation; its controller recreates it',
+        );
         this.deps.onOutcome?.('deleted');
       } catch (err) {
         this.seen.delete(uid); // try again next pass

@@ -78,7 +78,8 @@ export class TokenRequestSource implements TokenSource {
       return { token, expiresAt: this.cached.expiresAt };
     } catch (err) {
       // A failed refresh keeps the old token while it still works; the next reconcile tries again.
-      if (this.cached && now < this.cached.expiresAt) return { token: this.cached.token, expiresAt: this.cached.expiresAt };
+      if (this.cached && now < this.cached.expiresAt)
+        return { token: this.cached.token, expiresAt: this.cached.expiresAt };
       throw new Error(`${this.description} failed: ${(err as Error).message}`);
     }
   }

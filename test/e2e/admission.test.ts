@@ -4,12 +4,31 @@ import t, { type Test } from 'tap';
 import { requirePrereq, inCI } from '../harness/prereq.js';
 import { toolchainMissing } from '../harness/toolchain.js';
 import { hasKustomization, render, ref } from '../harness/manifests.js';
-import { addedCapabilities, initNames, oracleCniPod, oraclePod, plainPod, type Pod, type Shape } from '../harness/pods.js';
+import {
+  addedCapabilities,
+  initNames,
+  oracleCniPod,
+  oraclePod,
+  plainPod,
+  type Pod,
+  type Shape,
+} from '../harness/pods.js';
 import { startFakeInjector } from '../harness/injector.js';
-import { applyOverlay, bringUp, createPod, getPod, registerInjector, shape, shippedWebhooks, waitWebhookActive } from '../harness/scenario.js';
+import {
+  applyOverlay,
+  bringUp,
+  createPod,
+  getPod,
+  registerInjector,
+  shape,
+  shippedWebhooks,
+  waitWebhookActive,
+} from '../harness/scenario.js';
 
-
-const BASELINE = { 'pod-security.kubernetes.io/enforce': 'baseline', 'pod-security.kubernetes.io/enforce-version': 'latest' };
+const BASELINE = {
+  'pod-security.kubernetes.io/enforce': 'baseline',
+  'pod-security.kubernetes.io/enforce-version': 'latest',
+};
 const PRIVILEGED_CAPS = ['NET_ADMIN', 'NET_RAW'];
 // Where Istio injects (and where the webhook's late-injection entries select pods): see manifests/base/mutating-webhook.yaml.
 const MESH = { 'istio-injection': 'enabled' };
@@ -27,72 +46,125 @@ async function main(t: Test): Promise<void> {
     const r = await applyOverlay(env);
     t.equal(r.code, 0, `kubectl apply -k succeeded${r.code ? `: ${r.stderr}` : ''}`);
     for (const obj of await render(env.cp, env.overlayDir)) {
-      const args = ['get', obj.kind, obj.metadata.name, ...(obj.metadata.namespace ? ['-n', obj.metadata.namespace] : [])];
+      const args = [
+        'get',
+        obj.kind,
+        obj.metadata.name,
+        ...(obj.metadata.namespace ? ['-n', obj.metadata.namespace] : []),
+      ];
       const got = await env.cp.kubectl([...args, '-o', 'json']);
       t.equal(got.code, 0, `${ref(obj)} is stored`);
     }
     const stored = await env.cp.getJson<{ webhooks: Array<{ clientConfig: { url?: string } }> }>([
-      'get', 'mutatingwebhookconfiguration', env.shipped[0]!.metadata.name,
+      'get',
+      'mutatingwebhookconfiguration',
+      env.shipped[0]!.metadata.name,
     ]);
-    t.equal(stored.webhooks[0]?.clientConfig.url, env.webhook.url, 'the stored configuration calls the loopback webhook');
+    t.equal(
+      stored.webhooks[0]?.clientConfig.url,
+      env.webhook.url,
+      'the stored configuration calls the loopback webhook',
+    );
     await waitWebhookActive(env, true);
   });
 
   // The pods the shipped controllers would create (no controller-manager runs here) are admitted where they run; the
   // webhook's own pod also passes PodSecurity "restricted" anywhere.
-  await t.test('1. the shipped pod templates are admitted by the real API server (webhook: PodSecurity restricted)', async (t) => {
-    const restrictedNs = await env.cp.namespace('e2e-restricted', { labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } });
-    const workloads = env.rendered.filter((o) => ['Deployment', 'DaemonSet', 'StatefulSet'].includes(o.kind));
-    t.ok(workloads.length > 0, 'the manifests ship workloads');
-    for (const w of workloads) {
-      const ns = w.metadata.namespace ?? 'default';
-      const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { ...w.spec.template.metadata, name: `${w.metadata.name}-e2e` }, spec: w.spec.template.spec };
-      const r = await env.cp.kubectl(['create', '-n', ns, '-f', '-', '--dry-run=server', '-o', 'name'], { input: JSON.stringify(pod) });
-      t.equal(r.code, 0, `${w.kind}/${ns}/${w.metadata.name}: its pod is admitted in ${ns}${r.code ? `: ${r.stderr}` : ''}`);
-      if (w.kind !== 'Deployment') continue;
-      // Same pod in a restricted namespace (its ServiceAccount made there too).
-      const sa = w.spec.template.spec.serviceAccountName;
-      if (sa) await env.cp.kubectl(['create', 'serviceaccount', sa, '-n', restrictedNs]);
-      const rr = await env.cp.kubectl(['create', '-n', restrictedNs, '-f', '-', '--dry-run=server', '-o', 'name'], { input: JSON.stringify(pod) });
-      t.equal(rr.code, 0, `${w.kind}/${w.metadata.name}: its pod passes PodSecurity restricted${rr.code ? `: ${rr.stderr}` : ''}`);
-    }
-  });
+  await t.test(
+    '1. the shipped pod templates are admitted by the real API server (webhook: PodSecurity restricted)',
+    async (t) => {
+      const restrictedNs = await env.cp.namespace('e2e-restricted', {
+        labels: { 'pod-security.kubernetes.io/enforce': 'restricted' },
+      });
+      const workloads = env.rendered.filter((o) => ['Deployment', 'DaemonSet', 'StatefulSet'].includes(o.kind));
+      t.ok(workloads.length > 0, 'the manifests ship workloads');
+      for (const w of workloads) {
+        const ns = w.metadata.namespace ?? 'default';
+        const pod = {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: { ...w.spec.template.metadata, name: `${w.metadata.name}-e2e` },
+          spec: w.spec.template.spec,
+        };
+        const r = await env.cp.kubectl(['create', '-n', ns, '-f', '-', '--dry-run=server', '-o', 'name'], {
+          input: JSON.stringify(pod),
+        });
+        t.equal(
+          r.code,
+          0,
+          `${w.kind}/${ns}/${w.metadata.name}: its pod is admitted in ${ns}${r.code ? `: ${r.stderr}` : ''}`,
+        );
+        if (w.kind !== 'Deployment') continue;
+        // Same pod in a restricted namespace (its ServiceAccount made there too).
+        const sa = w.spec.template.spec.serviceAccountName;
+        if (sa) await env.cp.kubectl(['create', 'serviceaccount', sa, '-n', restrictedNs]);
+        const rr = await env.cp.kubectl(['create', '-n', restrictedNs, '-f', '-', '--dry-run=server', '-o', 'name'], {
+          input: JSON.stringify(pod),
+        });
+        t.equal(
+          rr.code,
+          0,
+          `${w.kind}/${w.metadata.name}: its pod passes PodSecurity restricted${rr.code ? `: ${rr.stderr}` : ''}`,
+        );
+      }
+    },
+  );
 
   // 2. The point of the product.
   for (const s of ['classic-1.26.8', 'native-master'] as Shape[]) {
-    await t.test(`2. (${s}) an Istio-injected pod from a user with only "edit" passes PodSecurity baseline`, async (t) => {
-      const ns = await env.cp.namespace('e2e-baseline', { labels: BASELINE, devEdit: true });
-      const can = async (verb: string, res: string, n: string): Promise<string> =>
-        (await env.cp.kubectl(['auth', 'can-i', verb, res, '-n', n], { as: 'dev' })).stdout.trim();
-      t.equal(await can('create', 'pods', ns), 'yes', 'dev may create pods in the test namespace');
-      t.equal(await can('create', 'pods', env.probeNs), 'no', 'dev has no rights outside it');
-      t.equal(await can('update', 'namespaces', ns), 'no', 'dev cannot relabel the namespace');
+    await t.test(
+      `2. (${s}) an Istio-injected pod from a user with only "edit" passes PodSecurity baseline`,
+      async (t) => {
+        const ns = await env.cp.namespace('e2e-baseline', { labels: BASELINE, devEdit: true });
+        const can = async (verb: string, res: string, n: string): Promise<string> =>
+          (await env.cp.kubectl(['auth', 'can-i', verb, res, '-n', n], { as: 'dev' })).stdout.trim();
+        t.equal(await can('create', 'pods', ns), 'yes', 'dev may create pods in the test namespace');
+        t.equal(await can('create', 'pods', env.probeNs), 'no', 'dev has no rights outside it');
+        t.equal(await can('update', 'namespaces', ns), 'no', 'dev cannot relabel the namespace');
 
-      const input = oraclePod(s, 'hello.yaml.injected', 'hello');
-      t.ok(initNames(input).includes('istio-init'), 'the input has istio-init');
-      const before = await env.webhook.reviews({ outcome: 'patched' });
-      const r = await createPod(env, ns, input, 'dev');
-      t.equal(r.code, 0, `admitted${r.code ? `: ${r.stderr}` : ''}`);
-      if (r.code !== 0) return;
-      t.equal(await env.webhook.reviews({ outcome: 'patched' }), before + 1, 'the webhook counted one patched review');
+        const input = oraclePod(s, 'hello.yaml.injected', 'hello');
+        t.ok(initNames(input).includes('istio-init'), 'the input has istio-init');
+        const before = await env.webhook.reviews({ outcome: 'patched' });
+        const r = await createPod(env, ns, input, 'dev');
+        t.equal(r.code, 0, `admitted${r.code ? `: ${r.stderr}` : ''}`);
+        if (r.code !== 0) return;
+        t.equal(
+          await env.webhook.reviews({ outcome: 'patched' }),
+          before + 1,
+          'the webhook counted one patched review',
+        );
 
-      const stored = await getPod(env, ns, 'hello');
-      const want = oracleCniPod(s, 'hello.yaml', 'hello');
-      t.notOk(initNames(stored).includes('istio-init'), 'stored without istio-init');
-      t.same(addedCapabilities(stored).filter((c) => PRIVILEGED_CAPS.includes(c)), [], 'no container adds NET_ADMIN/NET_RAW');
-      t.strictSame(shape(stored), shape(want), "containers as Istio's CNI-mode injection renders them");
-      const validation = stored.spec.initContainers?.[0];
-      const wantValidation = want.spec.initContainers?.find((c) => c.name === 'istio-validation');
-      t.equal(validation?.name, 'istio-validation', 'istio-validation is the first init container');
-      t.strictSame(validation?.args, wantValidation?.args, 'istio-validation args (--run-validation --skip-rule-apply)');
-      t.strictSame(validation?.securityContext, wantValidation?.securityContext, 'istio-validation runs non-root, no added capabilities');
-      t.equal(validation?.image, wantValidation?.image, 'same image');
-      const ann = stored.metadata.annotations ?? {};
-      for (const [k, v] of Object.entries(want.metadata.annotations ?? {})) {
-        if (k === 'sidecar.istio.io/status') t.strictSame(JSON.parse(ann[k] ?? 'null'), JSON.parse(v), `${k} lists istio-validation`);
-        else t.equal(ann[k], v, `annotation ${k} for the plugin`);
-      }
-    });
+        const stored = await getPod(env, ns, 'hello');
+        const want = oracleCniPod(s, 'hello.yaml', 'hello');
+        t.notOk(initNames(stored).includes('istio-init'), 'stored without istio-init');
+        t.same(
+          addedCapabilities(stored).filter((c) => PRIVILEGED_CAPS.includes(c)),
+          [],
+          'no container adds NET_ADMIN/NET_RAW',
+        );
+        t.strictSame(shape(stored), shape(want), "containers as Istio's CNI-mode injection renders them");
+        const validation = stored.spec.initContainers?.[0];
+        const wantValidation = want.spec.initContainers?.find((c) => c.name === 'istio-validation');
+        t.equal(validation?.name, 'istio-validation', 'istio-validation is the first init container');
+        t.strictSame(
+          validation?.args,
+          wantValidation?.args,
+          'istio-validation args (--run-validation --skip-rule-apply)',
+        );
+        t.strictSame(
+          validation?.securityContext,
+          wantValidation?.securityContext,
+          'istio-validation runs non-root, no added capabilities',
+        );
+        t.equal(validation?.image, wantValidation?.image, 'same image');
+        const ann = stored.metadata.annotations ?? {};
+        for (const [k, v] of Object.entries(want.metadata.annotations ?? {})) {
+          if (k === 'sidecar.istio.io/status')
+            t.strictSame(JSON.parse(ann[k] ?? 'null'), JSON.parse(v), `${k} lists istio-validation`);
+          else t.equal(ann[k], v, `annotation ${k} for the plugin`);
+        }
+      },
+    );
   }
 
   await t.test('2. without the webhook configuration, the same pod is rejected by PodSecurity baseline', async (t) => {
@@ -121,8 +193,16 @@ async function main(t: Test): Promise<void> {
     t.equal(r.code, 0, `admitted${r.code ? `: ${r.stderr}` : ''}`);
     const stored = await getPod(env, ns, 'hello-excluded');
     t.strictSame(shape(stored), shape(input), 'containers unchanged');
-    t.strictSame(stored.spec.initContainers?.[0]?.args, input.spec.initContainers?.[0]?.args, 'istio-init args unchanged');
-    t.same(stored.spec.initContainers?.[0]?.securityContext, input.spec.initContainers?.[0]?.securityContext, 'istio-init keeps its capabilities');
+    t.strictSame(
+      stored.spec.initContainers?.[0]?.args,
+      input.spec.initContainers?.[0]?.args,
+      'istio-init args unchanged',
+    );
+    t.same(
+      stored.spec.initContainers?.[0]?.securityContext,
+      input.spec.initContainers?.[0]?.securityContext,
+      'istio-init keeps its capabilities',
+    );
     t.strictSame(stored.metadata.annotations, input.metadata.annotations, 'annotations unchanged');
     const dTotal = (await env.webhook.reviews()) - total;
     const dExcluded = (await env.webhook.reviews({ outcome: 'skipped', reason: 'excluded-namespace' })) - excluded;
@@ -135,9 +215,16 @@ async function main(t: Test): Promise<void> {
   const ourNames = env.shipped.map((c) => c.metadata.name);
 
   /** Creates Istio's bare `hello` pod (plus `podLabels`) with the stand-in injector registered as `configName`. */
-  async function injectInOrder(t: Test, configName: string, opts: { privileged?: boolean; nsLabels?: Record<string, string>; podLabels?: Record<string, string> } = {}) {
+  async function injectInOrder(
+    t: Test,
+    configName: string,
+    opts: { privileged?: boolean; nsLabels?: Record<string, string>; podLabels?: Record<string, string> } = {},
+  ) {
     const nsLabels = opts.nsLabels ?? MESH;
-    const ns = await env.cp.namespace('e2e-order', opts.privileged ? { labels: nsLabels } : { labels: { ...BASELINE, ...nsLabels }, devEdit: true });
+    const ns = await env.cp.namespace(
+      'e2e-order',
+      opts.privileged ? { labels: nsLabels } : { labels: { ...BASELINE, ...nsLabels }, devEdit: true },
+    );
     await registerInjector(t, env, injector, configName, ns, opts.podLabels);
     const input = oraclePod('classic-1.26.8', 'hello.yaml', 'hello');
     input.metadata.labels = { ...input.metadata.labels, ...opts.podLabels };
@@ -145,7 +232,13 @@ async function main(t: Test): Promise<void> {
     const r = await createPod(env, ns, input, opts.privileged ? 'admin' : 'dev');
     const stored = r.code === 0 ? await getPod(env, ns, 'hello') : undefined;
     const after = await reviewCounts();
-    return { r, stored, calls: after.total - before.total, patched: after.patched - before.patched, skipped: after.skipped - before.skipped };
+    return {
+      r,
+      stored,
+      calls: after.total - before.total,
+      patched: after.patched - before.patched,
+      skipped: after.skipped - before.skipped,
+    };
   }
   const reviewCounts = async () => ({
     total: await env.webhook.reviews(),
@@ -160,7 +253,11 @@ async function main(t: Test): Promise<void> {
     t.equal(names.filter((n) => n === 'istio-validation').length, 1, 'one istio-validation');
     t.notOk(names.includes('istio-init'), 'no istio-init');
     t.equal(initNames(stored)[0], 'istio-validation', 'istio-validation first');
-    t.same(addedCapabilities(stored).filter((c) => PRIVILEGED_CAPS.includes(c)), [], 'no container adds NET_ADMIN/NET_RAW');
+    t.same(
+      addedCapabilities(stored).filter((c) => PRIVILEGED_CAPS.includes(c)),
+      [],
+      'no container adds NET_ADMIN/NET_RAW',
+    );
     const args = stored.spec.initContainers?.[0]?.args ?? [];
     t.equal(args.filter((a) => a === '--run-validation').length, 1, '--run-validation once');
     t.equal(args.filter((a) => a === '--skip-rule-apply').length, 1, '--skip-rule-apply once');
@@ -172,25 +269,31 @@ async function main(t: Test): Promise<void> {
     ['before', 'aaa-e2e-istio-sidecar-injector'],
     ['after', 'zzz-e2e-istio-sidecar-injector'],
   ] as const) {
-    await t.test(`4. injector configuration sorting ${label} ours (istio-injection=enabled): the stored pod is rewritten exactly once`, async (t) => {
-      for (const ours of ourNames) {
-        t.ok(label === 'before' ? configName < ours : configName > ours, `${configName} sorts ${label} ${ours}`);
-        t.ok(ours > 'istio-sidecar-injector' && ours > 'istio-revision-tag-default', `${ours} sorts after Istio's istio-* configurations`);
-      }
-      const { r, stored, calls, patched, skipped } = await injectInOrder(t, configName);
-      t.equal(r.code, 0, `admitted in a baseline namespace${r.code ? `: ${r.stderr}` : ''}`);
-      if (!stored) return;
-      rewrittenOnce(t, stored);
-      t.equal(patched, 1, 'the webhook patched exactly once');
-      if (label === 'before') {
-        // The istio-init entry rewrites; the late entry, next in the list, sees the rewritten pod and does not match.
-        t.equal(calls, 1, 'one review: the late-injection entry was not called after the rewrite');
-      } else {
-        // First pass: the bare pod reaches the late entry (skipped); reinvocation after the injector: patched.
-        t.equal(calls, 2, 'two reviews: the bare pod on the first pass, the injected pod on reinvocation');
-        t.equal(skipped, 1, 'the bare pod was skipped');
-      }
-    });
+    await t.test(
+      `4. injector configuration sorting ${label} ours (istio-injection=enabled): the stored pod is rewritten exactly once`,
+      async (t) => {
+        for (const ours of ourNames) {
+          t.ok(label === 'before' ? configName < ours : configName > ours, `${configName} sorts ${label} ${ours}`);
+          t.ok(
+            ours > 'istio-sidecar-injector' && ours > 'istio-revision-tag-default',
+            `${ours} sorts after Istio's istio-* configurations`,
+          );
+        }
+        const { r, stored, calls, patched, skipped } = await injectInOrder(t, configName);
+        t.equal(r.code, 0, `admitted in a baseline namespace${r.code ? `: ${r.stderr}` : ''}`);
+        if (!stored) return;
+        rewrittenOnce(t, stored);
+        t.equal(patched, 1, 'the webhook patched exactly once');
+        if (label === 'before') {
+          // The istio-init entry rewrites; the late entry, next in the list, sees the rewritten pod and does not match.
+          t.equal(calls, 1, 'one review: the late-injection entry was not called after the rewrite');
+        } else {
+          // First pass: the bare pod reaches the late entry (skipped); reinvocation after the injector: patched.
+          t.equal(calls, 2, 'two reviews: the bare pod on the first pass, the injected pod on reinvocation');
+          t.equal(skipped, 1, 'the bare pod was skipped');
+        }
+      },
+    );
   }
 
   // The other ways Istio selects pods, with the injector after us (the order that needs the late entries).
@@ -200,7 +303,10 @@ async function main(t: Test): Promise<void> {
     ['pod label istio.io/rev=canary', {}, { 'istio.io/rev': 'canary' }],
   ] as const) {
     await t.test(`4. injector after ours, ${what}: the stored pod is rewritten exactly once`, async (t) => {
-      const { r, stored, calls, patched } = await injectInOrder(t, 'zzz-e2e-istio-sidecar-injector-sel', { nsLabels, podLabels });
+      const { r, stored, calls, patched } = await injectInOrder(t, 'zzz-e2e-istio-sidecar-injector-sel', {
+        nsLabels,
+        podLabels,
+      });
       t.equal(r.code, 0, `admitted in a baseline namespace${r.code ? `: ${r.stderr}` : ''}`);
       if (!stored) return;
       rewrittenOnce(t, stored);
@@ -219,7 +325,11 @@ async function main(t: Test): Promise<void> {
     for (const [what, ns, pod] of [
       ['a plain pod in a namespace without injection labels', plainNs, plainPod('plain')],
       ['a CNI-mode injected pod in a mesh namespace', meshNs, oracleCniPod('classic-1.26.8', 'hello.yaml', 'cni-mode')],
-      ['a CNI-mode injected pod in a namespace without injection labels', plainNs, oracleCniPod('native-master', 'hello.yaml', 'cni-mode-native')],
+      [
+        'a CNI-mode injected pod in a namespace without injection labels',
+        plainNs,
+        oracleCniPod('native-master', 'hello.yaml', 'cni-mode-native'),
+      ],
       ['a pod labelled sidecar.istio.io/inject=false in a mesh namespace', meshNs, optedOut],
     ] as const) {
       const before = await env.webhook.reviews();
@@ -231,46 +341,66 @@ async function main(t: Test): Promise<void> {
 
     const { r, stored, calls, patched } = await injectInOrder(t, 'zzz-e2e-istio-sidecar-injector-2');
     t.equal(r.code, 0, `injected-after-us pod admitted${r.code ? `: ${r.stderr}` : ''}`);
-    t.notOk(stored && initNames(stored).includes('istio-init'), 'reinvocation removed the istio-init the injector added');
+    t.notOk(
+      stored && initNames(stored).includes('istio-init'),
+      'reinvocation removed the istio-init the injector added',
+    );
     t.equal(calls, 2, 'the webhook was reached on the first pass and by reinvocation');
     t.equal(patched, 1, 'and patched the pod once');
   });
 
   // Whatever the order and the outcome above: redirection from exactly one place (never both, never neither).
-  await t.test('4. invariant in both orders: the stored pod has istio-init or istio-validation, never both or neither', async (t) => {
-    for (const name of ['aaa-e2e-istio-injector-inv', 'zzz-e2e-istio-injector-inv']) {
-      const { r, stored } = await injectInOrder(t, name, { privileged: true });
-      t.equal(r.code, 0, `${name}: admitted in a namespace without PodSecurity enforcement${r.code ? `: ${r.stderr}` : ''}`);
-      if (!stored) continue;
-      const init = initNames(stored);
-      const hasInit = init.includes('istio-init');
-      const hasValidation = init.includes('istio-validation');
-      t.ok(hasInit !== hasValidation, `${name}: exactly one of istio-init / istio-validation (${init.join(', ')})`);
-      const caps = addedCapabilities(stored).filter((c) => PRIVILEGED_CAPS.includes(c));
-      t.equal(caps.length > 0, hasInit, `${name}: NET_ADMIN/NET_RAW present exactly when istio-init is`);
-    }
-  });
+  await t.test(
+    '4. invariant in both orders: the stored pod has istio-init or istio-validation, never both or neither',
+    async (t) => {
+      for (const name of ['aaa-e2e-istio-injector-inv', 'zzz-e2e-istio-injector-inv']) {
+        const { r, stored } = await injectInOrder(t, name, { privileged: true });
+        t.equal(
+          r.code,
+          0,
+          `${name}: admitted in a namespace without PodSecurity enforcement${r.code ? `: ${r.stderr}` : ''}`,
+        );
+        if (!stored) continue;
+        const init = initNames(stored);
+        const hasInit = init.includes('istio-init');
+        const hasValidation = init.includes('istio-validation');
+        t.ok(hasInit !== hasValidation, `${name}: exactly one of istio-init / istio-validation (${init.join(', ')})`);
+        const caps = addedCapabilities(stored).filter((c) => PRIVILEGED_CAPS.includes(c));
+        t.equal(caps.length > 0, hasInit, `${name}: NET_ADMIN/NET_RAW present exactly when istio-init is`);
+      }
+    },
+  );
 
   // A value the plugin would refuse never reaches a node: the API server relays the webhook's denial to the user.
-  await t.test('2. a pod with an invalid traffic annotation is denied, and the user is told which and why', async (t) => {
-    const ns = await env.cp.namespace('e2e-invalid', { labels: BASELINE, devEdit: true });
-    const pod = oraclePod('classic-1.26.8', 'hello.yaml.injected', 'hello-bad');
-    pod.metadata.annotations = { ...pod.metadata.annotations, 'traffic.sidecar.istio.io/excludeOutboundIPRanges': '*' };
-    const denied = await env.webhook.reviews({ outcome: 'denied' });
-    const r = await createPod(env, ns, pod, 'dev');
-    t.not(r.code, 0, 'rejected');
-    t.match(r.stderr, /admission webhook "[^"]*" denied the request/, 'by our webhook');
-    t.match(r.stderr, /traffic\.sidecar\.istio\.io\/excludeOutboundIPRanges/, 'naming the annotation');
-    t.match(r.stderr, /"\*"/, 'and the value');
-    t.equal(await env.webhook.reviews({ outcome: 'denied' }), denied + 1, 'counted as denied');
-    t.match((await env.cp.kubectl(['get', 'pod', '-n', ns, 'hello-bad'])).stderr, /NotFound/, 'nothing stored');
-  });
+  await t.test(
+    '2. a pod with an invalid traffic annotation is denied, and the user is told which and why',
+    async (t) => {
+      const ns = await env.cp.namespace('e2e-invalid', { labels: BASELINE, devEdit: true });
+      const pod = oraclePod('classic-1.26.8', 'hello.yaml.injected', 'hello-bad');
+      pod.metadata.annotations = {
+        ...pod.metadata.annotations,
+        'traffic.sidecar.istio.io/excludeOutboundIPRanges': '*',
+      };
+      const denied = await env.webhook.reviews({ outcome: 'denied' });
+      const r = await createPod(env, ns, pod, 'dev');
+      t.not(r.code, 0, 'rejected');
+      t.match(r.stderr, /admission webhook "[^"]*" denied the request/, 'by our webhook');
+      t.match(r.stderr, /traffic\.sidecar\.istio\.io\/excludeOutboundIPRanges/, 'naming the annotation');
+      t.match(r.stderr, /"\*"/, 'and the value');
+      t.equal(await env.webhook.reviews({ outcome: 'denied' }), denied + 1, 'counted as denied');
+      t.match((await env.cp.kubectl(['get', 'pod', '-n', ns, 'hello-bad'])).stderr, /NotFound/, 'nothing stored');
+    },
+  );
 
   // 7. dryRun: same answer, nothing stored.
   await t.test('7. dryRun create returns the rewritten pod and stores nothing', async (t) => {
     const ns = await env.cp.namespace('e2e-dryrun', { labels: BASELINE, devEdit: true });
     const before = await env.webhook.reviews();
-    const r = await createPod(env, ns, oraclePod('native-master', 'hello.yaml.injected', 'hello-dry'), 'dev', ['--dry-run=server', '-o', 'json']);
+    const r = await createPod(env, ns, oraclePod('native-master', 'hello.yaml.injected', 'hello-dry'), 'dev', [
+      '--dry-run=server',
+      '-o',
+      'json',
+    ]);
     t.equal(r.code, 0, `dry-run admitted${r.code ? `: ${r.stderr}` : ''}`);
     if (r.code !== 0) return;
     const answered = JSON.parse(r.stdout) as Pod;
@@ -287,7 +417,10 @@ async function main(t: Test): Promise<void> {
 }
 
 const missing = toolchainMissing();
-if (requirePrereq(t, missing === undefined, missing ?? '') && requirePrereq(t, hasKustomization(), 'manifests/ has no kustomization.yaml yet')) {
+if (
+  requirePrereq(t, missing === undefined, missing ?? '') &&
+  requirePrereq(t, hasKustomization(), 'manifests/ has no kustomization.yaml yet')
+) {
   // One parent test: the root test may end while top-level code awaits between subtests.
   await t.test('admission: the API server calls the webhook', (t) => main(t));
 }

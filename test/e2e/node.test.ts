@@ -10,14 +10,22 @@ import { repoRoot, toolchainMissing } from '../harness/toolchain.js';
 import { hasKustomization } from '../harness/manifests.js';
 import { initNames, oraclePod, plainPod } from '../harness/pods.js';
 import { startFakeInjector } from '../harness/injector.js';
-import { applyOverlay, bringUp, createPod, getPod, registerInjector, shippedWebhooks, waitWebhookActive, type Env } from '../harness/scenario.js';
+import {
+  applyOverlay,
+  bringUp,
+  createPod,
+  getPod,
+  registerInjector,
+  shippedWebhooks,
+  waitWebhookActive,
+  type Env,
+} from '../harness/scenario.js';
 import { createNetns, hasIstioChains, stripComments, type Netns } from '../harness/netns.js';
 import { run, type RunResult } from '../harness/proc.js';
 
 const installerCli = join(repoRoot, 'dist/installer/cli.js');
 const pluginBinary = join(repoRoot, 'dist/cni/asm-cni');
 const goldenDir = join(repoRoot, '..', 'shared', 'oracles', 'istio', 'iptables', 'cni-plugin-iptables-save');
-
 
 interface Node {
   netDir: string;
@@ -53,15 +61,25 @@ async function main(t: Test): Promise<void> {
   let saToken: string;
   let installerArgs: string[] = [];
   if (ids) {
-    t.comment(`installer runs as ${ids.namespace}/${ids.installerSA}, plugin identity ${ids.namespace}/${ids.pluginSA} (from manifests/)`);
-    saToken = (await env.cp.kubectlOk(['create', 'token', ids.installerSA, '-n', ids.namespace, '--duration=1h'])).trim();
+    t.comment(
+      `installer runs as ${ids.namespace}/${ids.installerSA}, plugin identity ${ids.namespace}/${ids.pluginSA} (from manifests/)`,
+    );
+    saToken = (
+      await env.cp.kubectlOk(['create', 'token', ids.installerSA, '-n', ids.namespace, '--duration=1h'])
+    ).trim();
     installerArgs = ['--plugin-service-account', ids.pluginSA, '--namespace', ids.namespace];
   } else {
     t.comment('manifests/ name no plugin ServiceAccount: using a test ServiceAccount that may only get pods');
     const ns = await env.cp.namespace('e2e-node-sys');
     await env.cp.kubectlOk(['create', 'serviceaccount', 'asm-cni-plugin', '-n', ns]);
     await env.cp.kubectlOk(['create', 'clusterrole', 'e2e-asm-cni-plugin', '--verb=get', '--resource=pods']);
-    await env.cp.kubectlOk(['create', 'clusterrolebinding', 'e2e-asm-cni-plugin', '--clusterrole=e2e-asm-cni-plugin', `--serviceaccount=${ns}:asm-cni-plugin`]);
+    await env.cp.kubectlOk([
+      'create',
+      'clusterrolebinding',
+      'e2e-asm-cni-plugin',
+      '--clusterrole=e2e-asm-cni-plugin',
+      `--serviceaccount=${ns}:asm-cni-plugin`,
+    ]);
     saToken = (await env.cp.kubectlOk(['create', 'token', 'asm-cni-plugin', '-n', ns, '--duration=1h'])).trim();
   }
   const sysNs = await env.cp.namespace('e2e-node-sys2');
@@ -91,9 +109,27 @@ async function main(t: Test): Promise<void> {
     writeFileSync(config, 'excludeNamespaces: [kube-system, istio-system]\n');
     const r = await run(
       'node',
-      [installerCli, 'once', '--net-dir', node.netDir, '--host-net-dir', node.netDir, '--bin-dir', node.binDir,
-        '--sa-dir', node.saDir, '--config', config, '--kubeconfig-path', node.kubeconfig,
-        '--readiness-port', '0', '--plugin-log-file', join(env.cp.dir, 'asm-cni.log'), ...installerArgs],
+      [
+        installerCli,
+        'once',
+        '--net-dir',
+        node.netDir,
+        '--host-net-dir',
+        node.netDir,
+        '--bin-dir',
+        node.binDir,
+        '--sa-dir',
+        node.saDir,
+        '--config',
+        config,
+        '--kubeconfig-path',
+        node.kubeconfig,
+        '--readiness-port',
+        '0',
+        '--plugin-log-file',
+        join(env.cp.dir, 'asm-cni.log'),
+        ...installerArgs,
+      ],
       {
         env: { ...process.env, KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(env.cp.port) },
         timeoutMs: 60_000,
@@ -139,7 +175,13 @@ async function main(t: Test): Promise<void> {
   });
 
   /** Runs the installed plugin as a container runtime does: CNI_* env, the network config with prevResult on stdin. */
-  async function cni(command: 'ADD' | 'CHECK' | 'DEL', n: Netns, ns: string, pod: string, conf: Record<string, unknown>): Promise<RunResult> {
+  async function cni(
+    command: 'ADD' | 'CHECK' | 'DEL',
+    n: Netns,
+    ns: string,
+    pod: string,
+    conf: Record<string, unknown>,
+  ): Promise<RunResult> {
     const id = `e2e${n.name.replace(/\W/g, '')}`;
     return run(join(node.binDir, 'asm-cni'), [], {
       input: JSON.stringify({ ...conf, prevResult: prevResult(n) }),
@@ -155,11 +197,17 @@ async function main(t: Test): Promise<void> {
       },
     });
   }
-  const cniAdd = (n: Netns, ns: string, pod: string, conf: Record<string, unknown>): Promise<RunResult> => cni('ADD', n, ns, pod, conf);
+  const cniAdd = (n: Netns, ns: string, pod: string, conf: Record<string, unknown>): Promise<RunResult> =>
+    cni('ADD', n, ns, pod, conf);
 
   const passesThrough = async (t: Test, n: Netns, r: RunResult): Promise<void> => {
     t.equal(r.code, 0, `ADD exited 0${r.code ? `: ${r.stdout}${r.stderr}` : ''}`);
-    if (r.code === 0) t.match(JSON.parse(r.stdout), { interfaces: prevResult(n).interfaces, ips: prevResult(n).ips }, 'prevResult passed through');
+    if (r.code === 0)
+      t.match(
+        JSON.parse(r.stdout),
+        { interfaces: prevResult(n).interfaces, ips: prevResult(n).ips },
+        'prevResult passed through',
+      );
     t.notOk(hasIstioChains(await n.rules()), 'no ISTIO_ chains in the pod netns');
   };
 
@@ -234,10 +282,19 @@ async function main(t: Test): Promise<void> {
   // 6. Last: it stops the webhook. The shipped policies: the istio-init entry Fail, the late-injection entries Ignore.
   await t.test('6. webhook stopped: the shipped failurePolicy outcomes happen', async (t) => {
     const hooks = shippedWebhooks(env);
-    const initHooks = hooks.filter((w) => !(w.matchConditions ?? []).some((c) => /sidecar\.istio\.io\/status/.test(c.expression)));
+    const initHooks = hooks.filter(
+      (w) => !(w.matchConditions ?? []).some((c) => /sidecar\.istio\.io\/status/.test(c.expression)),
+    );
     const lateHooks = hooks.filter((w) => !initHooks.includes(w));
-    t.same(initHooks.map((w) => w.failurePolicy), ['Fail'], 'the istio-init entry: Fail');
-    t.ok(lateHooks.length > 0 && lateHooks.every((w) => w.failurePolicy === 'Ignore'), 'the late-injection entries: Ignore');
+    t.same(
+      initHooks.map((w) => w.failurePolicy),
+      ['Fail'],
+      'the istio-init entry: Fail',
+    );
+    t.ok(
+      lateHooks.length > 0 && lateHooks.every((w) => w.failurePolicy === 'Ignore'),
+      'the late-injection entries: Ignore',
+    );
 
     const injector = await startFakeInjector(env.webhook.certDir);
     t.teardown(() => injector.close());
@@ -250,10 +307,18 @@ async function main(t: Test): Promise<void> {
     const pod = oraclePod('classic-1.26.8', 'hello.yaml.injected', 'hello-outage');
 
     // Fail: a pod carrying istio-init is refused, in any namespace, rather than admitted privileged.
-    for (const [where, n, who] of [['a plain namespace', ns, 'admin'], ['a baseline namespace', baselineNs, 'dev'], ['a mesh namespace', meshNs, 'admin']] as const) {
+    for (const [where, n, who] of [
+      ['a plain namespace', ns, 'admin'],
+      ['a baseline namespace', baselineNs, 'dev'],
+      ['a mesh namespace', meshNs, 'admin'],
+    ] as const) {
       const r = await createPod(env, n, pod, who);
       t.not(r.code, 0, `istio-init pod in ${where}: rejected during the outage`);
-      t.match(r.stderr, /failed calling webhook "rewrite\.asm-cni\.io"/, 'because the istio-init entry cannot be called');
+      t.match(
+        r.stderr,
+        /failed calling webhook "rewrite\.asm-cni\.io"/,
+        'because the istio-init entry cannot be called',
+      );
       t.match((await env.cp.kubectl(['get', 'pod', '-n', n, 'hello-outage'])).stderr, /NotFound/, 'nothing stored');
     }
 
@@ -270,11 +335,17 @@ async function main(t: Test): Promise<void> {
     const ri = await createPod(env, lateNs, oraclePod('classic-1.26.8', 'hello.yaml', 'hello-late'));
     t.equal(ri.code, 0, `injected after us during the outage: admitted${ri.code ? `: ${ri.stderr}` : ''}`);
     if (ri.code === 0) {
-      t.ok(initNames(await getPod(env, lateNs, 'hello-late')).includes('istio-init'), 'stored with istio-init (meshed, privileged)');
+      t.ok(
+        initNames(await getPod(env, lateNs, 'hello-late')).includes('istio-init'),
+        'stored with istio-init (meshed, privileged)',
+      );
       const n = await netns();
       await passesThrough(t, n, await cniAdd(n, lateNs, 'hello-late', ourEntry()));
     }
-    const lateBaselineNs = await env.cp.namespace('e2e-outage-late-baseline', { labels: { ...mesh, ...baseline }, devEdit: true });
+    const lateBaselineNs = await env.cp.namespace('e2e-outage-late-baseline', {
+      labels: { ...mesh, ...baseline },
+      devEdit: true,
+    });
     await registerInjector(t, env, injector, 'zzz-e2e-outage-injector-baseline', lateBaselineNs);
     const rb = await createPod(env, lateBaselineNs, oraclePod('classic-1.26.8', 'hello.yaml', 'hello-late'), 'dev');
     t.not(rb.code, 0, 'the same in a baseline namespace: rejected');
@@ -286,10 +357,14 @@ async function main(t: Test): Promise<void> {
 function installerIdentity(env: Env): { namespace: string; installerSA: string; pluginSA: string } | undefined {
   for (const ds of env.rendered.filter((o) => o.kind === 'DaemonSet')) {
     const spec = ds.spec?.template?.spec;
-    for (const c of (spec?.containers ?? []) as Array<{ env?: Array<{ name: string; value?: string }>; args?: string[] }>) {
+    for (const c of (spec?.containers ?? []) as Array<{
+      env?: Array<{ name: string; value?: string }>;
+      args?: string[];
+    }>) {
       const fromEnv = c.env?.find((e) => e.name === 'ASM_PLUGIN_SERVICE_ACCOUNT')?.value;
       const i = c.args?.indexOf('--plugin-service-account') ?? -1;
-      const fromArgs = i >= 0 ? c.args?.[i + 1] : c.args?.find((a) => a.startsWith('--plugin-service-account='))?.split('=')[1];
+      const fromArgs =
+        i >= 0 ? c.args?.[i + 1] : c.args?.find((a) => a.startsWith('--plugin-service-account='))?.split('=')[1];
       const pluginSA = fromArgs ?? fromEnv;
       if (pluginSA && spec.serviceAccountName) {
         return { namespace: ds.metadata.namespace ?? 'default', installerSA: spec.serviceAccountName, pluginSA };

@@ -21,13 +21,19 @@ export interface ControlPlane {
   readonly tokens: Record<Who, string>;
   readonly kubeconfigs: Record<Who, string>;
   /** kubectl as a user (admin by default); never throws on a non-zero exit. */
-  kubectl(args: string[], opts?: { as?: Who; kubeconfig?: string; input?: string; timeoutMs?: number }): Promise<RunResult>;
+  kubectl(
+    args: string[],
+    opts?: { as?: Who; kubeconfig?: string; input?: string; timeoutMs?: number },
+  ): Promise<RunResult>;
   /** kubectl that must succeed; returns stdout. */
   kubectlOk(args: string[], opts?: { as?: Who; kubeconfig?: string; input?: string }): Promise<string>;
   /** kubectl ... -o json, parsed. */
   getJson<T = any>(args: string[], opts?: { as?: Who }): Promise<T>;
   /** Creates a uniquely named namespace with its default ServiceAccount; `devEdit` binds user dev to ClusterRole edit there. */
-  namespace(prefix: string, opts?: { labels?: Record<string, string>; devEdit?: boolean; name?: string }): Promise<string>;
+  namespace(
+    prefix: string,
+    opts?: { labels?: Record<string, string>; devEdit?: boolean; name?: string },
+  ): Promise<string>;
   logs(): string;
   stop(): Promise<void>;
 }
@@ -63,15 +69,49 @@ async function openssl(dir: string, args: string[]): Promise<void> {
 /** A CA and a serving certificate for 127.0.0.1 (ECDSA P-256: fast to make), plus an RSA service-account key pair. */
 async function makePki(dir: string): Promise<void> {
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await openssl(dir, ['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=asm-cni-e2e-ca']);
-  await openssl(dir, ['req', ...ec, '-keyout', 'apiserver.key', '-out', 'apiserver.csr', '-subj', '/CN=kube-apiserver']);
+  await openssl(dir, [
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=asm-cni-e2e-ca',
+  ]);
+  await openssl(dir, [
+    'req',
+    ...ec,
+    '-keyout',
+    'apiserver.key',
+    '-out',
+    'apiserver.csr',
+    '-subj',
+    '/CN=kube-apiserver',
+  ]);
   writeFileSync(
     join(dir, 'apiserver.ext'),
     'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n',
   );
   await openssl(dir, [
-    'x509', '-req', '-in', 'apiserver.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
-    '-out', 'apiserver.crt', '-days', '2', '-extfile', 'apiserver.ext',
+    'x509',
+    '-req',
+    '-in',
+    'apiserver.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'apiserver.crt',
+    '-days',
+    '2',
+    '-extfile',
+    'apiserver.ext',
   ]);
   await openssl(dir, ['genrsa', '-out', 'sa.key', '2048']);
   await openssl(dir, ['rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub']);
@@ -93,9 +133,13 @@ export async function startControlPlane(): Promise<ControlPlane> {
   try {
     await makePki(dir);
     const tokens: Record<Who, string> = { admin: token(), dev: token() };
-    writeFileSync(join(dir, 'tokens.csv'), `${tokens.admin},admin,uid-admin,system:masters\n${tokens.dev},dev,uid-dev,e2e-developers\n`, {
-      mode: 0o600,
-    });
+    writeFileSync(
+      join(dir, 'tokens.csv'),
+      `${tokens.admin},admin,uid-admin,system:masters\n${tokens.dev},dev,uid-dev,e2e-developers\n`,
+      {
+        mode: 0o600,
+      },
+    );
 
     const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
     mkdirSync(join(dir, 'etcd'), { mode: 0o700 });
@@ -103,15 +147,23 @@ export async function startControlPlane(): Promise<ControlPlane> {
       'etcd',
       binPath('etcd'),
       [
-        '--name', 'e2e',
-        '--data-dir', join(dir, 'etcd'),
-        '--listen-client-urls', `http://127.0.0.1:${etcdClient}`,
-        '--advertise-client-urls', `http://127.0.0.1:${etcdClient}`,
-        '--listen-peer-urls', `http://127.0.0.1:${etcdPeer}`,
-        '--initial-advertise-peer-urls', `http://127.0.0.1:${etcdPeer}`,
-        '--initial-cluster', `e2e=http://127.0.0.1:${etcdPeer}`,
+        '--name',
+        'e2e',
+        '--data-dir',
+        join(dir, 'etcd'),
+        '--listen-client-urls',
+        `http://127.0.0.1:${etcdClient}`,
+        '--advertise-client-urls',
+        `http://127.0.0.1:${etcdClient}`,
+        '--listen-peer-urls',
+        `http://127.0.0.1:${etcdPeer}`,
+        '--initial-advertise-peer-urls',
+        `http://127.0.0.1:${etcdPeer}`,
+        '--initial-cluster',
+        `e2e=http://127.0.0.1:${etcdPeer}`,
         '--unsafe-no-fsync', // throwaway data: no need to wait for the disk
-        '--log-level', 'warn',
+        '--log-level',
+        'warn',
       ],
       { logFile: join(dir, 'etcd.log') },
     );
@@ -177,10 +229,12 @@ export async function startControlPlane(): Promise<ControlPlane> {
       });
     const kubectlOk: ControlPlane['kubectlOk'] = async (args, opts = {}) => {
       const r = await kubectl(args, opts);
-      if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} (as ${opts.as ?? 'admin'}) exited ${r.code}: ${r.stderr.trim()}`);
+      if (r.code !== 0)
+        throw new Error(`kubectl ${args.join(' ')} (as ${opts.as ?? 'admin'}) exited ${r.code}: ${r.stderr.trim()}`);
       return r.stdout;
     };
-    const getJson: ControlPlane['getJson'] = async (args, opts = {}) => JSON.parse(await kubectlOk([...args, '-o', 'json'], opts));
+    const getJson: ControlPlane['getJson'] = async (args, opts = {}) =>
+      JSON.parse(await kubectlOk([...args, '-o', 'json'], opts));
 
     const cp: ControlPlane = {
       dir,
@@ -204,11 +258,14 @@ export async function startControlPlane(): Promise<ControlPlane> {
         }
         // The controller-manager's ServiceAccount controller would do this; pods need it (ServiceAccount admission).
         const sa = await kubectl(['create', 'serviceaccount', 'default', '-n', name]);
-        if (sa.code !== 0 && !/AlreadyExists/.test(sa.stderr)) throw new Error(`creating default ServiceAccount in ${name}: ${sa.stderr}`);
-        if (opts.devEdit) await kubectlOk(['create', 'rolebinding', 'dev-edit', '--clusterrole=edit', '--user=dev', '-n', name]);
+        if (sa.code !== 0 && !/AlreadyExists/.test(sa.stderr))
+          throw new Error(`creating default ServiceAccount in ${name}: ${sa.stderr}`);
+        if (opts.devEdit)
+          await kubectlOk(['create', 'rolebinding', 'dev-edit', '--clusterrole=edit', '--user=dev', '-n', name]);
         return name;
       },
-      logs: () => `--- etcd ---\n${logTail(etcd.logFile, 20)}\n--- kube-apiserver ---\n${logTail(apiserver.logFile, 60)}`,
+      logs: () =>
+        `--- etcd ---\n${logTail(etcd.logFile, 20)}\n--- kube-apiserver ---\n${logTail(apiserver.logFile, 60)}`,
       async stop() {
         await stopAll();
         removeDir();
@@ -247,7 +304,8 @@ async function aggregateClusterRoles(cp: ControlPlane): Promise<void> {
         if (r.metadata.name === role.metadata.name || seen.has(r.metadata.name)) continue;
         if (!ml.every(([k, v]) => r.metadata.labels?.[k] === v)) continue;
         seen.add(r.metadata.name);
-        for (const rule of resolve(r, seen)) if (!out.some((o) => JSON.stringify(o) === JSON.stringify(rule))) out.push(rule);
+        for (const rule of resolve(r, seen))
+          if (!out.some((o) => JSON.stringify(o) === JSON.stringify(rule))) out.push(rule);
       }
     }
     return out;

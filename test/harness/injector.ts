@@ -100,8 +100,22 @@ export function injectorConfig(name: string, url: string, caPem: string, namespa
   ];
   const selections: Array<[string, Requirement[], Requirement[]]> = [
     ['namespace', [{ key: 'istio-injection', operator: 'In', values: ['enabled'] }], [notOptedOut]],
-    ['rev.namespace', [{ key: 'istio.io/rev', operator: 'Exists' }, { key: 'istio-injection', operator: 'DoesNotExist' }], [notOptedOut]],
-    ['object', noNsLabels, [{ key: 'sidecar.istio.io/inject', operator: 'In', values: ['true'] }, { key: 'istio.io/rev', operator: 'DoesNotExist' }]],
+    [
+      'rev.namespace',
+      [
+        { key: 'istio.io/rev', operator: 'Exists' },
+        { key: 'istio-injection', operator: 'DoesNotExist' },
+      ],
+      [notOptedOut],
+    ],
+    [
+      'object',
+      noNsLabels,
+      [
+        { key: 'sidecar.istio.io/inject', operator: 'In', values: ['true'] },
+        { key: 'istio.io/rev', operator: 'DoesNotExist' },
+      ],
+    ],
     ['rev.object', noNsLabels, [{ key: 'istio.io/rev', operator: 'Exists' }, notOptedOut]],
   ];
   return JSON.stringify({

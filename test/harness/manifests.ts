@@ -51,13 +51,20 @@ export async function render(cp: ControlPlane, dir = manifestsDir): Promise<K8sO
     .filter((o) => o && typeof o === 'object' && o.kind);
 }
 
-export const webhookConfigs = (objs: K8sObject[]): K8sObject[] => objs.filter((o) => o.kind === 'MutatingWebhookConfiguration');
+export const webhookConfigs = (objs: K8sObject[]): K8sObject[] =>
+  objs.filter((o) => o.kind === 'MutatingWebhookConfiguration');
 
 /**
  * Writes a kustomize overlay in `dir` over the shipped manifests whose every MutatingWebhookConfiguration webhook calls
  * `url` with `caPem` as its CA. Returns the overlay dir.
  */
-export async function writeLocalOverlay(cp: ControlPlane, base0: string, dir: string, url: string, caPem: string): Promise<string> {
+export async function writeLocalOverlay(
+  cp: ControlPlane,
+  base0: string,
+  dir: string,
+  url: string,
+  caPem: string,
+): Promise<string> {
   const base = await render(cp, base0);
   const configs = webhookConfigs(base);
   if (configs.length === 0) throw new Error('manifests/ renders no MutatingWebhookConfiguration');
@@ -79,4 +86,5 @@ export async function writeLocalOverlay(cp: ControlPlane, base0: string, dir: st
 }
 
 /** `kind/namespace/name` of an object, for messages and lookups. */
-export const ref = (o: K8sObject): string => `${o.kind}/${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`;
+export const ref = (o: K8sObject): string =>
+  `${o.kind}/${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`;

@@ -24,8 +24,15 @@ function get(url: string, options: https.RequestOptions, timeoutMs: number): Pro
   });
 }
 
-export const httpsGet = (url: string, opts: { ca?: string | Buffer; token?: string; timeoutMs?: number } = {}): Promise<HttpAnswer> =>
-  get(url, { ca: opts.ca, headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {} }, opts.timeoutMs ?? 3000);
+export const httpsGet = (
+  url: string,
+  opts: { ca?: string | Buffer; token?: string; timeoutMs?: number } = {},
+): Promise<HttpAnswer> =>
+  get(
+    url,
+    { ca: opts.ca, headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {} },
+    opts.timeoutMs ?? 3000,
+  );
 
 export const httpGet = (url: string, timeoutMs = 3000): Promise<HttpAnswer> => get(url, {}, timeoutMs);
 

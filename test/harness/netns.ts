@@ -53,4 +53,5 @@ export const stripComments = (s: string): string =>
     .filter((l) => l.trim() !== '' && !l.startsWith('#'))
     .join('\n');
 
-export const hasIstioChains = (rules: { nft: string; legacy: string }): boolean => /ISTIO_/.test(rules.nft + rules.legacy);
+export const hasIstioChains = (rules: { nft: string; legacy: string }): boolean =>
+  /ISTIO_/.test(rules.nft + rules.legacy);

@@ -21,7 +21,13 @@ export interface Container {
 export interface Pod {
   apiVersion: 'v1';
   kind: 'Pod';
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; [k: string]: unknown };
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    [k: string]: unknown;
+  };
   spec: { containers: Container[]; initContainers?: Container[]; volumes?: unknown[]; [k: string]: unknown };
   [k: string]: unknown;
 }
@@ -41,12 +47,16 @@ export function oraclePod(shape: Shape, file: string, name: string): Pod {
     .filter((d) => d && typeof d === 'object');
   const w = docs[0];
   if (!w) throw new Error(`no document in ${shape}/${file}`);
-  const template = w.kind === 'Pod' ? w : w.spec?.template ?? w.spec?.jobTemplate?.spec?.template;
+  const template = w.kind === 'Pod' ? w : (w.spec?.template ?? w.spec?.jobTemplate?.spec?.template);
   const meta = template.metadata ?? {};
   const pod: Pod = {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name, ...(meta.labels ? { labels: meta.labels } : {}), ...(meta.annotations ? { annotations: meta.annotations } : {}) },
+    metadata: {
+      name,
+      ...(meta.labels ? { labels: meta.labels } : {}),
+      ...(meta.annotations ? { annotations: meta.annotations } : {}),
+    },
     spec: structuredClone(template.spec),
   };
   return pod;

@@ -151,8 +151,16 @@ export function run(
       args,
       { env: opts.env ?? process.env, cwd: opts.cwd, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-        resolve({ code, stdout: String(stdout), stderr: String(stderr) + (err && code === 1 && !stderr ? err.message : '') });
+        const code = err
+          ? typeof (err as { code?: unknown }).code === 'number'
+            ? (err as { code: number }).code
+            : 1
+          : 0;
+        resolve({
+          code,
+          stdout: String(stdout),
+          stderr: String(stderr) + (err && code === 1 && !stderr ? err.message : ''),
+        });
       },
     );
     if (opts.input !== undefined) child.stdin?.end(opts.input);

@@ -5,7 +5,15 @@ import { join } from 'node:path';
 import type { Test } from 'tap';
 import { startControlPlane, type ControlPlane, type Who } from './control-plane.js';
 import { startWebhook, type Webhook } from './webhook.js';
-import { copyManifests, hasKustomization, render, webhookConfigs, writeLocalOverlay, type K8sObject, type MutatingWebhook } from './manifests.js';
+import {
+  copyManifests,
+  hasKustomization,
+  render,
+  webhookConfigs,
+  writeLocalOverlay,
+  type K8sObject,
+  type MutatingWebhook,
+} from './manifests.js';
 import { initNames, oraclePod, plainPod, type Pod } from './pods.js';
 import { injectorConfig, type FakeInjector } from './injector.js';
 import { waitFor } from './net.js';
@@ -36,7 +44,15 @@ export async function bringUp(t: Test): Promise<Env> {
   const probeNs = await cp.namespace('e2e-probe');
   const manifestsCopy = copyManifests(cp.dir, certDir);
   const rendered = hasKustomization() ? await render(cp, manifestsCopy) : [];
-  return { cp, webhook, overlayDir: join(cp.dir, 'overlay'), manifestsCopy, rendered, shipped: webhookConfigs(rendered), probeNs };
+  return {
+    cp,
+    webhook,
+    overlayDir: join(cp.dir, 'overlay'),
+    manifestsCopy,
+    rendered,
+    shipped: webhookConfigs(rendered),
+    probeNs,
+  };
 }
 
 export function shippedWebhooks(env: Env): MutatingWebhook[] {
@@ -49,7 +65,13 @@ export async function applyOverlay(env: Env): Promise<RunResult> {
   return env.cp.kubectl(['apply', '-k', env.overlayDir], { timeoutMs: 120_000 });
 }
 
-export async function createPod(env: Env, ns: string, pod: Pod, as: Who = 'admin', extra: string[] = []): Promise<RunResult> {
+export async function createPod(
+  env: Env,
+  ns: string,
+  pod: Pod,
+  as: Who = 'admin',
+  extra: string[] = [],
+): Promise<RunResult> {
   return env.cp.kubectl(['create', '-n', ns, '-f', '-', ...extra], { as, input: JSON.stringify(pod) });
 }
 
@@ -68,9 +90,11 @@ async function probeRewrites(env: Env): Promise<boolean> {
 
 /** Waits until the API server calls (active=true) or no longer calls (false) our webhook. */
 export async function waitWebhookActive(env: Env, active: boolean): Promise<void> {
-  await waitFor(`API server ${active ? 'calling' : 'no longer calling'} the asm-cni webhook`, async () =>
-    (await probeRewrites(env)) === active ? true : undefined,
-  { timeoutMs: 30_000, intervalMs: 300 });
+  await waitFor(
+    `API server ${active ? 'calling' : 'no longer calling'} the asm-cni webhook`,
+    async () => ((await probeRewrites(env)) === active ? true : undefined),
+    { timeoutMs: 30_000, intervalMs: 300 },
+  );
 }
 
 /** The pod's container lists by name, for readable assertions. */
@@ -84,15 +108,26 @@ export const shape = (pod: Pod): { init: string[]; containers: string[] } => ({
  * the API server calls it for a pod carrying `podLabels` (the pod-level selections need them).
  */
 export async function registerInjector(
-  t: Test, env: Env, injector: FakeInjector, configName: string, ns: string, podLabels: Record<string, string> = {},
+  t: Test,
+  env: Env,
+  injector: FakeInjector,
+  configName: string,
+  ns: string,
+  podLabels: Record<string, string> = {},
 ): Promise<void> {
-  await env.cp.kubectlOk(['apply', '-f', '-'], { input: injectorConfig(configName, injector.url, env.webhook.caPem, ns) });
+  await env.cp.kubectlOk(['apply', '-f', '-'], {
+    input: injectorConfig(configName, injector.url, env.webhook.caPem, ns),
+  });
   t.teardown(() => env.cp.kubectl(['delete', 'mutatingwebhookconfiguration', configName]));
-  await waitFor(`the API server calling the stand-in injector ${configName}`, async () => {
-    const calls = injector.calls;
-    const probe = plainPod(`probe-${++probes}`);
-    probe.metadata.labels = { ...probe.metadata.labels, ...podLabels };
-    await createPod(env, ns, probe, 'admin', ['--dry-run=server', '-o', 'json']);
-    return injector.calls > calls ? true : undefined;
-  }, { timeoutMs: 30_000, intervalMs: 300 });
+  await waitFor(
+    `the API server calling the stand-in injector ${configName}`,
+    async () => {
+      const calls = injector.calls;
+      const probe = plainPod(`probe-${++probes}`);
+      probe.metadata.labels = { ...probe.metadata.labels, ...podLabels };
+      await createPod(env, ns, probe, 'admin', ['--dry-run=server', '-o', 'json']);
+      return injector.calls > calls ? true : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 300 },
+  );
 }

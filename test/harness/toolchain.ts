@@ -15,7 +15,8 @@ export function binDir(): string {
   return cached;
 }
 
-export type K8sBinary = 'etcd' | 'kube-apiserver' | 'kubectl' | 'kubelet' | 'kube-scheduler' | 'kube-controller-manager' | 'kube-proxy';
+export type K8sBinary =
+  'etcd' | 'kube-apiserver' | 'kubectl' | 'kubelet' | 'kube-scheduler' | 'kube-controller-manager' | 'kube-proxy';
 export const binPath = (name: K8sBinary): string => join(binDir(), name);
 
 /** Undefined when the toolchain is complete, else what is missing. */

@@ -54,7 +54,8 @@ function isCorePods(request: AdmissionRequest): boolean {
   }
   if (request.resource !== undefined) {
     const resource = asObject(request.resource);
-    if (resource === undefined || !(resource.group === '' && resource.version === 'v1' && resource.resource === 'pods')) return false;
+    if (resource === undefined || !(resource.group === '' && resource.version === 'v1' && resource.resource === 'pods'))
+      return false;
   }
   return request.subResource === undefined || request.subResource === '';
 }
@@ -65,7 +66,9 @@ export function admit(request: AdmissionRequest, config: SharedConfig): AdmitOut
   } catch (err) {
     // Unreachable by design (every reader tolerates any shape); if it ever happens, admit unchanged rather than
     // fail the API server's request, and say so.
-    return skipped('internal-error', [`asm-cni webhook internal error, pod admitted unchanged: ${(err as Error)?.message ?? String(err)}`]);
+    return skipped('internal-error', [
+      `asm-cni webhook internal error, pod admitted unchanged: ${(err as Error)?.message ?? String(err)}`,
+    ]);
   }
 }
 
@@ -101,14 +104,23 @@ function pluginOwned(view: PodView, config: SharedConfig, namespace: string, war
   const network = planNetworkOnly(view, config, namespace);
   const problems = [...validateTraffic(view.annotations), ...network.problems];
   if (problems.length > 0) return refuse(problems, config, warnings, 'the CNI plugin will refuse this pod');
-  if (network.ops.length > 0) return { allowed: true, patch: network.ops, warnings, decision: 'patched', reason: 'multus-network-added' };
+  if (network.ops.length > 0)
+    return { allowed: true, patch: network.ops, warnings, decision: 'patched', reason: 'multus-network-added' };
   return skipped('no-istio-init', warnings);
 }
 
-function refuse(problems: AnnotationProblem[], config: SharedConfig, warnings: string[], consequence: string): AdmitOutcome {
+function refuse(
+  problems: AnnotationProblem[],
+  config: SharedConfig,
+  warnings: string[],
+  consequence: string,
+): AdmitOutcome {
   const messages = problems.map(problemMessage);
   if (config.invalidAnnotations === 'warn') {
-    return skipped('invalid-annotation', [...warnings, ...messages.map((m) => `${m}; admitted (warn): ${consequence}`)]);
+    return skipped('invalid-annotation', [
+      ...warnings,
+      ...messages.map((m) => `${m}; admitted (warn): ${consequence}`),
+    ]);
   }
   return {
     allowed: false,
@@ -119,5 +131,3 @@ function refuse(problems: AnnotationProblem[], config: SharedConfig, warnings: s
     reason: 'invalid-annotation',
   };
 }
-
-

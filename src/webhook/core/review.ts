@@ -62,7 +62,11 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  */
 export function parseReview(body: unknown): ParsedReview {
   if (!isObject(body)) {
-    return { ok: false, reason: 'not-an-object', message: 'the body must be a JSON object (an admission.k8s.io/v1 AdmissionReview)' };
+    return {
+      ok: false,
+      reason: 'not-an-object',
+      message: 'the body must be a JSON object (an admission.k8s.io/v1 AdmissionReview)',
+    };
   }
   if (body.apiVersion !== ADMISSION_API_VERSION) {
     return {
@@ -72,7 +76,11 @@ export function parseReview(body: unknown): ParsedReview {
     };
   }
   if (body.kind !== 'AdmissionReview') {
-    return { ok: false, reason: 'not-an-admission-review', message: `kind must be AdmissionReview, got ${JSON.stringify(body.kind ?? null)}` };
+    return {
+      ok: false,
+      reason: 'not-an-admission-review',
+      message: `kind must be AdmissionReview, got ${JSON.stringify(body.kind ?? null)}`,
+    };
   }
   const request = body.request;
   if (!isObject(request)) {
@@ -95,7 +103,11 @@ export function patched(uid: string, patch: Operation[], warnings?: string[]): R
 }
 
 export function denied(uid: string, code: number, message: string, warnings?: string[]): Response {
-  const res: Response = { uid, allowed: false, status: { code, message, reason: code === 403 ? 'Forbidden' : 'BadRequest' } };
+  const res: Response = {
+    uid,
+    allowed: false,
+    status: { code, message, reason: code === 403 ? 'Forbidden' : 'BadRequest' },
+  };
   if (warnings && warnings.length > 0) res.warnings = warnings;
   return res;
 }
@@ -103,7 +115,11 @@ export function denied(uid: string, code: number, message: string, warnings?: st
 /** An internal failure: refused with the error as the message, like controller-runtime's Errored. */
 export function errored(uid: string, code: number, err: unknown): Response {
   const message = err instanceof Error ? err.message : String(err);
-  return { uid, allowed: false, status: { code, message: `asm-cni webhook internal error: ${message}`, reason: 'InternalError' } };
+  return {
+    uid,
+    allowed: false,
+    status: { code, message: `asm-cni webhook internal error: ${message}`, reason: 'InternalError' },
+  };
 }
 
 /** admit()'s outcome as a Response. */

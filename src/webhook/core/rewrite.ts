@@ -37,7 +37,10 @@ const VALIDATION_FLAGS = ['--run-validation', '--skip-rule-apply'] as const;
  * -d adds the status port, e.g. annotation `4,5,6` with `-d 15090,15021,4,5,6,15020` becomes `4,5,6,15020`),
  * except the interception mode, whose annotation wins.
  */
-export function annotationsFromInitArgs(args: readonly unknown[], current: JsonObject | undefined): DerivedAnnotation[] {
+export function annotationsFromInitArgs(
+  args: readonly unknown[],
+  current: JsonObject | undefined,
+): DerivedAnnotation[] {
   const out: DerivedAnnotation[] = [];
   const flags = initArgs(args);
   const from = (flag: string, annotation: string, keepEmpty: boolean, transform?: (v: string) => string): void => {
@@ -134,7 +137,10 @@ export function appendNetwork(current: string | undefined, network: string, podN
     } catch {
       list = undefined;
     }
-    if (!Array.isArray(list) || !list.every((e) => asObject(e) !== undefined && typeof asObject(e)!.name === 'string')) {
+    if (
+      !Array.isArray(list) ||
+      !list.every((e) => asObject(e) !== undefined && typeof asObject(e)!.name === 'string')
+    ) {
       return {
         problem: {
           annotation: ANNOTATION.multusNetworks,
@@ -234,7 +240,13 @@ export function planRewrite(view: PodView, mode: string, config: SharedConfig, n
 export const TPROXY_WARNING =
   'interception mode TPROXY: istio-proxy keeps NET_ADMIN and runs as root, as in Istio CNI mode; not PodSecurity baseline';
 
-function networkWrite(view: PodView, config: SharedConfig, namespace: string, writes: AnnotationWrites, problems: AnnotationProblem[]): void {
+function networkWrite(
+  view: PodView,
+  config: SharedConfig,
+  namespace: string,
+  writes: AnnotationWrites,
+  problems: AnnotationProblem[],
+): void {
   if (config.cniProvider !== 'multus') return;
   const r = appendNetwork(stringEntry(view.annotations, ANNOTATION.multusNetworks), config.multusNetwork, namespace);
   if ('problem' in r) problems.push(r.problem);
@@ -245,7 +257,11 @@ function networkWrite(view: PodView, config: SharedConfig, namespace: string, wr
  * For a pod Istio already rendered in CNI mode (no istio-init): under Multus it still has to name the plugin's
  * network, or the plugin never runs for it. Returns the ops (possibly none) and any problem.
  */
-export function planNetworkOnly(view: PodView, config: SharedConfig, namespace: string): { ops: Operation[]; problems: AnnotationProblem[] } {
+export function planNetworkOnly(
+  view: PodView,
+  config: SharedConfig,
+  namespace: string,
+): { ops: Operation[]; problems: AnnotationProblem[] } {
   const ops: Operation[] = [];
   const problems: AnnotationProblem[] = [];
   const writes = new AnnotationWrites(view);

@@ -18,9 +18,19 @@ export type PluginReason = SeedReason | 'host-network' | 'interception-none' | '
  */
 export function parseBool(value: string): boolean | undefined {
   switch (value) {
-    case '1': case 't': case 'T': case 'TRUE': case 'true': case 'True':
+    case '1':
+    case 't':
+    case 'T':
+    case 'TRUE':
+    case 'true':
+    case 'True':
       return true;
-    case '0': case 'f': case 'F': case 'FALSE': case 'false': case 'False':
+    case '0':
+    case 'f':
+    case 'F':
+    case 'FALSE':
+    case 'false':
+    case 'False':
       return false;
     default:
       return undefined;
@@ -102,6 +112,7 @@ export function pluginSelection(
   excludeNamespaces: readonly string[],
 ): { decision: 'redirect' | 'skip'; reason: PluginReason } {
   let reason: PluginReason = seedSelection(view, namespace, excludeNamespaces).reason;
-  if (reason === 'selected') reason = extraReason(view) ?? (view.istioInitIndex >= 0 ? 'istio-init-present' : 'selected');
+  if (reason === 'selected')
+    reason = extraReason(view) ?? (view.istioInitIndex >= 0 ? 'istio-init-present' : 'selected');
   return { decision: reason === 'selected' ? 'redirect' : 'skip', reason };
 }

@@ -170,7 +170,8 @@ const orWildcard =
     value === '*' ? undefined : rule(value);
 
 const MODES = new Set(['REDIRECT', 'TPROXY', 'NONE']);
-const interception: Rule = (value) => (MODES.has(value) ? undefined : 'interception mode must be REDIRECT, TPROXY or NONE');
+const interception: Rule = (value) =>
+  MODES.has(value) ? undefined : 'interception mode must be REDIRECT, TPROXY or NONE';
 
 /** Annotation → rule. Where `*` is allowed is Istio's choice; includeOutboundPorts takes no `*` (iptables needs ports). */
 export const RULES: ReadonlyMap<string, Rule> = new Map<string, Rule>([

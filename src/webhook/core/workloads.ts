@@ -45,12 +45,17 @@ export function podSlots(doc: unknown, pointer = ''): PodSlot[] {
   }
   const namespace = stringEntry(asObject(obj.metadata), 'namespace');
   if (kind === 'Pod') return [{ pod: obj, pointer, owner: ownerName(obj), namespace }];
-  const path = typeof kind === 'string' && Object.prototype.hasOwnProperty.call(TEMPLATE_PATHS, kind) ? TEMPLATE_PATHS[kind] : undefined;
+  const path =
+    typeof kind === 'string' && Object.prototype.hasOwnProperty.call(TEMPLATE_PATHS, kind)
+      ? TEMPLATE_PATHS[kind]
+      : undefined;
   if (path === undefined) return [];
   let node: JsonObject | undefined = obj;
   for (const key of path) node = asObject(node?.[key]);
   if (node === undefined) return [];
-  return [{ pod: node, pointer: pointer + path.map((k) => `/${pointerToken(k)}`).join(''), owner: ownerName(obj), namespace }];
+  return [
+    { pod: node, pointer: pointer + path.map((k) => `/${pointerToken(k)}`).join(''), owner: ownerName(obj), namespace },
+  ];
 }
 
 export interface SlotOutcome {

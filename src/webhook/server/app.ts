@@ -1,7 +1,14 @@
 // The webhook's HTTP surface as a Fastify app: POST /mutate, GET /healthz, GET /readyz. buildApp() never listens;
 // tests drive it with inject(), the entry point (server.ts) adds TLS and listens.
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import type { SharedConfig } from '../../common/shared-config.js';
 import type { Logger } from '../../common/logging.js';
 import { WebhookMetrics } from './metrics.js';
@@ -88,7 +95,8 @@ function sendError(reply: FastifyReply, statusCode: number, reason: string, mess
 
 function podName(request: AdmissionRequest): string | undefined {
   if (request.name) return request.name;
-  const meta = (request.object as { metadata?: { name?: unknown; generateName?: unknown } } | null | undefined)?.metadata;
+  const meta = (request.object as { metadata?: { name?: unknown; generateName?: unknown } } | null | undefined)
+    ?.metadata;
   if (meta && typeof meta === 'object') {
     if (typeof meta.name === 'string' && meta.name) return meta.name;
     if (typeof meta.generateName === 'string' && meta.generateName) return meta.generateName;
@@ -130,7 +138,10 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => {
     const buf = body as Buffer;
     if (buf.length === 0) {
-      done(httpError(400, 'ASM_EMPTY_BODY', 'the body is empty; an admission.k8s.io/v1 AdmissionReview is expected'), undefined);
+      done(
+        httpError(400, 'ASM_EMPTY_BODY', 'the body is empty; an admission.k8s.io/v1 AdmissionReview is expected'),
+        undefined,
+      );
       return;
     }
     try {
@@ -155,16 +166,36 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   });
 
   app.setNotFoundHandler((request, reply) =>
-    sendError(reply, 404, 'not-found', `no route ${request.method} ${request.url.split('?')[0]}; the webhook serves POST /mutate`),
+    sendError(
+      reply,
+      404,
+      'not-found',
+      `no route ${request.method} ${request.url.split('?')[0]}; the webhook serves POST /mutate`,
+    ),
   );
 
   // Wrong methods on known paths: 405 with Allow, answered in onRequest so that no body is read or parsed.
   const methodNotAllowed = (allow: string) => async (request: FastifyRequest, reply: FastifyReply) =>
-    sendError(reply.header('allow', allow), 405, 'method-not-allowed', `${request.method} is not allowed on ${request.url.split('?')[0]}; use ${allow}`);
+    sendError(
+      reply.header('allow', allow),
+      405,
+      'method-not-allowed',
+      `${request.method} is not allowed on ${request.url.split('?')[0]}; use ${allow}`,
+    );
   /* c8 ignore next */ const answeredInOnRequest = () => undefined; // never runs: onRequest has replied
-  app.route({ method: ['GET', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'], url: '/mutate', onRequest: methodNotAllowed(ALLOW_MUTATE), handler: answeredInOnRequest });
+  app.route({
+    method: ['GET', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'],
+    url: '/mutate',
+    onRequest: methodNotAllowed(ALLOW_MUTATE),
+    handler: answeredInOnRequest,
+  });
   for (const url of ['/healthz', '/readyz']) {
-    app.route({ method: ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'], url, onRequest: methodNotAllowed(ALLOW_PROBE), handler: answeredInOnRequest });
+    app.route({
+      method: ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'],
+      url,
+      onRequest: methodNotAllowed(ALLOW_PROBE),
+      handler: answeredInOnRequest,
+    });
   }
 
   app.get('/healthz', (_request, reply) => {
@@ -172,13 +203,20 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   });
   app.get('/readyz', (_request, reply) => {
     const ready = opts.ready();
-    void reply.code(ready ? 200 : 503).type('text/plain; charset=utf-8').send(ready ? 'ready\n' : 'not ready\n');
+    void reply
+      .code(ready ? 200 : 503)
+      .type('text/plain; charset=utf-8')
+      .send(ready ? 'ready\n' : 'not ready\n');
   });
 
   app.post('/mutate', (request, reply) => {
     if (request.body === undefined) {
       // No body at all (no Content-Type either): nothing was parsed.
-      throw httpError(415, 'ASM_NO_BODY', 'a JSON body (Content-Type: application/json) with an AdmissionReview is required');
+      throw httpError(
+        415,
+        'ASM_NO_BODY',
+        'a JSON body (Content-Type: application/json) with an AdmissionReview is required',
+      );
     }
     const parsed = parseReview(request.body);
     if (!parsed.ok) {
@@ -208,7 +246,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     };
     if (result.outcome === 'error') log.error({ ...line, error: response.status?.message }, 'review failed');
     else log.info(line, 'review');
-    if (response.patch && log.isLevelEnabled('debug')) log.debug({ uid: req.uid, patch: response.patch }, 'review patch');
+    if (response.patch && log.isLevelEnabled('debug'))
+      log.debug({ uid: req.uid, patch: response.patch }, 'review patch');
     // Encoded here in one pass; a string with a JSON content type goes out without Fastify's serializer.
     return reply.type(JSON_UTF8).send(encodeReview(response));
   });

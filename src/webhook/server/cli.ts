@@ -44,13 +44,15 @@ export class UsageError extends Error {
 }
 
 function port(name: string, raw: string): number {
-  if (!/^\d+$/.test(raw) || Number(raw) > 65535) throw new UsageError(`${name} must be a port number 0-65535, got ${JSON.stringify(raw)}`);
+  if (!/^\d+$/.test(raw) || Number(raw) > 65535)
+    throw new UsageError(`${name} must be a port number 0-65535, got ${JSON.stringify(raw)}`);
   return Number(raw);
 }
 
 function seconds(name: string, raw: string): number {
   const n = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`${name} must be a number of seconds >= 0, got ${JSON.stringify(raw)}`);
+  if (raw.trim() === '' || !Number.isFinite(n) || n < 0)
+    throw new UsageError(`${name} must be a number of seconds >= 0, got ${JSON.stringify(raw)}`);
   return Math.round(n * 1000);
 }
 
@@ -85,8 +87,12 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Omit<Ser
   };
   const cert = pick(values.cert, 'ASM_TLS_CERT');
   const key = pick(values.key, 'ASM_TLS_KEY');
-  if (cert === undefined) throw new UsageError('--cert (or ASM_TLS_CERT) is required: the PEM serving certificate; admission is only served over HTTPS');
-  if (key === undefined) throw new UsageError('--key (or ASM_TLS_KEY) is required: the PEM private key of the serving certificate');
+  if (cert === undefined)
+    throw new UsageError(
+      '--cert (or ASM_TLS_CERT) is required: the PEM serving certificate; admission is only served over HTTPS',
+    );
+  if (key === undefined)
+    throw new UsageError('--key (or ASM_TLS_KEY) is required: the PEM private key of the serving certificate');
   const clientCa = pick(values['client-ca'], 'ASM_CLIENT_CA');
   const config = pick(values.config, 'ASM_CONFIG');
   return {
@@ -97,8 +103,14 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Omit<Ser
     key,
     ...(clientCa !== undefined ? { clientCa } : {}),
     ...(config !== undefined ? { config } : {}),
-    shutdownDelayMs: seconds('--shutdown-delay (ASM_SHUTDOWN_DELAY)', pick(values['shutdown-delay'], 'ASM_SHUTDOWN_DELAY') ?? '5'),
-    shutdownGraceMs: seconds('--shutdown-grace (ASM_SHUTDOWN_GRACE)', pick(values['shutdown-grace'], 'ASM_SHUTDOWN_GRACE') ?? '20'),
+    shutdownDelayMs: seconds(
+      '--shutdown-delay (ASM_SHUTDOWN_DELAY)',
+      pick(values['shutdown-delay'], 'ASM_SHUTDOWN_DELAY') ?? '5',
+    ),
+    shutdownGraceMs: seconds(
+      '--shutdown-grace (ASM_SHUTDOWN_GRACE)',
+      pick(values['shutdown-grace'], 'ASM_SHUTDOWN_GRACE') ?? '20',
+    ),
   };
 }
 
@@ -109,7 +121,9 @@ async function serve(argv: string[], io: CliIO): Promise<number | 'running'> {
     return 0;
   }
   // Logs go to the CLI's stdout: the process's own (asynchronous, flushed on exit), or the stream a caller gave.
-  const log = createLogger(io.stdout === process.stdout ? {} : { destination: io.stdout as unknown as DestinationStream });
+  const log = createLogger(
+    io.stdout === process.stdout ? {} : { destination: io.stdout as unknown as DestinationStream },
+  );
   try {
     const running = await startServer({ ...parsed, admit, log });
     exitOnSignals(running, log);

@@ -120,11 +120,15 @@ export function createMetricsServer(metrics: WebhookMetrics, opts: Pick<MetricsS
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/metrics' && path !== '/healthz' && path !== '/readyz') {
-      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found: the metrics port serves GET /metrics\n');
+      res
+        .writeHead(404, { 'content-type': 'text/plain; charset=utf-8' })
+        .end('not found: the metrics port serves GET /metrics\n');
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('method not allowed\n');
+      res
+        .writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' })
+        .end('method not allowed\n');
       return;
     }
     if (path === '/healthz') {
@@ -133,7 +137,9 @@ export function createMetricsServer(metrics: WebhookMetrics, opts: Pick<MetricsS
     }
     if (path === '/readyz') {
       const ok = opts.ready();
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain; charset=utf-8' }).end(ok ? 'ready\n' : 'not ready\n');
+      res
+        .writeHead(ok ? 200 : 503, { 'content-type': 'text/plain; charset=utf-8' })
+        .end(ok ? 'ready\n' : 'not ready\n');
       return;
     }
     metrics.ready.set(opts.ready() ? 1 : 0);

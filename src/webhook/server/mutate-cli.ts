@@ -56,12 +56,22 @@ function parseArgs(argv: readonly string[]): Options | 'help' {
       return v;
     };
     switch (name) {
-      case '-f': case '--filename': opts.file = value(); break;
-      case '-n': case '--namespace': opts.namespace = value(); break;
-      case '--config': opts.config = value(); break;
-      case '-o': case '--output': {
+      case '-f':
+      case '--filename':
+        opts.file = value();
+        break;
+      case '-n':
+      case '--namespace':
+        opts.namespace = value();
+        break;
+      case '--config':
+        opts.config = value();
+        break;
+      case '-o':
+      case '--output': {
         const v = value();
-        if (v !== 'yaml' && v !== 'json' && v !== 'patch') throw new UsageError(`--output must be yaml, json or patch, got ${JSON.stringify(v)}`);
+        if (v !== 'yaml' && v !== 'json' && v !== 'patch')
+          throw new UsageError(`--output must be yaml, json or patch, got ${JSON.stringify(v)}`);
         opts.output = v;
         break;
       }
@@ -208,7 +218,9 @@ function decodeYaml(text: string, where: string): Source[] {
     const error = doc.errors[0];
     if (error !== undefined) {
       const line = error.linePos?.[0]?.line;
-      throw new InputError(`${where}: document ${i + 1}${line === undefined ? '' : ` (line ${line})`}: not valid YAML: ${error.message.split('\n')[0]}`);
+      throw new InputError(
+        `${where}: document ${i + 1}${line === undefined ? '' : ` (line ${line})`}: not valid YAML: ${error.message.split('\n')[0]}`,
+      );
     }
     const decoded: unknown = doc.toJS();
     if (decoded === null || decoded === undefined) continue; // empty document, e.g. after a trailing ---
@@ -277,12 +289,14 @@ export async function runMutate(
     const denials: string[] = [];
     for (const [i, source] of sources.entries()) {
       const obj = asObject(source.value);
-      if (obj === undefined) throw new InputError(`${where}: document ${i + 1}: not a Kubernetes object (a mapping with kind)`);
+      if (obj === undefined)
+        throw new InputError(`${where}: document ${i + 1}: not a Kubernetes object (a mapping with kind)`);
       const { outcomes, ops } = admitDocument(obj, config, parsed.namespace);
       for (const { slot, namespace, outcome } of outcomes) {
         const label = `${where}: document ${i + 1}, ${slot.owner} (namespace ${namespace})`;
         for (const w of outcome.warnings) io.stderr.write(`warning: ${label}: ${w}\n`);
-        if (outcome.decision === 'denied') denials.push(`${label}: denied: ${outcome.status?.message ?? outcome.reason}`);
+        if (outcome.decision === 'denied')
+          denials.push(`${label}: denied: ${outcome.status?.message ?? outcome.reason}`);
       }
       const patched = ops.length === 0 ? obj : jsonpatch.applyPatch(structuredClone(obj), ops, true, true).newDocument;
       results.push({ source, ops, patched });
@@ -294,10 +308,7 @@ export async function runMutate(
 
     const format: Format = parsed.output ?? (isJson ? 'json' : 'yaml');
     if (format === 'patch') {
-      const body =
-        results.length === 1
-          ? results[0]!.ops
-          : results.map((r, i) => ({ document: i + 1, patch: r.ops }));
+      const body = results.length === 1 ? results[0]!.ops : results.map((r, i) => ({ document: i + 1, patch: r.ops }));
       io.stdout.write(JSON.stringify(body, null, 2) + '\n');
     } else if (format === 'json') {
       const values = results.map((r) => r.patched);

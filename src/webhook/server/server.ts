@@ -100,12 +100,14 @@ export async function startServer(opts: ServeOptions): Promise<RunningWebhook> {
   }
   setReady();
   // After listen, a server's 'error' is an accept failure (EMFILE under a connection flood): log it, keep serving.
-  const onServerError = (which: string) => (err: Error) => logger.error({ err: err.message, server: which }, 'server error; still serving');
+  const onServerError = (which: string) => (err: Error) =>
+    logger.error({ err: err.message, server: which }, 'server error; still serving');
   app.server.on('error', onServerError('admission'));
   metricsServer.on('error', onServerError('metrics'));
 
   const watches: FileWatch[] = [];
-  const onWatchError = (dir: string, err: Error) => logger.warn({ dir, err: err.message }, 'cannot watch a directory; relying on polling');
+  const onWatchError = (dir: string, err: Error) =>
+    logger.warn({ dir, err: err.message }, 'cannot watch a directory; relying on polling');
   watches.push(
     watchFiles({
       files: [opts.cert, opts.key, ...(opts.clientCa !== undefined ? [opts.clientCa] : [])],
@@ -118,7 +120,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningWebhook> {
     watches.push(watchFiles({ files: [opts.config], onChange: () => config.reload(), onWatchError, ...opts.watch }));
   }
 
-  logger.info({ host: opts.host, port, metricsPort, clientCa: opts.clientCa !== undefined }, 'asm-cni webhook serving (HTTPS /mutate)');
+  logger.info(
+    { host: opts.host, port, metricsPort, clientCa: opts.clientCa !== undefined },
+    'asm-cni webhook serving (HTTPS /mutate)',
+  );
   // Log lines are written in batches; the start-up lines are written now, for whoever waits on them.
   log.flush();
 

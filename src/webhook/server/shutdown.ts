@@ -43,7 +43,10 @@ export async function drain(opts: DrainOptions): Promise<boolean> {
     logger.info({ delayMs: opts.delayMs }, 'shutdown: not ready; still serving while endpoints are updated');
     await sleep(opts.delayMs);
   }
-  logger.info({ graceMs: opts.graceMs }, 'shutdown: closing the listener and idle connections; finishing requests in flight');
+  logger.info(
+    { graceMs: opts.graceMs },
+    'shutdown: closing the listener and idle connections; finishing requests in flight',
+  );
   const closed = opts.close();
   // server.close() closes the connections idle right now; a connection whose request finishes later becomes idle
   // afterwards (its response carried Connection: close only if it arrived after close), so sweep until done.

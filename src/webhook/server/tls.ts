@@ -75,7 +75,9 @@ export function loadTlsMaterial(files: TlsFiles): TlsMaterial {
     try {
       new X509Certificate(ca);
     } catch (err) {
-      throw new TlsFileError(`the client CA bundle ${files.clientCa} is not a PEM certificate: ${(err as Error).message}`);
+      throw new TlsFileError(
+        `the client CA bundle ${files.clientCa} is not a PEM certificate: ${(err as Error).message}`,
+      );
     }
   }
   return {
@@ -112,7 +114,13 @@ export function httpsServerOptions(m: TlsMaterial): HttpsServerOptions {
 }
 
 const digest = (m: { cert: Buffer; key: Buffer; ca?: Buffer }): string =>
-  createHash('sha256').update(m.cert).update('\0').update(m.key).update('\0').update(m.ca ?? '').digest('hex');
+  createHash('sha256')
+    .update(m.cert)
+    .update('\0')
+    .update(m.key)
+    .update('\0')
+    .update(m.ca ?? '')
+    .digest('hex');
 
 export interface CertReloaderOptions {
   files: TlsFiles;
@@ -160,7 +168,10 @@ export class CertReloader {
       this.refusedDigest = seen;
       // Mid-rotation (a new certificate next to the old key) this fails once and succeeds on the next event.
       this.opts.metrics.certReloadFailures.inc();
-      this.opts.logger.error({ err: (err as Error).message }, 'TLS certificate reload failed; still serving the previous certificate');
+      this.opts.logger.error(
+        { err: (err as Error).message },
+        'TLS certificate reload failed; still serving the previous certificate',
+      );
       return false;
     }
     this.material = next;
@@ -175,9 +186,15 @@ export class CertReloader {
     this.opts.metrics.certReloads.inc();
     this.opts.metrics.certNotAfter.set(Math.floor(leaf.validTo.getTime() / 1000));
     this.opts.logger.info(
-      { subject: leaf.subject, serial: leaf.serialNumber, notAfter: leaf.validTo.toISOString(), clientCa: Boolean(this.material.ca) },
+      {
+        subject: leaf.subject,
+        serial: leaf.serialNumber,
+        notAfter: leaf.validTo.toISOString(),
+        clientCa: Boolean(this.material.ca),
+      },
       msg,
     );
-    if (leaf.validTo.getTime() < Date.now()) this.opts.logger.warn({ notAfter: leaf.validTo.toISOString() }, 'the TLS certificate has expired');
+    if (leaf.validTo.getTime() < Date.now())
+      this.opts.logger.warn({ notAfter: leaf.validTo.toISOString() }, 'the TLS certificate has expired');
   }
 }

@@ -85,7 +85,10 @@ t.test('SIGKILL in the middle of writes never leaves a torn file', async (t) => 
     const bytes = await fs.readFile(target);
     t.equal(bytes.length, size, `round ${round}: full length`);
     const first = bytes[0]!;
-    t.ok(bytes.every((b) => b === first), `round ${round}: one whole version (${String.fromCharCode(first)})`);
+    t.ok(
+      bytes.every((b) => b === first),
+      `round ${round}: one whole version (${String.fromCharCode(first)})`,
+    );
   }
   // what a killed writer leaves behind is a temp file the runtime never reads, cleaned up later
   const leftovers = (await fs.readdir(dir)).filter((n) => n !== '10-x.conflist');

@@ -38,11 +38,15 @@ t.test('the entry has the keys of the plugin contract', async (t) => {
     api_timeout: '5s',
   });
   const levels = (['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const).map(
-    (logLevel) => renderEntry({ ...DEFAULT_CONFIG, logLevel }, { hostKubeconfigPath: '/k', logFile: '/l', apiTimeout: '5s' }).log_level,
+    (logLevel) =>
+      renderEntry({ ...DEFAULT_CONFIG, logLevel }, { hostKubeconfigPath: '/k', logFile: '/l', apiTimeout: '5s' })
+        .log_level,
   );
   t.same(levels, ['debug', 'debug', 'info', 'warn', 'error', 'error'], 'only levels the plugin accepts');
-  t.equal(hostPathOf('/host/etc/cni/net.d/asm-cni-kubeconfig', '/host/etc/cni/net.d', '/etc/cni/net.d'),
-    '/etc/cni/net.d/asm-cni-kubeconfig');
+  t.equal(
+    hostPathOf('/host/etc/cni/net.d/asm-cni-kubeconfig', '/host/etc/cni/net.d', '/etc/cni/net.d'),
+    '/etc/cni/net.d/asm-cni-kubeconfig',
+  );
   t.equal(hostPathOf('/var/lib/asm/kc', '/host/etc/cni/net.d', '/etc/cni/net.d'), '/var/lib/asm/kc');
 });
 
@@ -62,18 +66,21 @@ t.test('Istio oracles: a .conflist gets our entry appended last, bytes as Istio 
   t.equal(renderJson(JSON.parse(golden)), golden);
 });
 
-t.test('Istio oracle bridge.conf: wrapped into a .conflist, keeping name and cniVersion (our deliberate difference)', async (t) => {
-  if (!requirePrereq(t, hasOracles(), 'Istio install oracles not found')) return;
-  const res = insertEntry(oracle('bridge.conf'), 'bridge.conf', entry);
-  t.equal(res.fileName, 'bridge.conflist');
-  const expected = goldenWithOurs(oracle('bridge.conf.golden'));
-  t.equal(expected.name, 'k8s-pod-network', "Istio renames the network");
-  t.equal(expected.cniVersion, '0.3.1', 'and forces 0.3.1');
-  expected.name = 'dbnet';
-  expected.cniVersion = '0.4.0';
-  t.equal(res.text, renderJson(expected), 'everything else as Istio does it');
-  t.equal(insertEntry(res.text, res.fileName, entry).text, res.text, 'idempotent');
-});
+t.test(
+  'Istio oracle bridge.conf: wrapped into a .conflist, keeping name and cniVersion (our deliberate difference)',
+  async (t) => {
+    if (!requirePrereq(t, hasOracles(), 'Istio install oracles not found')) return;
+    const res = insertEntry(oracle('bridge.conf'), 'bridge.conf', entry);
+    t.equal(res.fileName, 'bridge.conflist');
+    const expected = goldenWithOurs(oracle('bridge.conf.golden'));
+    t.equal(expected.name, 'k8s-pod-network', 'Istio renames the network');
+    t.equal(expected.cniVersion, '0.3.1', 'and forces 0.3.1');
+    expected.name = 'dbnet';
+    expected.cniVersion = '0.4.0';
+    t.equal(res.text, renderJson(expected), 'everything else as Istio does it');
+    t.equal(insertEntry(res.text, res.fileName, entry).text, res.text, 'idempotent');
+  },
+);
 
 t.test('Istio oracles: invalid files are refused', async (t) => {
   if (!requirePrereq(t, hasOracles(), 'Istio install oracles not found')) return;
@@ -104,7 +111,10 @@ t.test('our entry replaces an old one of our type anywhere in the list and goes 
     plugins: [{ type: 'calico' }, { type: 'asm-cni', kubeconfig: '/old', cniVersion: '0.1.0' }, { type: 'portmap' }],
   });
   const out = JSON.parse(insertEntry(text, '10-calico.conflist', { ...entry, cniVersion: '9' }).text);
-  t.same(out.plugins.map((p: { type: string }) => p.type), ['calico', 'portmap', 'asm-cni']);
+  t.same(
+    out.plugins.map((p: { type: string }) => p.type),
+    ['calico', 'portmap', 'asm-cni'],
+  );
   t.equal(out.plugins[2].kubeconfig, '/etc/cni/net.d/asm-cni-kubeconfig');
   t.notOk('cniVersion' in out.plugins[2], 'the list carries the version, not the entry');
   t.equal(out.cniVersion, '1.0.0');

@@ -39,7 +39,6 @@ async function start(t: Test, node: Node, repair: RepairController | null = null
   return { daemon, writes, metrics, logs: mem.lines, installer };
 }
 
-
 const entryLast = async (file: string) => {
   try {
     return JSON.parse(await fs.readFile(file, 'utf8')).plugins.at(-1).type === 'asm-cni';
@@ -92,13 +91,18 @@ t.test('deleting our files (binary, kubeconfig, config) puts them back', async (
   await fs.writeFile(file, CALICO);
   const { daemon } = await start(t, node);
   await fs.rm(node.options.kubeconfigPath);
-  t.ok((await waitFor(async () => (await fs.stat(node.options.kubeconfigPath).catch(() => null)) !== null, 1000)).ok,
-    'kubeconfig back');
+  t.ok(
+    (await waitFor(async () => (await fs.stat(node.options.kubeconfigPath).catch(() => null)) !== null, 1000)).ok,
+    'kubeconfig back',
+  );
   await fs.rm(path.join(node.binDir, 'asm-cni'));
   await daemon.reconcileNow(); // the bin dir is not watched: the resync pass restores it
   t.ok((await fs.stat(path.join(node.binDir, 'asm-cni'))).isFile(), 'binary back');
   await fs.rename(file, path.join(node.netDir, '20-calico.conflist'));
-  t.ok((await waitFor(() => entryLast(path.join(node.netDir, '20-calico.conflist')), 1000)).ok, 'renamed file still has it');
+  t.ok(
+    (await waitFor(() => entryLast(path.join(node.netDir, '20-calico.conflist')), 1000)).ok,
+    'renamed file still has it',
+  );
 });
 
 t.test('token rotation and config edits are picked up from file events', async (t) => {
@@ -109,8 +113,10 @@ t.test('token rotation and config edits are picked up from file events', async (
   await fs.writeFile(file, CALICO);
   await start(t, node);
   await fs.writeFile(path.join(node.saDir, 'token'), 'rotated\n');
-  t.ok((await waitFor(async () => (await fs.readFile(node.options.kubeconfigPath, 'utf8')).includes('rotated'), 1000)).ok,
-    'kubeconfig rewritten after rotation');
+  t.ok(
+    (await waitFor(async () => (await fs.readFile(node.options.kubeconfigPath, 'utf8')).includes('rotated'), 1000)).ok,
+    'kubeconfig rewritten after rotation',
+  );
   // ConfigMap updates arrive as an atomic symlink swap in the mounted dir
   const tmp = path.join(node.confDir, '.tmp-config');
   await fs.writeFile(tmp, 'excludeNamespaces: [kube-system, legacy]\n');
@@ -160,7 +166,10 @@ t.test('two running installers on one node (rolling update overlap) converge and
   t.equal(a.writes.length + b.writes.length, count, 'no ping-pong between the two');
   const list = JSON.parse(await fs.readFile(file, 'utf8'));
   t.equal(list.plugins.filter((p: { type: string }) => p.type === 'asm-cni').length, 1, 'one entry');
-  t.same((await fs.readdir(node.netDir)).filter((n) => n.endsWith('.asm-cni-tmp')), []);
+  t.same(
+    (await fs.readdir(node.netDir)).filter((n) => n.endsWith('.asm-cni-tmp')),
+    [],
+  );
 });
 
 t.test('a failing pass is retried with backoff, long before the resync interval', async (t) => {
@@ -174,5 +183,8 @@ t.test('a failing pass is retried with backoff, long before the resync interval'
   const after1s = failures();
   t.ok(after1s >= 2 && after1s <= 6, `retried with backoff (250, 500, 1000ms...): ${after1s} failures in ~1s`);
   await fs.writeFile(path.join(node.saDir, 'token'), 'late-token');
-  t.ok((await waitFor(() => entryLast(path.join(node.netDir, '10-calico.conflist')), 3000)).ok, 'installed once the token is there');
+  t.ok(
+    (await waitFor(() => entryLast(path.join(node.netDir, '10-calico.conflist')), 3000)).ok,
+    'installed once the token is there',
+  );
 });

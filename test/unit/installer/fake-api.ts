@@ -36,7 +36,12 @@ export async function startFakeApi(): Promise<FakeApi> {
   const server: Server = createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const payload = await body(req);
-    api.requests.push({ method: req.method ?? '', path: `${url.pathname}${url.search}`, auth: req.headers.authorization, body: payload });
+    api.requests.push({
+      method: req.method ?? '',
+      path: `${url.pathname}${url.search}`,
+      auth: req.headers.authorization,
+      body: payload,
+    });
     const json = (code: number, obj: unknown) => {
       res.writeHead(code, { 'content-type': 'application/json' });
       res.end(JSON.stringify(obj));
@@ -59,7 +64,10 @@ export async function startFakeApi(): Promise<FakeApi> {
       api.pods = api.pods.filter((p) => p !== pod);
       return json(200, pod);
     }
-    if (req.method === 'POST' && (m = /^\/api\/v1\/namespaces\/([^/]+)\/serviceaccounts\/([^/]+)\/token$/.exec(url.pathname))) {
+    if (
+      req.method === 'POST' &&
+      (m = /^\/api\/v1\/namespaces\/([^/]+)\/serviceaccounts\/([^/]+)\/token$/.exec(url.pathname))
+    ) {
       if (api.tokenStatus !== 200) return status(api.tokenStatus, 'Forbidden', 'cannot create serviceaccounts/token');
       api.tokenCount++;
       const spec = (payload as { spec?: { expirationSeconds?: number } }).spec ?? {};
@@ -81,7 +89,12 @@ export async function startFakeApi(): Promise<FakeApi> {
 }
 
 /** A pod on `node` whose istio-validation init container is in the given state. */
-export function pod(name: string, node: string, validation: Record<string, unknown> | null, extra: Partial<V1Pod> = {}): V1Pod {
+export function pod(
+  name: string,
+  node: string,
+  validation: Record<string, unknown> | null,
+  extra: Partial<V1Pod> = {},
+): V1Pod {
   return {
     metadata: {
       name,
@@ -91,6 +104,20 @@ export function pod(name: string, node: string, validation: Record<string, unkno
       ...extra.metadata,
     },
     spec: { nodeName: node, containers: [{ name: 'app' }], ...extra.spec },
-    status: validation === null ? {} : { initContainerStatuses: [{ name: 'istio-validation', image: 'x', imageID: '', ready: false, restartCount: 1, ...validation } as never] },
+    status:
+      validation === null
+        ? {}
+        : {
+            initContainerStatuses: [
+              {
+                name: 'istio-validation',
+                image: 'x',
+                imageID: '',
+                ready: false,
+                restartCount: 1,
+                ...validation,
+              } as never,
+            ],
+          },
   };
 }

@@ -49,12 +49,17 @@ t.test('installs binary, kubeconfig and entry; a second run writes nothing', asy
   t.equal(kcStat.mode & 0o777, 0o600, 'kubeconfig is 0600');
   const kc = parseYaml(await fs.readFile(node.options.kubeconfigPath, 'utf8'));
   t.equal(kc.clusters[0].cluster.server, 'https://10.96.0.1:443');
-  t.equal(Buffer.from(kc.clusters[0].cluster['certificate-authority-data'], 'base64').toString(),
-    await fs.readFile(path.join(node.saDir, 'ca.crt'), 'utf8'));
+  t.equal(
+    Buffer.from(kc.clusters[0].cluster['certificate-authority-data'], 'base64').toString(),
+    await fs.readFile(path.join(node.saDir, 'ca.crt'), 'utf8'),
+  );
   t.equal(kc.users[0].user.token, 'token-one');
 
   const conf = JSON.parse(await read(node, '10-calico.conflist'));
-  t.same(conf.plugins.map((p: { type: string }) => p.type), ['calico', 'portmap', 'asm-cni']);
+  t.same(
+    conf.plugins.map((p: { type: string }) => p.type),
+    ['calico', 'portmap', 'asm-cni'],
+  );
   t.equal(conf.plugins[2].kubeconfig, '/etc/cni/net.d/asm-cni-kubeconfig', 'host path in the entry');
   t.equal(await read(node, '.10-calico.conflist.asm-cni-orig'), CALICO, 'original bytes kept for uninstall');
 
@@ -122,7 +127,10 @@ t.test('a wrapped .conf rewritten by its CNI is wrapped again; uninstall keeps t
   const conf2 = conf.replace('1500', '1400');
   await fs.writeFile(path.join(node.netDir, '10-kindnet.conf'), conf2);
   await installer.reconcile();
-  t.same((await ls(node.netDir)).filter((n) => n.startsWith('10-')), ['10-kindnet.conflist']);
+  t.same(
+    (await ls(node.netDir)).filter((n) => n.startsWith('10-')),
+    ['10-kindnet.conflist'],
+  );
   t.equal(JSON.parse(await read(node, '10-kindnet.conflist')).plugins[0].mtu, 1400);
   // the CNI writes its .conf once more while we are not running, then we uninstall
   const conf3 = conf.replace('1500', '1300');
@@ -142,7 +150,10 @@ t.test('uninstall after someone else changed the file removes only our entry', a
   await fs.writeFile(path.join(node.netDir, '10-calico.conflist'), JSON.stringify(conf));
   await installer.uninstall();
   const after = JSON.parse(await read(node, '10-calico.conflist'));
-  t.same(after.plugins.map((p: { type: string }) => p.type), ['calico', 'portmap', 'bandwidth']);
+  t.same(
+    after.plugins.map((p: { type: string }) => p.type),
+    ['calico', 'portmap', 'bandwidth'],
+  );
   t.ok(logs().some((l) => /removed only our entry/.test(String(l.msg))));
 });
 
@@ -162,27 +173,30 @@ t.test('uninstall without a backup strips our entry; a file with nothing of ours
   await gone.uninstall();
 });
 
-t.test('waits for a primary config; picks the lexically first valid one; refuses invalid files untouched', async (t) => {
-  const node = await fakeNode(t);
-  const { installer, logs } = installerFor(node);
-  t.equal(await installer.installEntry(), 'waiting');
-  t.equal((await installer.reconcile()).entry, false);
-  const invalid = oracle('invalid-map.conflist');
-  await fs.writeFile(path.join(node.netDir, '05-broken.conflist'), invalid);
-  await fs.writeFile(path.join(node.netDir, '00-arr.conflist'), oracle('invalid-arr.conflist'));
-  await fs.writeFile(path.join(node.netDir, '20-second.conflist'), CALICO);
-  await fs.writeFile(path.join(node.netDir, '10-first.conflist'), CALICO);
-  await fs.writeFile(path.join(node.netDir, '99-notes.txt'), 'ignored');
-  await fs.mkdir(path.join(node.netDir, '01-dir.conf'));
-  t.equal((await installer.reconcile()).ready, true);
-  t.equal(JSON.parse(await read(node, '10-first.conflist')).plugins.at(-1).type, 'asm-cni');
-  t.equal(await read(node, '20-second.conflist'), CALICO, 'not the primary: untouched');
-  t.equal(await read(node, '05-broken.conflist'), invalid, 'invalid: untouched');
-  const refused = logs().filter((l) => /refusing an invalid CNI config/.test(String(l.msg)));
-  t.same(refused.map((l) => l.file).sort(), ['00-arr.conflist', '05-broken.conflist']);
-  await installer.reconcile();
-  t.equal(logs().filter((l) => /refusing/.test(String(l.msg))).length, 2, 'each refusal logged once');
-});
+t.test(
+  'waits for a primary config; picks the lexically first valid one; refuses invalid files untouched',
+  async (t) => {
+    const node = await fakeNode(t);
+    const { installer, logs } = installerFor(node);
+    t.equal(await installer.installEntry(), 'waiting');
+    t.equal((await installer.reconcile()).entry, false);
+    const invalid = oracle('invalid-map.conflist');
+    await fs.writeFile(path.join(node.netDir, '05-broken.conflist'), invalid);
+    await fs.writeFile(path.join(node.netDir, '00-arr.conflist'), oracle('invalid-arr.conflist'));
+    await fs.writeFile(path.join(node.netDir, '20-second.conflist'), CALICO);
+    await fs.writeFile(path.join(node.netDir, '10-first.conflist'), CALICO);
+    await fs.writeFile(path.join(node.netDir, '99-notes.txt'), 'ignored');
+    await fs.mkdir(path.join(node.netDir, '01-dir.conf'));
+    t.equal((await installer.reconcile()).ready, true);
+    t.equal(JSON.parse(await read(node, '10-first.conflist')).plugins.at(-1).type, 'asm-cni');
+    t.equal(await read(node, '20-second.conflist'), CALICO, 'not the primary: untouched');
+    t.equal(await read(node, '05-broken.conflist'), invalid, 'invalid: untouched');
+    const refused = logs().filter((l) => /refusing an invalid CNI config/.test(String(l.msg)));
+    t.same(refused.map((l) => l.file).sort(), ['00-arr.conflist', '05-broken.conflist']);
+    await installer.reconcile();
+    t.equal(logs().filter((l) => /refusing/.test(String(l.msg))).length, 2, 'each refusal logged once');
+  },
+);
 
 t.test('a stand-alone asm-cni config is never taken as the primary', async (t) => {
   const node = await fakeNode(t);
@@ -195,13 +209,19 @@ t.test('a stand-alone asm-cni config is never taken as the primary', async (t) =
 
 t.test('--cni-conf-name forces the target file (Multus and other setups)', async (t) => {
   const node = await fakeNode(t);
-  await fs.writeFile(path.join(node.netDir, '00-multus.conf'), '{"cniVersion":"0.3.1","name":"multus-cni-network","type":"multus"}');
+  await fs.writeFile(
+    path.join(node.netDir, '00-multus.conf'),
+    '{"cniVersion":"0.3.1","name":"multus-cni-network","type":"multus"}',
+  );
   await fs.writeFile(path.join(node.netDir, '10-calico.conflist'), CALICO);
   const { installer } = installerFor(node, { cniConfName: '00-multus.conf' });
   t.equal((await installer.reconcile()).ready, true);
   t.equal(await read(node, '10-calico.conflist'), CALICO, 'lexical primary untouched');
   const multus = JSON.parse(await read(node, '00-multus.conflist'));
-  t.same(multus.plugins.map((p: { type: string }) => p.type), ['multus', 'asm-cni']);
+  t.same(
+    multus.plugins.map((p: { type: string }) => p.type),
+    ['multus', 'asm-cni'],
+  );
   t.equal((await installer.reconcile()).ready, true, 'the wrapped forced file is recognised');
   const missing = installerFor(node, { cniConfName: 'nope.conflist' }).installer;
   t.equal(await missing.installEntry(), 'waiting');
@@ -237,7 +257,10 @@ t.test('shared config changes re-render the entry; a bad edit keeps the last goo
   t.equal(entry.log_level, 'info');
   await fs.writeFile(configPath, 'excludeNamespaces: "oops"\n');
   t.equal((await installer.reconcile()).ready, true, 'still ready with the last good config');
-  t.same(JSON.parse(await read(node, '10-calico.conflist')).plugins.at(-1).exclude_namespaces, ['kube-system', 'legacy']);
+  t.same(JSON.parse(await read(node, '10-calico.conflist')).plugins.at(-1).exclude_namespaces, [
+    'kube-system',
+    'legacy',
+  ]);
   await installer.reconcile();
   t.equal(logs().filter((l) => /invalid config/.test(String(l.msg))).length, 1, 'a bad edit is logged once');
   await fs.rm(configPath);
@@ -249,7 +272,10 @@ t.test('an invalid config at start is an error naming the problem', async (t) =>
   const configPath = path.join(node.confDir, 'config.yaml');
   await fs.writeFile(configPath, 'repairPods: maybe\n');
   await t.rejects(installerFor(node, { configPath }).installer.reconcile(), /repairPods/);
-  await t.rejects(installerFor(node, { configPath: path.join(node.root, 'missing.yaml') }).installer.loadConfig(), /cannot read config/);
+  await t.rejects(
+    installerFor(node, { configPath: path.join(node.root, 'missing.yaml') }).installer.loadConfig(),
+    /cannot read config/,
+  );
 });
 
 t.test('cniProvider multus: nothing chained into the primary, a previous entry is taken out', async (t) => {
@@ -276,11 +302,21 @@ t.test('failing steps are reported in readiness and logs, other steps still run'
   t.equal(await read(node, '10-calico.conflist'), CALICO, 'primary config untouched');
   t.match(r.reasons.join('\n'), /plugin binary missing[\s\S]*kubeconfig missing[\s\S]*entry not in/);
   t.ok(logs().some((l) => /not adding the CNI config entry/.test(String(l.msg))));
-  const errors = logs().filter((l) => l.level === 50).map((l) => String(l.err));
+  const errors = logs()
+    .filter((l) => l.level === 50)
+    .map((l) => String(l.err));
   t.match(errors.join('\n'), /cannot read plugin binary[\s\S]*API server unknown/);
-  const noCa = installerFor(node, { saDir: path.join(node.root, 'nosa') }, { description: 'x', current: async () => ({ token: 't', expiresAt: null }) });
+  const noCa = installerFor(
+    node,
+    { saDir: path.join(node.root, 'nosa') },
+    { description: 'x', current: async () => ({ token: 't', expiresAt: null }) },
+  );
   await t.rejects(noCa.installer.installKubeconfig(), /cannot read cluster CA/);
-  const skip = installerFor(node, { skipTlsVerify: true, kubeconfigPath: path.join(node.root, 'kc') }, { description: 'x', current: async () => ({ token: 'service_account_token_string', expiresAt: null }) });
+  const skip = installerFor(
+    node,
+    { skipTlsVerify: true, kubeconfigPath: path.join(node.root, 'kc') },
+    { description: 'x', current: async () => ({ token: 'service_account_token_string', expiresAt: null }) },
+  );
   await skip.installer.installKubeconfig();
   const kc = parseYaml(await fs.readFile(path.join(node.root, 'kc'), 'utf8'));
   const istio = parseYaml(oracle('kubeconfig-skip-tls'));
@@ -304,8 +340,15 @@ t.test('two installers racing converge on one correct file and one backup', asyn
   await Promise.all([a.reconcile(), b.reconcile()]);
   await Promise.all([a.reconcile(), b.reconcile()]);
   const list = JSON.parse(await read(node, '10-bridge.conflist'));
-  t.same(list.plugins.map((p: { type: string }) => p.type), ['bridge', 'asm-cni']);
-  t.same((await ls(node.netDir)).filter((n) => n.endsWith('.asm-cni-tmp')), [], 'no temp files left');
+  t.same(
+    list.plugins.map((p: { type: string }) => p.type),
+    ['bridge', 'asm-cni'],
+  );
+  t.same(
+    (await ls(node.netDir)).filter((n) => n.endsWith('.asm-cni-tmp')),
+    [],
+    'no temp files left',
+  );
   await a.uninstall();
   await b.uninstall();
   t.same(await ls(node.netDir), ['10-bridge.conf']);

@@ -36,8 +36,17 @@ function sink() {
 
 function flags(node: Node, extra: string[] = []): string[] {
   return [
-    '--net-dir', node.netDir, '--bin-dir', node.binDir, '--sa-dir', node.saDir, '--plugin-binary', node.options.pluginBinary,
-    '--readiness-port', '0', ...extra,
+    '--net-dir',
+    node.netDir,
+    '--bin-dir',
+    node.binDir,
+    '--sa-dir',
+    node.saDir,
+    '--plugin-binary',
+    node.options.pluginBinary,
+    '--readiness-port',
+    '0',
+    ...extra,
   ];
 }
 
@@ -72,60 +81,100 @@ t.test('once fails clearly without an API server or with a bad config; waits for
   t.match(out.text(), /API server unknown/);
   const bad = path.join(node.confDir, 'c.yaml');
   await fs.writeFile(bad, 'nope: 1\n');
-  t.equal(await main(['once', ...flags(node, ['--config', bad, '--api-server', 'https://x:1'])], {}, { out: out.stream, err: out.stream }), 1);
+  t.equal(
+    await main(
+      ['once', ...flags(node, ['--config', bad, '--api-server', 'https://x:1'])],
+      {},
+      { out: out.stream, err: out.stream },
+    ),
+    1,
+  );
   t.match(out.text(), /unknown key[^\n]*cannot start without a valid config/);
   // waiting: the primary config shows up while `once` waits
   const controller = new AbortController();
-  const done = main(['once', ...flags(node, ['--api-server', 'https://x:1', '--resync-interval', '50ms'])], {}, {
-    out: out.stream, err: out.stream, signal: controller.signal,
-  });
+  const done = main(
+    ['once', ...flags(node, ['--api-server', 'https://x:1', '--resync-interval', '50ms'])],
+    {},
+    {
+      out: out.stream,
+      err: out.stream,
+      signal: controller.signal,
+    },
+  );
   await sleep(150);
   await fs.writeFile(path.join(node.netDir, '10-calico.conflist'), CALICO);
   t.equal(await done, 0, 'installed once the CNI wrote its config');
   // and an abort while waiting ends it with a failure
   await fs.rm(path.join(node.netDir, '10-calico.conflist'));
   const aborted = new AbortController();
-  const waiting = main(['once', ...flags(node, ['--api-server', 'https://x:1', '--resync-interval', '50ms'])], {}, {
-    out: out.stream, err: out.stream, signal: aborted.signal,
-  });
+  const waiting = main(
+    ['once', ...flags(node, ['--api-server', 'https://x:1', '--resync-interval', '50ms'])],
+    {},
+    {
+      out: out.stream,
+      err: out.stream,
+      signal: aborted.signal,
+    },
+  );
   await sleep(100);
   aborted.abort();
   t.equal(await waiting, 1);
-  t.equal(await main(['uninstall', ...flags(node, ['--config', bad])], {}, { out: out.stream, err: out.stream }), 0,
-    'uninstall works even with a broken config');
+  t.equal(
+    await main(['uninstall', ...flags(node, ['--config', bad])], {}, { out: out.stream, err: out.stream }),
+    0,
+    'uninstall works even with a broken config',
+  );
 });
 
-t.test('run with a plugin ServiceAccount: TokenRequest token in the kubeconfig, repair on, abort leaves all in place', async (t) => {
-  const api = await startFakeApi();
-  t.teardown(() => api.close());
-  api.pods = [pod('broken', 'node-a', { state: { terminated: { exitCode: 126 } } })];
-  const node = await fakeNode(t);
-  await fs.writeFile(path.join(node.netDir, '10-calico.conflist'), CALICO);
-  const config = path.join(node.confDir, 'config.yaml');
-  await fs.writeFile(config, 'logLevel: debug\n');
-  const out = sink();
-  const controller = new AbortController();
-  t.teardown(() => controller.abort());
-  const running = main(
-    ['run', ...flags(node, ['--api-server', api.url, '--plugin-service-account', 'asm-cni-plugin', '--repair-interval', '50ms', '--config', config])],
-    { NODE_NAME: 'node-a' },
-    { out: out.stream, err: out.stream, signal: controller.signal },
-  );
-  const kcPath = path.join(node.netDir, 'asm-cni-kubeconfig');
-  t.ok((await waitFor(async () => (await fs.readFile(kcPath, 'utf8').catch(() => '')).includes('plugin-token-1'), 3000)).ok,
-    'kubeconfig carries the TokenRequest token, not the installer token');
-  const tr = api.requests.find((r) => r.method === 'POST')!;
-  t.equal(tr.path, '/api/v1/namespaces/asm-cni/serviceaccounts/asm-cni-plugin/token');
-  t.equal(tr.auth, 'Bearer token-one', 'requested with the installer token');
-  t.same(tr.body, { spec: { audiences: [], expirationSeconds: 3600 } });
-  t.ok((await waitFor(() => api.pods.length === 0, 3000)).ok, 'failed pod repaired');
-  controller.abort();
-  t.equal(await running, 0);
-  t.match(out.text(), /stopped; binary, kubeconfig and config entry left in place/);
-  t.ok((await fs.readFile(path.join(node.netDir, '10-calico.conflist'), 'utf8')).includes('asm-cni'));
-  t.ok((await fs.stat(kcPath)).isFile());
-  t.ok((await fs.stat(path.join(node.binDir, 'asm-cni'))).isFile());
-});
+t.test(
+  'run with a plugin ServiceAccount: TokenRequest token in the kubeconfig, repair on, abort leaves all in place',
+  async (t) => {
+    const api = await startFakeApi();
+    t.teardown(() => api.close());
+    api.pods = [pod('broken', 'node-a', { state: { terminated: { exitCode: 126 } } })];
+    const node = await fakeNode(t);
+    await fs.writeFile(path.join(node.netDir, '10-calico.conflist'), CALICO);
+    const config = path.join(node.confDir, 'config.yaml');
+    await fs.writeFile(config, 'logLevel: debug\n');
+    const out = sink();
+    const controller = new AbortController();
+    t.teardown(() => controller.abort());
+    const running = main(
+      [
+        'run',
+        ...flags(node, [
+          '--api-server',
+          api.url,
+          '--plugin-service-account',
+          'asm-cni-plugin',
+          '--repair-interval',
+          '50ms',
+          '--config',
+          config,
+        ]),
+      ],
+      { NODE_NAME: 'node-a' },
+      { out: out.stream, err: out.stream, signal: controller.signal },
+    );
+    const kcPath = path.join(node.netDir, 'asm-cni-kubeconfig');
+    t.ok(
+      (await waitFor(async () => (await fs.readFile(kcPath, 'utf8').catch(() => '')).includes('plugin-token-1'), 3000))
+        .ok,
+      'kubeconfig carries the TokenRequest token, not the installer token',
+    );
+    const tr = api.requests.find((r) => r.method === 'POST')!;
+    t.equal(tr.path, '/api/v1/namespaces/asm-cni/serviceaccounts/asm-cni-plugin/token');
+    t.equal(tr.auth, 'Bearer token-one', 'requested with the installer token');
+    t.same(tr.body, { spec: { audiences: [], expirationSeconds: 3600 } });
+    t.ok((await waitFor(() => api.pods.length === 0, 3000)).ok, 'failed pod repaired');
+    controller.abort();
+    t.equal(await running, 0);
+    t.match(out.text(), /stopped; binary, kubeconfig and config entry left in place/);
+    t.ok((await fs.readFile(path.join(node.netDir, '10-calico.conflist'), 'utf8')).includes('asm-cni'));
+    t.ok((await fs.stat(kcPath)).isFile());
+    t.ok((await fs.stat(path.join(node.binDir, 'asm-cni'))).isFile());
+  },
+);
 
 t.test('run without an API server: repair off, still serves; pre-aborted signal returns at once', async (t) => {
   const node = await fakeNode(t);
@@ -141,7 +190,8 @@ t.test('the CLI process: SIGTERM stops `run` and leaves everything installed', a
   await fs.writeFile(path.join(node.netDir, '10-calico.conflist'), CALICO);
   // The built entry point (what the image runs); loading it through the test's TypeScript loader takes far longer.
   const cli = path.join(repoRoot, 'dist', 'installer', 'cli.js');
-  if (!requirePrereq(t, await distIsFresh(cli), `${cli} missing or older than src/installer: run npm run build`)) return;
+  if (!requirePrereq(t, await distIsFresh(cli), `${cli} missing or older than src/installer: run npm run build`))
+    return;
   t.match((await fs.readFile(cli, 'utf8')).split('\n')[0], '#!/usr/bin/env node', 'bin has a node shebang');
   // a plain node, as in the image: without the test runner's loaders and coverage hooks inherited via NODE_OPTIONS
   const env = { ...process.env, NODE_OPTIONS: '' };
@@ -166,7 +216,10 @@ t.test('uninstall --uninstall-wait: uninstalls, then reports ready until aborted
   const node = await fakeNode(t);
   await fs.writeFile(path.join(node.netDir, '10-calico.conflist'), CALICO);
   const out = sink();
-  t.equal(await main(['once', ...flags(node, ['--api-server', 'https://x:1'])], {}, { out: out.stream, err: out.stream }), 0);
+  t.equal(
+    await main(['once', ...flags(node, ['--api-server', 'https://x:1'])], {}, { out: out.stream, err: out.stream }),
+    0,
+  );
   const port = await new Promise<number>((resolve) => {
     const s = createServer().listen(0, '127.0.0.1', () => {
       const p = (s.address() as AddressInfo).port;
@@ -175,9 +228,15 @@ t.test('uninstall --uninstall-wait: uninstalls, then reports ready until aborted
   });
   const controller = new AbortController();
   t.teardown(() => controller.abort());
-  const waiting = main(['uninstall', ...flags(node), '--readiness-port', String(port)], { ASM_UNINSTALL_WAIT: 'true' }, {
-    out: out.stream, err: out.stream, signal: controller.signal,
-  });
+  const waiting = main(
+    ['uninstall', ...flags(node), '--readiness-port', String(port)],
+    { ASM_UNINSTALL_WAIT: 'true' },
+    {
+      out: out.stream,
+      err: out.stream,
+      signal: controller.signal,
+    },
+  );
   t.ok((await waitFor(() => out.text().includes('waiting for SIGTERM'), 5000)).ok);
   t.equal(await fs.readFile(path.join(node.netDir, '10-calico.conflist'), 'utf8'), CALICO, 'restored');
   t.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);

@@ -12,7 +12,12 @@ import { admit } from '../../../src/webhook/core/admit.js';
 import { repoRoot } from './helpers.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
-type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; [k: string]: any }; [k: string]: any };
+type Obj = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; [k: string]: any };
+  [k: string]: any;
+};
 
 const manifests = path.join(repoRoot, 'manifests');
 const readYamlDocs = (file: string): Obj[] =>
@@ -49,16 +54,22 @@ const service = find('Service', 'asm-cni-webhook');
 const webhookConfig = find('MutatingWebhookConfiguration', 'zz-asm-cni');
 const webhook = webhookConfig.webhooks[0];
 const envOf = (o: Obj) =>
-  Object.fromEntries((o.spec.template.spec.containers[0].env as Array<{ name: string; value?: string }>).map((e) => [e.name, e.value]));
+  Object.fromEntries(
+    (o.spec.template.spec.containers[0].env as Array<{ name: string; value?: string }>).map((e) => [e.name, e.value]),
+  );
 
 const matches = (selector: Record<string, string>, labels: Record<string, string>) =>
   Object.entries(selector).every(([k, v]) => labels[k] === v);
 
 t.test('every YAML file parses and every kustomization lists every file of its directory', async (t) => {
-  const dirs = ['base', '.', 'components/cert-manager', 'overlays/cert-manager', 'overlays/uninstall'].map((d) => path.join(manifests, d));
+  const dirs = ['base', '.', 'components/cert-manager', 'overlays/cert-manager', 'overlays/uninstall'].map((d) =>
+    path.join(manifests, d),
+  );
   for (const dir of dirs) {
     const k = kustomization(dir);
-    const listed = new Set<string>([...(k.resources ?? []), ...(k.components ?? [])].map((r: string) => path.resolve(dir, r)));
+    const listed = new Set<string>(
+      [...(k.resources ?? []), ...(k.components ?? [])].map((r: string) => path.resolve(dir, r)),
+    );
     for (const name of readdirSync(dir)) {
       if (!/\.ya?ml$/.test(name) || name === 'kustomization.yaml') continue;
       t.ok(listed.has(path.join(dir, name)), `${path.relative(manifests, dir) || '.'}: ${name} is listed`);
@@ -67,18 +78,35 @@ t.test('every YAML file parses and every kustomization lists every file of its d
     for (const p of listed) t.ok(existsSync(p), `${path.relative(manifests, p)} exists`);
   }
   t.equal(kustomization(path.join(manifests, 'components/cert-manager')).kind, 'Component');
-  t.ok(base.every((o) => o.apiVersion && o.kind && o.metadata?.name), 'every object has apiVersion, kind, name');
+  t.ok(
+    base.every((o) => o.apiVersion && o.kind && o.metadata?.name),
+    'every object has apiVersion, kind, name',
+  );
   const keys = base.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`);
-  t.same(keys.filter((k, i) => keys.indexOf(k) !== i), [], 'no duplicate objects');
-  t.ok(base.filter((o) => o.kind !== 'Namespace' && !o.kind.startsWith('Cluster') && o.kind !== 'MutatingWebhookConfiguration')
-    .every((o) => o.metadata.namespace === 'asm-cni'), 'namespaced objects are in asm-cni');
+  t.same(
+    keys.filter((k, i) => keys.indexOf(k) !== i),
+    [],
+    'no duplicate objects',
+  );
+  t.ok(
+    base
+      .filter(
+        (o) => o.kind !== 'Namespace' && !o.kind.startsWith('Cluster') && o.kind !== 'MutatingWebhookConfiguration',
+      )
+      .every((o) => o.metadata.namespace === 'asm-cni'),
+    'namespaced objects are in asm-cni',
+  );
 });
 
 t.test('the image is named in one place', async (t) => {
   const k = kustomization(path.join(manifests, 'base'));
-  t.same(k.images.map((i: { name: string }) => i.name), ['asm-cni']);
+  t.same(
+    k.images.map((i: { name: string }) => i.name),
+    ['asm-cni'],
+  );
   for (const o of [deployment, daemonset]) {
-    for (const c of o.spec.template.spec.containers) t.equal(c.image, 'asm-cni', `${o.kind} ${c.name} uses the placeholder`);
+    for (const c of o.spec.template.spec.containers)
+      t.equal(c.image, 'asm-cni', `${o.kind} ${c.name} uses the placeholder`);
   }
 });
 
@@ -86,13 +114,20 @@ t.test('selectors match labels; ServiceAccounts and roles referenced exist', asy
   for (const o of [deployment, daemonset]) {
     t.ok(matches(o.spec.selector.matchLabels, o.spec.template.metadata.labels), `${o.kind} selector matches its pods`);
     const sa = o.spec.template.spec.serviceAccountName;
-    t.ok(find('ServiceAccount', sa).metadata.namespace === o.metadata.namespace, `${o.kind} ServiceAccount ${sa} exists`);
+    t.ok(
+      find('ServiceAccount', sa).metadata.namespace === o.metadata.namespace,
+      `${o.kind} ServiceAccount ${sa} exists`,
+    );
   }
   const podLabels = deployment.spec.template.metadata.labels;
   t.ok(matches(service.spec.selector, podLabels), 'Service selects the webhook pods');
   t.notOk(matches(service.spec.selector, daemonset.spec.template.metadata.labels), 'and not the installer');
-  t.ok(matches(find('PodDisruptionBudget', 'asm-cni-webhook').spec.selector.matchLabels, podLabels), 'PDB selects them');
-  const anti = deployment.spec.template.spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0];
+  t.ok(
+    matches(find('PodDisruptionBudget', 'asm-cni-webhook').spec.selector.matchLabels, podLabels),
+    'PDB selects them',
+  );
+  const anti =
+    deployment.spec.template.spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0];
   t.ok(matches(anti.podAffinityTerm.labelSelector.matchLabels, podLabels), 'anti-affinity is about its own replicas');
   t.equal(anti.podAffinityTerm.topologyKey, 'kubernetes.io/hostname');
   t.equal(deployment.spec.replicas, 2);
@@ -100,25 +135,31 @@ t.test('selectors match labels; ServiceAccounts and roles referenced exist', asy
   for (const b of base.filter((o) => o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding')) {
     const role = find(b.roleRef.kind, b.roleRef.name);
     if (b.kind === 'RoleBinding' && role.kind === 'Role') t.equal(role.metadata.namespace, b.metadata.namespace);
-    for (const s of b.subjects) t.equal(find('ServiceAccount', s.name).metadata.namespace, s.namespace, `${b.metadata.name} → ${s.name}`);
+    for (const s of b.subjects)
+      t.equal(find('ServiceAccount', s.name).metadata.namespace, s.namespace, `${b.metadata.name} → ${s.name}`);
   }
 });
 
 t.test('RBAC is least privilege', async (t) => {
   const rulesOf = (kind: string, name: string) => find(kind, name).rules;
   t.same(rulesOf('ClusterRole', 'asm-cni-plugin'), [{ apiGroups: [''], resources: ['pods'], verbs: ['get'] }]);
-  t.same(rulesOf('ClusterRole', 'asm-cni-installer'), [{ apiGroups: [''], resources: ['pods'], verbs: ['list', 'delete'] }]);
+  t.same(rulesOf('ClusterRole', 'asm-cni-installer'), [
+    { apiGroups: [''], resources: ['pods'], verbs: ['list', 'delete'] },
+  ]);
   t.same(rulesOf('Role', 'asm-cni-installer-plugin-token'), [
     { apiGroups: [''], resources: ['serviceaccounts/token'], resourceNames: ['asm-cni-plugin'], verbs: ['create'] },
   ]);
-  const bound = base.filter((o) => o.kind.endsWith('Binding')).flatMap((b) => b.subjects.map((s: { name: string }) => s.name));
+  const bound = base
+    .filter((o) => o.kind.endsWith('Binding'))
+    .flatMap((b) => b.subjects.map((s: { name: string }) => s.name));
   t.notOk(bound.includes('asm-cni-webhook'), 'the webhook has no API rights');
   t.equal(find('ServiceAccount', 'asm-cni-webhook').automountServiceAccountToken, false);
   t.equal(deployment.spec.template.spec.automountServiceAccountToken, false);
   t.equal(envOf(daemonset).ASM_PLUGIN_SERVICE_ACCOUNT, 'asm-cni-plugin', 'the installer hands out plugin tokens');
   t.ok(find('ServiceAccount', 'asm-cni-plugin'));
   for (const o of base.filter((x) => x.kind === 'ClusterRole' || x.kind === 'Role')) {
-    for (const r of o.rules) t.notOk([...r.verbs, ...r.resources, ...r.apiGroups].includes('*'), `${o.metadata.name}: no wildcards`);
+    for (const r of o.rules)
+      t.notOk([...r.verbs, ...r.resources, ...r.apiGroups].includes('*'), `${o.metadata.name}: no wildcards`);
   }
 });
 
@@ -127,7 +168,16 @@ function restrictedViolations(spec: any): string[] {
   const v: string[] = [];
   if (spec.hostNetwork || spec.hostPID || spec.hostIPC) v.push('host namespaces');
   for (const vol of spec.volumes ?? []) {
-    const allowed = ['configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral', 'persistentVolumeClaim', 'projected', 'secret'];
+    const allowed = [
+      'configMap',
+      'csi',
+      'downwardAPI',
+      'emptyDir',
+      'ephemeral',
+      'persistentVolumeClaim',
+      'projected',
+      'secret',
+    ];
     const type = Object.keys(vol).find((k) => k !== 'name')!;
     if (!allowed.includes(type)) v.push(`volume type ${type}`);
   }
@@ -150,22 +200,29 @@ function restrictedViolations(spec: any): string[] {
 t.test('the webhook Deployment passes PodSecurity restricted, and more', async (t) => {
   const spec = deployment.spec.template.spec;
   t.same(restrictedViolations(spec), []);
-  t.same(restrictedViolations({ containers: [{ name: 'x', securityContext: { privileged: true } }] }).length > 0, true,
-    'the checker does flag a bad pod');
+  t.same(
+    restrictedViolations({ containers: [{ name: 'x', securityContext: { privileged: true } }] }).length > 0,
+    true,
+    'the checker does flag a bad pod',
+  );
   const c = spec.containers[0];
   t.equal(c.securityContext.readOnlyRootFilesystem, true);
   t.ok(c.resources.requests.cpu && c.resources.requests.memory && c.resources.limits.memory, 'resources');
   t.equal(c.readinessProbe.httpGet.path, '/readyz');
   t.equal(c.livenessProbe.httpGet.path, '/healthz');
   for (const probe of [c.readinessProbe, c.livenessProbe]) t.equal(probe.httpGet.scheme, 'HTTPS');
-  const ports = Object.fromEntries(c.ports.map((p: { name: string; containerPort: number }) => [p.name, p.containerPort]));
+  const ports = Object.fromEntries(
+    c.ports.map((p: { name: string; containerPort: number }) => [p.name, p.containerPort]),
+  );
   t.same(ports, { https: 9443, metrics: 9090 });
   t.equal(c.readinessProbe.httpGet.port, 'https');
   const env = envOf(deployment);
   t.equal(Number(env.ASM_WEBHOOK_PORT), ports.https);
   t.equal(Number(env.ASM_METRICS_PORT), ports.metrics);
   // certificate and config files come from the mounted Secret and ConfigMap
-  const mounts = Object.fromEntries(c.volumeMounts.map((m: { name: string; mountPath: string }) => [m.name, m.mountPath]));
+  const mounts = Object.fromEntries(
+    c.volumeMounts.map((m: { name: string; mountPath: string }) => [m.name, m.mountPath]),
+  );
   const vols = Object.fromEntries(spec.volumes.map((v: any) => [v.name, v]));
   t.equal(vols.tls.secret.secretName, 'asm-cni-webhook-tls');
   t.equal(env.ASM_TLS_CERT, `${mounts.tls}/tls.crt`);
@@ -179,7 +236,10 @@ t.test('Service and webhook configuration agree with the Deployment', async (t) 
   const https = service.spec.ports.find((p: { name: string }) => p.name === 'https');
   t.equal(https.port, 443);
   t.equal(https.targetPort, 'https');
-  t.ok(service.spec.ports.find((p: { name: string }) => p.name === 'metrics'), 'metrics port');
+  t.ok(
+    service.spec.ports.find((p: { name: string }) => p.name === 'metrics'),
+    'metrics port',
+  );
   const cc = webhook.clientConfig.service;
   t.same(cc, { name: service.metadata.name, namespace: service.metadata.namespace, path: '/mutate', port: https.port });
 });
@@ -197,7 +257,10 @@ t.test('the installer DaemonSet: every node, not privileged, only the CNI dirs o
   t.equal(sc.readOnlyRootFilesystem, true);
   t.equal(sc.runAsUser, 0, 'root only to write the root-owned host dirs');
   t.equal(spec.securityContext.seccompProfile.type, 'RuntimeDefault');
-  const hostPaths = spec.volumes.filter((v: any) => v.hostPath).map((v: any) => v.hostPath.path).sort();
+  const hostPaths = spec.volumes
+    .filter((v: any) => v.hostPath)
+    .map((v: any) => v.hostPath.path)
+    .sort();
   t.same(hostPaths, ['/etc/cni/net.d', '/opt/cni/bin']);
   const env = envOf(daemonset);
   const mountOf = (hostPath: string) => {
@@ -226,11 +289,16 @@ function selects(selector: any, labels: Record<string, string>): boolean {
   const byExpr = (selector.matchExpressions ?? []).every((e: { key: string; operator: string; values?: string[] }) => {
     const has = Object.prototype.hasOwnProperty.call(labels, e.key);
     switch (e.operator) {
-      case 'In': return has && e.values!.includes(labels[e.key]!);
-      case 'NotIn': return !has || !e.values!.includes(labels[e.key]!);
-      case 'Exists': return has;
-      case 'DoesNotExist': return !has;
-      default: throw new Error(`unknown operator ${e.operator}`);
+      case 'In':
+        return has && e.values!.includes(labels[e.key]!);
+      case 'NotIn':
+        return !has || !e.values!.includes(labels[e.key]!);
+      case 'Exists':
+        return has;
+      case 'DoesNotExist':
+        return !has;
+      default:
+        throw new Error(`unknown operator ${e.operator}`);
     }
   });
   return byLabel && byExpr;
@@ -243,32 +311,52 @@ const lateByName = (name: string) => webhooks.find((w) => w.name === name);
 t.test('the webhook configuration', async (t) => {
   // The API server calls configurations in byte order of their names; Istio's all start with "istio-".
   const istio = ['istio-sidecar-injector', 'istio-revision-tag-default', 'istio-sidecar-injector-1-26-8', 'istio-zzzz'];
-  for (const name of istio) t.ok(webhookConfig.metadata.name > name, `${webhookConfig.metadata.name} sorts after ${name}`);
+  for (const name of istio)
+    t.ok(webhookConfig.metadata.name > name, `${webhookConfig.metadata.name} sorts after ${name}`);
   t.ok(webhookConfig.metadata.name.charCodeAt(0) > 'i'.charCodeAt(0), 'after every istio-* name');
-  t.same(webhooks.map((w) => w.name), [
-    'rewrite.asm-cni.io',
-    'late-namespace.asm-cni.io',
-    'late-revision-namespace.asm-cni.io',
-    'late-pod.asm-cni.io',
-    'late-revision-pod.asm-cni.io',
-  ], 'the istio-init entry first (list order is call order), then one late-injection entry per way Istio selects pods');
+  t.same(
+    webhooks.map((w) => w.name),
+    [
+      'rewrite.asm-cni.io',
+      'late-namespace.asm-cni.io',
+      'late-revision-namespace.asm-cni.io',
+      'late-pod.asm-cni.io',
+      'late-revision-pod.asm-cni.io',
+    ],
+    'the istio-init entry first (list order is call order), then one late-injection entry per way Istio selects pods',
+  );
   t.equal(new Set(webhooks.map((w) => w.name)).size, webhooks.length, 'unique webhook names');
   for (const w of webhooks) {
-    t.match(w, {
-      admissionReviewVersions: ['v1'],
-      sideEffects: 'None',
-      reinvocationPolicy: 'IfNeeded',
-      rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
-    }, w.name);
+    t.match(
+      w,
+      {
+        admissionReviewVersions: ['v1'],
+        sideEffects: 'None',
+        reinvocationPolicy: 'IfNeeded',
+        rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
+      },
+      w.name,
+    );
     t.same(w.rules.length, 1, `${w.name}: pods CREATE only`);
     t.ok(w.timeoutSeconds >= 1 && w.timeoutSeconds <= 5, `${w.name}: a short timeout`);
-    t.same(w.namespaceSelector.matchExpressions[0],
-      { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'asm-cni'] }, `${w.name}: not kube-system, asm-cni`);
+    t.same(
+      w.namespaceSelector.matchExpressions[0],
+      { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'asm-cni'] },
+      `${w.name}: not kube-system, asm-cni`,
+    );
     t.same(w.clientConfig, rewriteHook.clientConfig, `${w.name}: the same Service`);
     t.equal(w.matchConditions.length, 1, `${w.name}: one matchCondition`);
   }
-  t.equal(rewriteHook.failurePolicy, 'Fail', 'istio-init pods are never admitted unrewritten while the webhook is down');
-  t.same(rewriteHook.namespaceSelector.matchExpressions.length, 1, 'the istio-init entry: every namespace but those two');
+  t.equal(
+    rewriteHook.failurePolicy,
+    'Fail',
+    'istio-init pods are never admitted unrewritten while the webhook is down',
+  );
+  t.same(
+    rewriteHook.namespaceSelector.matchExpressions.length,
+    1,
+    'the istio-init entry: every namespace but those two',
+  );
   t.notOk(rewriteHook.objectSelector, 'and every pod (the webhook itself honours sidecar.istio.io/inject)');
   for (const w of lateHooks) {
     t.equal(w.failurePolicy, 'Ignore', `${w.name}: an outage never blocks pods that are not injected yet`);
@@ -276,7 +364,10 @@ t.test('the webhook configuration', async (t) => {
   }
   const config = parseConfig(find('ConfigMap', 'asm-cni-config').data['config.yaml']);
   for (const ns of rewriteHook.namespaceSelector.matchExpressions[0].values) {
-    t.ok(config.excludeNamespaces.includes(ns), `${ns} is excluded in the shared config too (plugin and webhook agree)`);
+    t.ok(
+      config.excludeNamespaces.includes(ns),
+      `${ns} is excluded in the shared config too (plugin and webhook agree)`,
+    );
   }
   t.equal(config.repairPods, true);
 });
@@ -286,45 +377,122 @@ t.test('the late-injection entries select where Istio injects, at most one per p
   // [what, namespace labels, pod labels, the late entry that must select it (undefined: none)]
   const cases: Array<[string, Record<string, string>, Record<string, string>, string | undefined]> = [
     ['istio-injection=enabled', ns({ 'istio-injection': 'enabled' }), { app: 'a' }, 'late-namespace.asm-cni.io'],
-    ['istio-injection=enabled, pod opts in', ns({ 'istio-injection': 'enabled' }), { 'sidecar.istio.io/inject': 'true' }, 'late-namespace.asm-cni.io'],
-    ['istio-injection=enabled wins over istio.io/rev', ns({ 'istio-injection': 'enabled', 'istio.io/rev': 'canary' }), {}, 'late-namespace.asm-cni.io'],
-    ['istio-injection=enabled, pod opts out', ns({ 'istio-injection': 'enabled' }), { 'sidecar.istio.io/inject': 'false' }, undefined],
+    [
+      'istio-injection=enabled, pod opts in',
+      ns({ 'istio-injection': 'enabled' }),
+      { 'sidecar.istio.io/inject': 'true' },
+      'late-namespace.asm-cni.io',
+    ],
+    [
+      'istio-injection=enabled wins over istio.io/rev',
+      ns({ 'istio-injection': 'enabled', 'istio.io/rev': 'canary' }),
+      {},
+      'late-namespace.asm-cni.io',
+    ],
+    [
+      'istio-injection=enabled, pod opts out',
+      ns({ 'istio-injection': 'enabled' }),
+      { 'sidecar.istio.io/inject': 'false' },
+      undefined,
+    ],
     ['istio-injection=disabled', ns({ 'istio-injection': 'disabled' }), {}, undefined],
-    ['istio-injection=disabled, pod opts in', ns({ 'istio-injection': 'disabled' }), { 'sidecar.istio.io/inject': 'true' }, undefined],
-    ['istio-injection=disabled, istio.io/rev', ns({ 'istio-injection': 'disabled', 'istio.io/rev': 'canary' }), {}, undefined],
+    [
+      'istio-injection=disabled, pod opts in',
+      ns({ 'istio-injection': 'disabled' }),
+      { 'sidecar.istio.io/inject': 'true' },
+      undefined,
+    ],
+    [
+      'istio-injection=disabled, istio.io/rev',
+      ns({ 'istio-injection': 'disabled', 'istio.io/rev': 'canary' }),
+      {},
+      undefined,
+    ],
     ['istio.io/rev=canary', ns({ 'istio.io/rev': 'canary' }), {}, 'late-revision-namespace.asm-cni.io'],
-    ['istio.io/rev=default, pod opts out', ns({ 'istio.io/rev': 'default' }), { 'sidecar.istio.io/inject': 'false' }, undefined],
+    [
+      'istio.io/rev=default, pod opts out',
+      ns({ 'istio.io/rev': 'default' }),
+      { 'sidecar.istio.io/inject': 'false' },
+      undefined,
+    ],
     ['no mesh labels', ns({}), { app: 'a' }, undefined],
     ['no mesh labels, pod opts in', ns({}), { 'sidecar.istio.io/inject': 'true' }, 'late-pod.asm-cni.io'],
     ['no mesh labels, pod revision', ns({}), { 'istio.io/rev': 'canary' }, 'late-revision-pod.asm-cni.io'],
-    ['no mesh labels, pod revision and opt-in', ns({}), { 'istio.io/rev': 'canary', 'sidecar.istio.io/inject': 'true' }, 'late-revision-pod.asm-cni.io'],
-    ['no mesh labels, pod revision, opts out', ns({}), { 'istio.io/rev': 'canary', 'sidecar.istio.io/inject': 'false' }, undefined],
-    ['kube-system, pod opts in', { 'kubernetes.io/metadata.name': 'kube-system' }, { 'sidecar.istio.io/inject': 'true' }, undefined],
+    [
+      'no mesh labels, pod revision and opt-in',
+      ns({}),
+      { 'istio.io/rev': 'canary', 'sidecar.istio.io/inject': 'true' },
+      'late-revision-pod.asm-cni.io',
+    ],
+    [
+      'no mesh labels, pod revision, opts out',
+      ns({}),
+      { 'istio.io/rev': 'canary', 'sidecar.istio.io/inject': 'false' },
+      undefined,
+    ],
+    [
+      'kube-system, pod opts in',
+      { 'kubernetes.io/metadata.name': 'kube-system' },
+      { 'sidecar.istio.io/inject': 'true' },
+      undefined,
+    ],
     ['asm-cni', { 'kubernetes.io/metadata.name': 'asm-cni', 'istio-injection': 'enabled' }, {}, undefined],
   ];
   for (const [what, nsLabels, podLabels, want] of cases) {
-    const hit = lateHooks.filter((w) => selects(w.namespaceSelector, nsLabels) && selects(w.objectSelector, podLabels)).map((w) => w.name);
+    const hit = lateHooks
+      .filter((w) => selects(w.namespaceSelector, nsLabels) && selects(w.objectSelector, podLabels))
+      .map((w) => w.name);
     t.same(hit, want ? [want] : [], `${what}: ${want ?? 'no late entry'}`);
   }
-  t.equal(selects({ matchExpressions: [{ key: 'a', operator: 'In', values: ['x'] }] }, {}), false, 'the selector checker does reject');
-  t.equal(selects(lateByName('late-namespace.asm-cni.io').namespaceSelector, { 'kubernetes.io/metadata.name': 'kube-system', 'istio-injection': 'enabled' }),
-    false, 'kube-system stays out even when labelled');
+  t.equal(
+    selects({ matchExpressions: [{ key: 'a', operator: 'In', values: ['x'] }] }, {}),
+    false,
+    'the selector checker does reject',
+  );
+  t.equal(
+    selects(lateByName('late-namespace.asm-cni.io').namespaceSelector, {
+      'kubernetes.io/metadata.name': 'kube-system',
+      'istio-injection': 'enabled',
+    }),
+    false,
+    'kube-system stays out even when labelled',
+  );
 });
 
 // Pods from Istio's injection goldens (a Deployment's pod template as the ReplicaSet controller would create it).
 const goldenDir = path.join(repoRoot, 'test', 'unit', 'installer', 'oracle', 'inject');
 const goldenPods = (file: string): any[] =>
-  readYamlDocs(path.join(goldenDir, file)).filter(Boolean).map((o: any) => {
-    const tpl = o.spec?.template ?? o;
-    return { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'hello', namespace: 'team-a', ...structuredClone(tpl.metadata ?? {}) }, spec: structuredClone(tpl.spec) };
-  });
+  readYamlDocs(path.join(goldenDir, file))
+    .filter(Boolean)
+    .map((o: any) => {
+      const tpl = o.spec?.template ?? o;
+      return {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'hello', namespace: 'team-a', ...structuredClone(tpl.metadata ?? {}) },
+        spec: structuredClone(tpl.spec),
+      };
+    });
 /** The webhook's own answer for a pod (the pure admit the server calls), applied: the pod as stored after our patch. */
 function rewritten(pod: any): { pod: any; decision: string } {
-  const out = admit({ uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' },
-    namespace: pod.metadata.namespace, operation: 'CREATE', object: pod }, DEFAULT_CONFIG);
-  return { pod: jsonpatch.applyPatch(structuredClone(pod), out.patch, true, false).newDocument, decision: out.decision };
+  const out = admit(
+    {
+      uid: 'u',
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      resource: { group: '', version: 'v1', resource: 'pods' },
+      namespace: pod.metadata.namespace,
+      operation: 'CREATE',
+      object: pod,
+    },
+    DEFAULT_CONFIG,
+  );
+  return {
+    pod: jsonpatch.applyPatch(structuredClone(pod), out.patch, true, false).newDocument,
+    decision: out.decision,
+  };
 }
-const calls = (hook: any, pod: any): boolean => evaluate(hook.matchConditions[0].expression, { object: pod }) as boolean;
+const calls = (hook: any, pod: any): boolean =>
+  evaluate(hook.matchConditions[0].expression, { object: pod }) as boolean;
 
 t.test('the istio-init entry CEL sends exactly the pods with an istio-init init container', async (t) => {
   const call = (spec: unknown) => calls(rewriteHook, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec });
@@ -332,8 +500,11 @@ t.test('the istio-init entry CEL sends exactly the pods with an istio-init init 
   t.equal(call({ containers: [{ name: 'app' }], initContainers: [{ name: 'setup' }, { name: 'istio-init' }] }), true);
   t.equal(call({ containers: [{ name: 'app' }] }), false, 'no initContainers field');
   t.equal(call({ containers: [{ name: 'app' }], initContainers: [] }), false);
-  t.equal(call({ containers: [{ name: 'istio-init' }], initContainers: [{ name: 'istio-validation' }] }), false,
-    'already rewritten / a container, not an init container, named istio-init');
+  t.equal(
+    call({ containers: [{ name: 'istio-init' }], initContainers: [{ name: 'istio-validation' }] }),
+    false,
+    'already rewritten / a container, not an init container, named istio-init',
+  );
   t.equal(call({ containers: [{ name: 'app' }], initContainers: [{ name: 'istio-init-extra' }] }), false, 'exact name');
 });
 
@@ -341,15 +512,42 @@ t.test('the late entries CEL: istio-init, or not injected yet (no sidecar.istio.
   t.ok(lateHooks.length > 0);
   const expr = lateHooks[0].matchConditions[0].expression;
   for (const w of lateHooks) t.equal(w.matchConditions[0].expression, expr, `${w.name}: the same condition`);
-  const pod = (metadata: unknown, spec: unknown) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', ...(metadata as object) }, spec });
+  const pod = (metadata: unknown, spec: unknown) => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'p', ...(metadata as object) },
+    spec,
+  });
   const status = { 'sidecar.istio.io/status': '{}' };
   const w = lateHooks[0];
   t.equal(calls(w, pod({}, { containers: [{ name: 'app' }] })), true, 'no annotations at all');
-  t.equal(calls(w, pod({ annotations: { other: 'x' } }, { containers: [{ name: 'app' }] })), true, 'other annotations only');
-  t.equal(calls(w, pod({ annotations: status }, { containers: [{ name: 'app' }, { name: 'istio-proxy' }] })), false, 'injected, no istio-init');
-  t.equal(calls(w, pod({ annotations: status }, { containers: [{ name: 'app' }], initContainers: [{ name: 'istio-validation' }] })), false);
-  t.equal(calls(w, pod({ annotations: status }, { containers: [{ name: 'app' }], initContainers: [{ name: 'istio-init' }] })), true, 'istio-init');
-  t.equal(calls(w, pod({ annotations: { 'sidecar.istio.io/statusx': '{}' } }, { containers: [{ name: 'app' }] })), true, 'exact key');
+  t.equal(
+    calls(w, pod({ annotations: { other: 'x' } }, { containers: [{ name: 'app' }] })),
+    true,
+    'other annotations only',
+  );
+  t.equal(
+    calls(w, pod({ annotations: status }, { containers: [{ name: 'app' }, { name: 'istio-proxy' }] })),
+    false,
+    'injected, no istio-init',
+  );
+  t.equal(
+    calls(
+      w,
+      pod({ annotations: status }, { containers: [{ name: 'app' }], initContainers: [{ name: 'istio-validation' }] }),
+    ),
+    false,
+  );
+  t.equal(
+    calls(w, pod({ annotations: status }, { containers: [{ name: 'app' }], initContainers: [{ name: 'istio-init' }] })),
+    true,
+    'istio-init',
+  );
+  t.equal(
+    calls(w, pod({ annotations: { 'sidecar.istio.io/statusx': '{}' } }, { containers: [{ name: 'app' }] })),
+    true,
+    'exact key',
+  );
 });
 
 t.test('every entry against Istio goldens: bare, injected, CNI-mode, rewritten by us', async (t) => {
@@ -375,57 +573,67 @@ t.test('every entry against Istio goldens: bare, injected, CNI-mode, rewritten b
 // How the API server runs one configuration (k8s.io/apiserver mutating dispatcher): webhooks in list order, each
 // evaluating its matchConditions on the object as the previous ones left it; a webhook counts as invoked only when
 // its conditions matched; on reinvocation only invoked IfNeeded webhooks are called again, after a later change.
-t.test('dispatch simulation in a mesh namespace: injector before or after us, the pod is patched exactly once', async (t) => {
-  const meshNs = { 'kubernetes.io/metadata.name': 'team-a', 'istio-injection': 'enabled' };
-  const [bare] = goldenPods('hello.yaml');
-  const [injectedGolden] = goldenPods('hello.yaml.injected');
-  const inject = (pod: any) =>
-    pod.metadata.annotations?.['sidecar.istio.io/status'] ? pod : { ...injectedGolden, metadata: { ...injectedGolden.metadata, name: pod.metadata.name } };
-  function run(order: 'before' | 'after', input: any, hooks: any[] = webhooks) {
-    let pod = structuredClone(input);
-    const selected = hooks.filter((w) => selects(w.namespaceSelector, meshNs) && selects(w.objectSelector, pod.metadata.labels ?? {}));
-    const invoked = new Set<any>();
-    let patched = 0;
-    let reviews = 0;
-    const ourPass = (hooks: any[]) => {
-      let changed = false;
-      for (const w of hooks) {
-        if (!calls(w, pod)) continue;
-        invoked.add(w);
-        reviews++;
-        const r = rewritten(pod);
-        if (r.decision === 'patched') {
-          patched++;
-          pod = r.pod;
-          changed = true;
+t.test(
+  'dispatch simulation in a mesh namespace: injector before or after us, the pod is patched exactly once',
+  async (t) => {
+    const meshNs = { 'kubernetes.io/metadata.name': 'team-a', 'istio-injection': 'enabled' };
+    const [bare] = goldenPods('hello.yaml');
+    const [injectedGolden] = goldenPods('hello.yaml.injected');
+    const inject = (pod: any) =>
+      pod.metadata.annotations?.['sidecar.istio.io/status']
+        ? pod
+        : { ...injectedGolden, metadata: { ...injectedGolden.metadata, name: pod.metadata.name } };
+    function run(order: 'before' | 'after', input: any, hooks: any[] = webhooks) {
+      let pod = structuredClone(input);
+      const selected = hooks.filter(
+        (w) => selects(w.namespaceSelector, meshNs) && selects(w.objectSelector, pod.metadata.labels ?? {}),
+      );
+      const invoked = new Set<any>();
+      let patched = 0;
+      let reviews = 0;
+      const ourPass = (hooks: any[]) => {
+        let changed = false;
+        for (const w of hooks) {
+          if (!calls(w, pod)) continue;
+          invoked.add(w);
+          reviews++;
+          const r = rewritten(pod);
+          if (r.decision === 'patched') {
+            patched++;
+            pod = r.pod;
+            changed = true;
+          }
         }
+        return changed;
+      };
+      if (order === 'before') pod = inject(pod);
+      ourPass(selected);
+      let changedAfterUs = false;
+      if (order === 'after') {
+        const next = inject(pod);
+        changedAfterUs = next !== pod;
+        pod = next;
       }
-      return changed;
-    };
-    if (order === 'before') pod = inject(pod);
-    ourPass(selected);
-    let changedAfterUs = false;
-    if (order === 'after') {
-      const next = inject(pod);
-      changedAfterUs = next !== pod;
-      pod = next;
+      if (changedAfterUs) ourPass([...invoked]);
+      return { pod, patched, reviews };
     }
-    if (changedAfterUs) ourPass([...invoked]);
-    return { pod, patched, reviews };
-  }
-  for (const order of ['before', 'after'] as const) {
-    const { pod, patched, reviews } = run(order, bare);
-    t.equal(patched, 1, `${order}: patched exactly once`);
-    t.ok(reviews <= 2, `${order}: ${reviews} review(s)`);
-    const init = (pod.spec.initContainers ?? []).map((c: { name: string }) => c.name);
-    t.notOk(init.includes('istio-init'), `${order}: stored without istio-init`);
-    t.equal(init[0], 'istio-validation', `${order}: istio-validation first`);
-  }
-  // The shipped istio-init entry alone (what we had before the late entries): the "after" order misses the pod.
-  const { pod, patched } = run('after', bare, [rewriteHook]);
-  t.equal(patched, 0, 'without the late entries, an injector after us defeats the rewrite (the problem they solve)');
-  t.ok(pod.spec.initContainers.some((c: { name: string }) => c.name === 'istio-init'), 'and the pod keeps istio-init');
-});
+    for (const order of ['before', 'after'] as const) {
+      const { pod, patched, reviews } = run(order, bare);
+      t.equal(patched, 1, `${order}: patched exactly once`);
+      t.ok(reviews <= 2, `${order}: ${reviews} review(s)`);
+      const init = (pod.spec.initContainers ?? []).map((c: { name: string }) => c.name);
+      t.notOk(init.includes('istio-init'), `${order}: stored without istio-init`);
+      t.equal(init[0], 'istio-validation', `${order}: istio-validation first`);
+    }
+    // The shipped istio-init entry alone (what we had before the late entries): the "after" order misses the pod.
+    const { pod, patched } = run('after', bare, [rewriteHook]);
+    t.equal(patched, 0, 'without the late entries, an injector after us defeats the rewrite (the problem they solve)');
+    t.ok(
+      pod.spec.initContainers.some((c: { name: string }) => c.name === 'istio-init'),
+      'and the pod keeps istio-init',
+    );
+  },
+);
 
 t.test('certificates: plain Secret from certs/generate.sh, or cert-manager', async (t) => {
   const top = kustomization(manifests);
@@ -435,7 +643,10 @@ t.test('certificates: plain Secret from certs/generate.sh, or cert-manager', asy
   t.equal(gen.namespace, 'asm-cni');
   t.equal(gen.type, 'kubernetes.io/tls');
   t.same(gen.files.map((f: string) => f.split('=')[0]).sort(), ['ca.crt', 'tls.crt', 'tls.key']);
-  t.ok(gen.files.every((f: string) => f.split('=')[1]!.startsWith('tls/')), 'files from manifests/tls (certs/generate.sh --out)');
+  t.ok(
+    gen.files.every((f: string) => f.split('=')[1]!.startsWith('tls/')),
+    'files from manifests/tls (certs/generate.sh --out)',
+  );
   t.equal(top.generatorOptions.disableNameSuffixHash, true, 'the Deployment mounts it by its fixed name');
   const rep = top.replacements[0];
   t.same(rep.source, { kind: 'Secret', name: 'asm-cni-webhook-tls', fieldPath: 'data.[ca.crt]' });
@@ -456,13 +667,23 @@ t.test('certificates: plain Secret from certs/generate.sh, or cert-manager', asy
   find(ca.spec.issuerRef.kind, ca.spec.issuerRef.name, cm);
   const patch = parseYaml(kustomization(cmDir).patches[0].patch);
   t.equal(kustomization(cmDir).patches[0].target.name, webhookConfig.metadata.name);
-  t.equal(patch.metadata.annotations['cert-manager.io/inject-ca-from'], `${serving.metadata.namespace}/${serving.metadata.name}`);
+  t.equal(
+    patch.metadata.annotations['cert-manager.io/inject-ca-from'],
+    `${serving.metadata.namespace}/${serving.metadata.name}`,
+  );
 });
 
 /** .dockerignore semantics: the last pattern matching the path or one of its parents decides; `!` re-includes. */
 function inBuildContext(ignore: string, file: string): boolean {
   const toRegex = (p: string) =>
-    new RegExp(`^${p.replace(/\/$/, '').replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*/g, '\u0000').replace(/\*/g, '[^/]*').replace(/\u0000/g, '.*')}$`);
+    new RegExp(
+      `^${p
+        .replace(/\/$/, '')
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*\*/g, '\u0000')
+        .replace(/\*/g, '[^/]*')
+        .replace(/\u0000/g, '.*')}$`,
+    );
   const parts = file.replace(/\/$/, '').split('/');
   const prefixes = parts.map((_, i) => parts.slice(0, i + 1).join('/'));
   let included = true;
@@ -477,7 +698,9 @@ function inBuildContext(ignore: string, file: string): boolean {
 
 t.test('Dockerfile: the paths it copies exist; the manifests run what it builds', async (t) => {
   const dockerfile = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
-  const copies = [...dockerfile.matchAll(/^COPY (?!--from)(.+)$/gm)].map((m) => m[1]!.trim().split(/\s+/).slice(0, -1)).flat();
+  const copies = [...dockerfile.matchAll(/^COPY (?!--from)(.+)$/gm)]
+    .map((m) => m[1]!.trim().split(/\s+/).slice(0, -1))
+    .flat();
   t.ok(copies.length >= 5);
   for (const src of copies) t.ok(existsSync(path.join(repoRoot, src)), `COPY source ${src} exists`);
   t.match(dockerfile, /go build [^\n]*-o \/out\/asm-cni \.\/cmd\/asm-cni/);
@@ -497,14 +720,25 @@ t.test('Dockerfile: the paths it copies exist; the manifests run what it builds'
   t.notOk(inBuildContext(ignore, 'manifests/tls/tls.key'), 'generated keys are not');
 });
 
-t.test('the uninstall overlay runs `uninstall --uninstall-wait` and never brings the webhook configuration back', async (t) => {
-  const k = kustomization(path.join(manifests, 'overlays', 'uninstall'));
-  t.same(k.resources, ['../../base']);
-  const del = parseYaml(k.patches[0].patch);
-  t.same([del.$patch, del.kind, del.metadata.name], ['delete', 'MutatingWebhookConfiguration', webhookConfig.metadata.name]);
-  t.same(k.patches[1].target, { kind: 'DaemonSet', name: daemonset.metadata.name });
-  const ops = parseYaml(k.patches[1].patch);
-  t.same(ops, [{ op: 'replace', path: '/spec/template/spec/containers/0/command',
-    value: ['node', '/app/dist/installer/cli.js', 'uninstall', '--uninstall-wait'] }]);
-  t.equal(daemonset.spec.template.spec.containers[0].name, 'installer', 'container 0 is the installer');
-});
+t.test(
+  'the uninstall overlay runs `uninstall --uninstall-wait` and never brings the webhook configuration back',
+  async (t) => {
+    const k = kustomization(path.join(manifests, 'overlays', 'uninstall'));
+    t.same(k.resources, ['../../base']);
+    const del = parseYaml(k.patches[0].patch);
+    t.same(
+      [del.$patch, del.kind, del.metadata.name],
+      ['delete', 'MutatingWebhookConfiguration', webhookConfig.metadata.name],
+    );
+    t.same(k.patches[1].target, { kind: 'DaemonSet', name: daemonset.metadata.name });
+    const ops = parseYaml(k.patches[1].patch);
+    t.same(ops, [
+      {
+        op: 'replace',
+        path: '/spec/template/spec/containers/0/command',
+        value: ['node', '/app/dist/installer/cli.js', 'uninstall', '--uninstall-wait'],
+      },
+    ]);
+    t.equal(daemonset.spec.template.spec.containers[0].name, 'installer', 'container 0 is the installer');
+  },
+);

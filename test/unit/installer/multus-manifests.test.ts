@@ -32,8 +32,18 @@ const baseConfigMap = docs(path.join(manifests, 'base', 'configmap.yaml')).find(
 const multusConfig: SharedConfig = parseConfig(configMapPatch.data['config.yaml']);
 
 /** Every key the plugin's network config accepts (cni/internal/config; unknown keys would be ignored silently). */
-const PLUGIN_KEYS = ['cniVersion', 'name', 'type', 'standalone', 'kubeconfig', 'exclude_namespaces', 'log_level', 'log_file',
-  'api_timeout', 'iptables_backend'];
+const PLUGIN_KEYS = [
+  'cniVersion',
+  'name',
+  'type',
+  'standalone',
+  'kubeconfig',
+  'exclude_namespaces',
+  'log_level',
+  'log_file',
+  'api_timeout',
+  'iptables_backend',
+];
 
 t.test('the component renders: a Component whose files all parse and are all listed', async (t) => {
   t.equal(kustomization.apiVersion, 'kustomize.config.k8s.io/v1alpha1');
@@ -46,14 +56,25 @@ t.test('the component renders: a Component whose files all parse and are all lis
     t.ok(docs(path.join(dir, f)).length > 0, `${f} parses`);
   }
   for (const f of listed) t.ok(existsSync(path.join(dir, f)), `${f} exists`);
-  t.same(objects.map((o) => o.kind), ['NetworkAttachmentDefinition'], 'the component adds only the NAD');
-  t.same(patches.map((o) => o.kind), ['ConfigMap'], 'and patches only the shared ConfigMap');
+  t.same(
+    objects.map((o) => o.kind),
+    ['NetworkAttachmentDefinition'],
+    'the component adds only the NAD',
+  );
+  t.same(
+    patches.map((o) => o.kind),
+    ['ConfigMap'],
+    'and patches only the shared ConfigMap',
+  );
   t.notOk(kustomization.namespace, 'no namespace transformer (it would move the NAD out of default)');
 });
 
 t.test('the ConfigMap patch targets the shared ConfigMap and changes cniProvider only', async (t) => {
   t.equal(configMapPatch.apiVersion, 'v1');
-  t.same([configMapPatch.metadata.namespace, configMapPatch.metadata.name], [baseConfigMap.metadata.namespace, baseConfigMap.metadata.name]);
+  t.same(
+    [configMapPatch.metadata.namespace, configMapPatch.metadata.name],
+    [baseConfigMap.metadata.namespace, baseConfigMap.metadata.name],
+  );
   t.same(Object.keys(configMapPatch.data), Object.keys(baseConfigMap.data), 'the same data keys as base');
   const base = parseConfig(baseConfigMap.data['config.yaml']);
   t.equal(base.cniProvider, 'default', 'base is the chained install');
@@ -70,12 +91,32 @@ t.test('the NAD is the network the webhook names: default/<multusNetwork>', asyn
 
   // A CNI-mode pod (Istio rendered it without istio-init) admitted with the component's config gets exactly this NAD.
   const pod: any = {
-    apiVersion: 'v1', kind: 'Pod',
-    metadata: { name: 'web', namespace: 'shop', annotations: { 'sidecar.istio.io/status': '{"initContainers":["istio-validation"]}' } },
-    spec: { initContainers: [{ name: 'istio-validation', image: 'proxyv2' }], containers: [{ name: 'app', image: 'app' }, { name: 'istio-proxy', image: 'proxyv2' }] },
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: 'web',
+      namespace: 'shop',
+      annotations: { 'sidecar.istio.io/status': '{"initContainers":["istio-validation"]}' },
+    },
+    spec: {
+      initContainers: [{ name: 'istio-validation', image: 'proxyv2' }],
+      containers: [
+        { name: 'app', image: 'app' },
+        { name: 'istio-proxy', image: 'proxyv2' },
+      ],
+    },
   };
-  const out = admit({ uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' },
-    namespace: 'shop', operation: 'CREATE', object: pod }, multusConfig);
+  const out = admit(
+    {
+      uid: 'u',
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      resource: { group: '', version: 'v1', resource: 'pods' },
+      namespace: 'shop',
+      operation: 'CREATE',
+      object: pod,
+    },
+    multusConfig,
+  );
   t.equal(out.reason, 'multus-network-added');
   const stored = jsonpatch.applyPatch(structuredClone(pod), out.patch, true, false).newDocument;
   const networks = stored.metadata.annotations['k8s.v1.cni.cncf.io/networks'];
@@ -85,24 +126,40 @@ t.test('the NAD is the network the webhook names: default/<multusNetwork>', asyn
 t.test("the NAD's config is the plugin's config in standalone mode, with the installer's entry keys", async (t) => {
   t.type(nad.spec.config, 'string');
   let conf: Record<string, unknown> = {};
-  t.doesNotThrow(() => { conf = JSON.parse(nad.spec.config); }, 'spec.config is JSON');
-  t.same(Object.keys(conf).filter((k) => !PLUGIN_KEYS.includes(k)), [], 'only keys the plugin reads');
+  t.doesNotThrow(() => {
+    conf = JSON.parse(nad.spec.config);
+  }, 'spec.config is JSON');
+  t.same(
+    Object.keys(conf).filter((k) => !PLUGIN_KEYS.includes(k)),
+    [],
+    'only keys the plugin reads',
+  );
   t.equal(conf.type, 'asm-cni');
   t.equal(conf.standalone, true, 'Multus runs an additional network without prevResult');
   t.equal(conf.name, nad.metadata.name);
-  t.ok(['0.3.1', '0.4.0', '1.0.0', '1.1.0'].includes(conf.cniVersion as string), `cniVersion ${String(conf.cniVersion)} is supported`);
+  t.ok(
+    ['0.3.1', '0.4.0', '1.0.0', '1.1.0'].includes(conf.cniVersion as string),
+    `cniVersion ${String(conf.cniVersion)} is supported`,
+  );
 
   // The chained entry the installer would write with this config and the DaemonSet's settings: the same keys and values.
   const daemonset = docs(path.join(manifests, 'base', 'installer-daemonset.yaml')).find((o) => o.kind === 'DaemonSet');
-  const env = Object.fromEntries(daemonset.spec.template.spec.containers[0].env
-    .filter((e: { value?: string }) => e.value !== undefined).map((e: { name: string; value: string }) => [e.name, e.value]));
+  const env = Object.fromEntries(
+    daemonset.spec.template.spec.containers[0].env
+      .filter((e: { value?: string }) => e.value !== undefined)
+      .map((e: { name: string; value: string }) => [e.name, e.value]),
+  );
   const { options } = parseCommandLine(['run'], env);
   const entry = renderEntry(multusConfig, {
     hostKubeconfigPath: hostPathOf(options.kubeconfigPath, options.netDir, options.hostNetDir),
     logFile: options.pluginLogFile,
     apiTimeout: options.pluginApiTimeout,
   });
-  t.equal(entry.kubeconfig, '/etc/cni/net.d/asm-cni-kubeconfig', 'the host path the installer writes the kubeconfig to');
+  t.equal(
+    entry.kubeconfig,
+    '/etc/cni/net.d/asm-cni-kubeconfig',
+    'the host path the installer writes the kubeconfig to',
+  );
   const { cniVersion: _v, name: _n, standalone: _s, ...rest } = conf;
   t.same(rest, entry, 'kubeconfig, exclude_namespaces, log_level, log_file, api_timeout as the installer renders them');
 });

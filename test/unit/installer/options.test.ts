@@ -1,12 +1,21 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import t from 'tap';
-import { defaultPluginBinary, parseCommandLine, parseDuration, UsageError, USAGE } from '../../../src/installer/options.js';
+import {
+  defaultPluginBinary,
+  parseCommandLine,
+  parseDuration,
+  UsageError,
+  USAGE,
+} from '../../../src/installer/options.js';
 import { apiServerUrl, renderKubeconfig } from '../../../src/installer/kubeconfig.js';
 import { repoRoot, tempDir } from './helpers.js';
 
 t.test('in-cluster defaults', async (t) => {
-  const { command, options } = parseCommandLine(['run'], { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' });
+  const { command, options } = parseCommandLine(['run'], {
+    KUBERNETES_SERVICE_HOST: '10.96.0.1',
+    KUBERNETES_SERVICE_PORT: '443',
+  });
   t.equal(command, 'run');
   t.match(options, {
     netDir: '/host/etc/cni/net.d',
@@ -34,10 +43,33 @@ t.test('in-cluster defaults', async (t) => {
 t.test('flags win over environment, environment over defaults', async (t) => {
   const sa = tempDir(t);
   await fs.writeFile(path.join(sa, 'namespace'), 'from-file\n');
-  const env = { ASM_NET_DIR: '/env/net', ASM_BIN_DIR: '/env/bin', NODE_NAME: 'node-1', ASM_PLUGIN_SERVICE_ACCOUNT: 'asm-cni-plugin', ASM_SA_DIR: sa, ASM_SKIP_TLS_VERIFY: 'true', ASM_READINESS_PORT: '' };
+  const env = {
+    ASM_NET_DIR: '/env/net',
+    ASM_BIN_DIR: '/env/bin',
+    NODE_NAME: 'node-1',
+    ASM_PLUGIN_SERVICE_ACCOUNT: 'asm-cni-plugin',
+    ASM_SA_DIR: sa,
+    ASM_SKIP_TLS_VERIFY: 'true',
+    ASM_READINESS_PORT: '',
+  };
   const { options } = parseCommandLine(
-    ['uninstall', '--net-dir', '/flag/net', '--cni-conf-name', '00-multus.conf', '--readiness-port', '9000', '--token-ttl', '2h',
-      '--resync-interval', '500ms', '--api-server', 'https://[fd00::1]:6443', '--config', '/c.yaml'],
+    [
+      'uninstall',
+      '--net-dir',
+      '/flag/net',
+      '--cni-conf-name',
+      '00-multus.conf',
+      '--readiness-port',
+      '9000',
+      '--token-ttl',
+      '2h',
+      '--resync-interval',
+      '500ms',
+      '--api-server',
+      'https://[fd00::1]:6443',
+      '--config',
+      '/c.yaml',
+    ],
     env,
   );
   t.equal(options.netDir, '/flag/net');

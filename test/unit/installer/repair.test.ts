@@ -17,8 +17,11 @@ t.test('validationFailed / repairVerdict', async (t) => {
   t.equal(validationFailed(pod('a', 'n', crashLoop)), true, 'crash loop after a failure');
   t.equal(validationFailed(pod('a', 'n', passed)), false, 'completed');
   t.equal(validationFailed(pod('a', 'n', { state: { running: {} } })), false, 'first run in progress');
-  t.equal(validationFailed(pod('a', 'n', { ...passed, lastState: { terminated: { exitCode: 1 } } })), false,
-    'failed once, then passed');
+  t.equal(
+    validationFailed(pod('a', 'n', { ...passed, lastState: { terminated: { exitCode: 1 } } })),
+    false,
+    'failed once, then passed',
+  );
   t.equal(validationFailed(pod('a', 'n', null)), false, 'no istio-validation');
   t.equal(repairVerdict(pod('a', 'n', failedNow)), 'repair');
   t.equal(repairVerdict(pod('a', 'n', failedNow, { metadata: { ownerReferences: [] } })), 'no-controller');
@@ -63,7 +66,12 @@ t.test('repair against a fake API through @kubernetes/client-node', async (t) =>
   // a replacement pod with the same name but a new uid is judged again; a failed delete is retried
   api.pods.push(pod('broken', 'node-a', failedNow, { metadata: { uid: 'uid-broken-2' } }));
   const flaky = new RepairController({
-    api: { listPodsOnNode: (n) => podApiFrom(core).listPodsOnNode(n), deletePod: async () => { throw new Error('boom'); } },
+    api: {
+      listPodsOnNode: (n) => podApiFrom(core).listPodsOnNode(n),
+      deletePod: async () => {
+        throw new Error('boom');
+      },
+    },
     nodeName: 'node-a',
     log: mem.log,
     onOutcome: (outcome) => metrics.repairs.inc({ outcome }),
@@ -82,5 +90,9 @@ t.test('the installer client trusts the service-account CA over https', async (t
   t.equal(https.skipTLSVerify, false);
   const noCa = installerKubeConfig('https://10.96.0.1:443', path.join(saDir, 'none')).getCurrentCluster()!;
   t.equal(noCa.caFile, undefined, 'no CA file: system roots');
-  t.equal(installerKubeConfig('http://127.0.0.1:8001', saDir).getCurrentCluster()!.caFile, undefined, 'plain http: no CA');
+  t.equal(
+    installerKubeConfig('http://127.0.0.1:8001', saDir).getCurrentCluster()!.caFile,
+    undefined,
+    'plain http: no CA',
+  );
 });

@@ -42,7 +42,9 @@ t.test('TokenRequest: cached, refreshed at 80% of its lifetime, old token kept w
   t.equal((await src.current(at(59))).token, 'tok-2', 'refresh failed: old token still valid');
   await t.rejects(src.current(at(61)), /TokenRequest for ServiceAccount asm-cni\/asm-cni-plugin failed: forbidden/);
   const empty = new TokenRequestSource(async () => ({ token: '', expirationTimestamp: new Date() }), {
-    namespace: 'a', serviceAccount: 'b', expirationSeconds: 600,
+    namespace: 'a',
+    serviceAccount: 'b',
+    expirationSeconds: 600,
   });
   await t.rejects(empty.current(), /returned no token/);
 });

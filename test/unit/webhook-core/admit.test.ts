@@ -50,9 +50,17 @@ t.test('not a pod: kind, resource, subresource, object kind', async (t) => {
   ];
   for (const [name, over] of cases) {
     const out = admit(req(over), config());
-    t.same({ allowed: out.allowed, decision: out.decision, reason: out.reason, patch: out.patch }, { allowed: true, decision: 'skipped', reason: 'not-a-pod', patch: [] }, name);
+    t.same(
+      { allowed: out.allowed, decision: out.decision, reason: out.reason, patch: out.patch },
+      { allowed: true, decision: 'skipped', reason: 'not-a-pod', patch: [] },
+      name,
+    );
   }
-  t.equal(admit(req({ kind: undefined, resource: undefined }), config()).reason, 'selected', 'kind and resource absent: the object decides');
+  t.equal(
+    admit(req({ kind: undefined, resource: undefined }), config()).reason,
+    'selected',
+    'kind and resource absent: the object decides',
+  );
 });
 
 t.test('operations other than CREATE; missing object', async (t) => {
@@ -67,18 +75,35 @@ t.test('operations other than CREATE; missing object', async (t) => {
 });
 
 t.test('never throws, whatever the input', async (t) => {
-  const weird: unknown[] = [null, undefined, 0, 'x', [], {}, { uid: 1, kind: 'Pod', resource: 7, operation: {} }, { operation: 'CREATE', object: { spec: 5 } }];
+  const weird: unknown[] = [
+    null,
+    undefined,
+    0,
+    'x',
+    [],
+    {},
+    { uid: 1, kind: 'Pod', resource: 7, operation: {} },
+    { operation: 'CREATE', object: { spec: 5 } },
+  ];
   for (const w of weird) t.doesNotThrow(() => admit(w as AdmissionRequest, config()), JSON.stringify(w) ?? 'undefined');
   t.equal(admit(null as unknown as AdmissionRequest, config()).allowed, true);
   const hostile = req();
-  Object.defineProperty(hostile.object as Obj, 'metadata', { get: () => { throw new Error('boom'); } });
+  Object.defineProperty(hostile.object as Obj, 'metadata', {
+    get: () => {
+      throw new Error('boom');
+    },
+  });
   const out = admit(hostile, config());
   t.equal(out.allowed, true, 'a throwing getter is admitted unchanged');
   t.equal(out.reason, 'internal-error');
   t.same(out.patch, []);
   t.match(out.warnings[0], /boom/);
   const hostileNonError = req();
-  Object.defineProperty(hostileNonError.object as Obj, 'spec', { get: () => { throw 'plain'; } });
+  Object.defineProperty(hostileNonError.object as Obj, 'spec', {
+    get: () => {
+      throw 'plain';
+    },
+  });
   t.match(admit(hostileNonError, config()).warnings[0], /plain/);
 });
 
@@ -151,10 +176,14 @@ t.test('Multus: a CNI-mode pod only gets the network; then nothing', async (t) =
   const broken = clone(cniMode) as Obj;
   broken.metadata.annotations['k8s.v1.cni.cncf.io/networks'] = '[{';
   t.equal(admit(req({ object: broken }), multus).decision, 'denied');
-  t.equal(admit(req({ object: broken }), config()).reason, 'no-istio-init', 'without Multus the annotation is not ours');
+  t.equal(
+    admit(req({ object: broken }), config()).reason,
+    'no-istio-init',
+    'without Multus the annotation is not ours',
+  );
 });
 
-t.test('outcomes are the caller\'s to extend', async (t) => {
+t.test("outcomes are the caller's to extend", async (t) => {
   const a = admit(req({ operation: 'UPDATE' }), config());
   a.warnings.push('added by the server');
   a.patch.push({ op: 'test', path: '/x', value: 1 });
@@ -173,5 +202,6 @@ t.test('warnings and messages stay short, whatever the value', async (t) => {
   for (const w of warned.warnings) t.ok(w.length <= 256, `warning of ${w.length} chars: ${w.slice(0, 40)}`);
   const tproxy = clone(base) as Obj;
   tproxy.metadata.annotations['sidecar.istio.io/interceptionMode'] = 'TPROXY';
-  for (const w of admit(req({ object: tproxy }), config()).warnings) t.ok(w.length <= 120, `TPROXY warning ${w.length} chars`);
+  for (const w of admit(req({ object: tproxy }), config()).warnings)
+    t.ok(w.length <= 120, `TPROXY warning ${w.length} chars`);
 });

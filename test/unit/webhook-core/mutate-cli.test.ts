@@ -91,8 +91,17 @@ t.test('every workload kind, List, multi-document YAML, objects of other kinds',
     { apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'rs' }, spec: { template } },
     { apiVersion: 'v1', kind: 'ReplicationController', metadata: { name: 'rc' }, spec: { template } },
     { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'j' }, spec: { template } },
-    { apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'cj' }, spec: { schedule: '* * * * *', jobTemplate: { spec: { template } } } },
-    { apiVersion: 'v1', kind: 'List', items: [deployment('in-list'), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' } }, pod] },
+    {
+      apiVersion: 'batch/v1',
+      kind: 'CronJob',
+      metadata: { name: 'cj' },
+      spec: { schedule: '* * * * *', jobTemplate: { spec: { template } } },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'List',
+      items: [deployment('in-list'), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' } }, pod],
+    },
     { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'no-template' }, spec: {} },
   ];
   const f = write('many.yaml', workloads.map((w) => stringify(w)).join('---\n') + '---\n');
@@ -109,16 +118,23 @@ t.test('every workload kind, List, multi-document YAML, objects of other kinds',
   t.same(docs[9], workloads[9]);
   const patch = await run(['-f', f, '-o', 'patch']);
   const perDoc = JSON.parse(patch.out) as Array<{ document: number; patch: Obj[] }>;
-  t.same(perDoc.map((p) => p.document), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  t.same(
+    perDoc.map((p) => p.document),
+    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+  );
   t.same(perDoc[0]!.patch, []);
   t.ok(perDoc[7]!.patch.every((op) => op.path.startsWith('/spec/jobTemplate/spec/template/')));
   const asJson = await run(['-f', f, '-o', 'json']);
   t.same(JSON.parse(asJson.out), docs, 'several documents as a JSON array');
   const jsonArray = await run(['-f', '-'], JSON.stringify([workloads[0], workloads[1]]));
-  t.same(JSON.parse(jsonArray.out).map((d: Obj) => d.kind), ['Service', 'Deployment'], 'a JSON array is a list of documents');
+  t.same(
+    JSON.parse(jsonArray.out).map((d: Obj) => d.kind),
+    ['Service', 'Deployment'],
+    'a JSON array is a list of documents',
+  );
 });
 
-t.test('namespace: the object\'s, then --namespace, then default', async (t) => {
+t.test("namespace: the object's, then --namespace, then default", async (t) => {
   const cfg = write('cfg.yaml', 'excludeNamespaces: [legacy, default]\n');
   const f = write('ns.yaml', [deployment('own', 'shop'), deployment('flagged')].map((d) => stringify(d)).join('---\n'));
   const withFlag = await run(['-f', f, '--config', cfg, '-n', 'legacy', '-o', 'json']);
@@ -126,7 +142,11 @@ t.test('namespace: the object\'s, then --namespace, then default', async (t) => 
   t.same(initNames(own!.spec.template.spec), ['istio-validation'], 'metadata.namespace wins');
   t.same(initNames(flagged!.spec.template.spec), ['istio-init'], '--namespace legacy is excluded');
   const noFlag = await run(['-f', f, '--config', cfg, '-o', 'json']);
-  t.same(initNames((JSON.parse(noFlag.out) as Obj[])[1]!.spec.template.spec), ['istio-init'], 'default is excluded by this config');
+  t.same(
+    initNames((JSON.parse(noFlag.out) as Obj[])[1]!.spec.template.spec),
+    ['istio-init'],
+    'default is excluded by this config',
+  );
   const other = await run(['-f', f, '-n', 'apps', '-o', 'json']);
   t.same(initNames((JSON.parse(other.out) as Obj[])[1]!.spec.template.spec), ['istio-validation']);
 });
@@ -139,7 +159,12 @@ t.test('config errors exit 1', async (t) => {
   const missing = await run(['-f', f, '--config', path.join(dir, 'nope.yaml')]);
   t.equal(missing.code, 1);
   t.match(missing.err, /cannot read config .*nope\.yaml/);
-  const multus = await run(['-f', f, '--config', write('multus.yaml', 'cniProvider: multus\nmultusNetwork: istio-cni\n')]);
+  const multus = await run([
+    '-f',
+    f,
+    '--config',
+    write('multus.yaml', 'cniProvider: multus\nmultusNetwork: istio-cni\n'),
+  ]);
   t.equal(JSON.parse(multus.out).metadata.annotations['k8s.v1.cni.cncf.io/networks'], 'default/istio-cni');
 });
 
@@ -162,11 +187,19 @@ t.test('unreadable input exits 1 and says where', async (t) => {
 t.test('a denied pod exits 2, says why, prints nothing', async (t) => {
   const bad = structuredClone(pod);
   bad.metadata.annotations['traffic.sidecar.istio.io/excludeOutboundIPRanges'] = '*';
-  const f = write('denied.yaml', stringify(deployment('ok')) + '---\n' + stringify({ ...deployment('bad'), spec: { template: { metadata: bad.metadata, spec: bad.spec } } }));
+  const f = write(
+    'denied.yaml',
+    stringify(deployment('ok')) +
+      '---\n' +
+      stringify({ ...deployment('bad'), spec: { template: { metadata: bad.metadata, spec: bad.spec } } }),
+  );
   const r = await run(['-f', f]);
   t.equal(r.code, 2);
   t.equal(r.out, '');
-  t.match(r.err, /document 2, Deployment\/bad \(namespace default\): denied: .*traffic.sidecar.istio.io\/excludeOutboundIPRanges="\*"/);
+  t.match(
+    r.err,
+    /document 2, Deployment\/bad \(namespace default\): denied: .*traffic.sidecar.istio.io\/excludeOutboundIPRanges="\*"/,
+  );
   const warn = await run(['-f', f, '--config', write('warn.yaml', 'invalidAnnotations: warn\n')]);
   t.equal(warn.code, 0, 'warn: printed');
   t.match(warn.err, /^warning: .*Deployment\/bad.*excludeOutboundIPRanges/m);
@@ -177,7 +210,10 @@ t.test('warnings go to stderr; YAML with aliases falls back to a clean render', 
   tproxy.metadata.annotations['sidecar.istio.io/interceptionMode'] = 'TPROXY';
   const r = await run(['-f', '-', '-o', 'yaml'], stringify(tproxy));
   t.equal(r.code, 0);
-  t.match(r.err, /warning: standard input: document 1, Pod\/web-7d4b9c6f5- \(namespace default\): interception mode TPROXY: istio-proxy keeps NET_ADMIN/);
+  t.match(
+    r.err,
+    /warning: standard input: document 1, Pod\/web-7d4b9c6f5- \(namespace default\): interception mode TPROXY: istio-proxy keeps NET_ADMIN/,
+  );
   const aliased = [
     'apiVersion: v1',
     'kind: Pod',
@@ -200,14 +236,21 @@ t.test('the oracle goldens through the CLI', async (t) => {
   const native = injectDirs[1]!;
   const list = await run(['-f', path.join(native, 'list.yaml.injected'), '-o', 'json']);
   t.equal(list.code, 0);
-  t.same(JSON.parse(list.out).items.map((i: Obj) => initNames(i.spec.template.spec)[0]), ['istio-validation', 'istio-validation']);
+  t.same(
+    JSON.parse(list.out).items.map((i: Obj) => initNames(i.spec.template.spec)[0]),
+    ['istio-validation', 'istio-validation'],
+  );
   const multi = await run(['-f', path.join(native, 'hello-multi.yaml.injected')]);
   t.equal(multi.code, 0);
   t.equal(parseAllDocuments(multi.out).length, 2);
   const hello = await run(['-f', path.join(native, 'hello.yaml.injected')]);
   const golden = yamlDocs(path.join(native, 'hello.yaml.cni.injected'))[0] as Obj;
   const out = parseYaml(hello.out) as Obj;
-  t.same(out.spec.template.spec.initContainers[0], golden.spec.template.spec.initContainers[0], 'istio-validation as Istio renders it');
+  t.same(
+    out.spec.template.spec.initContainers[0],
+    golden.spec.template.spec.initContainers[0],
+    'istio-validation as Istio renders it',
+  );
   t.ok(readFileSync(path.join(native, 'hello.yaml.injected'), 'utf8').length > 0);
 });
 

@@ -5,7 +5,17 @@ import path from 'node:path';
 import { admitDocument, podSlots } from '../../../src/webhook/core/workloads.js';
 import { TPROXY_WARNING } from '../../../src/webhook/core/rewrite.js';
 import { requirePrereq } from '../../harness/prereq.js';
-import { ALLOWED_PATH, applyOps, clone, config, files, injectDirs, oraclesPresent, touchedPaths, yamlDocs } from './fixtures/helpers.js';
+import {
+  ALLOWED_PATH,
+  applyOps,
+  clone,
+  config,
+  files,
+  injectDirs,
+  oraclesPresent,
+  touchedPaths,
+  yamlDocs,
+} from './fixtures/helpers.js';
 
 type Obj = Record<string, any>;
 
@@ -21,7 +31,11 @@ function dropNetworkConfound(doc: Obj): Obj {
 }
 
 /** Rewrites a whole document through the same path as the CLI, checking patch validity and the touched paths. */
-function rewrite(t: Test, doc: unknown, cfg = config()): { out: Obj; outcomes: ReturnType<typeof admitDocument>['outcomes'] } {
+function rewrite(
+  t: Test,
+  doc: unknown,
+  cfg = config(),
+): { out: Obj; outcomes: ReturnType<typeof admitDocument>['outcomes'] } {
   const before = clone(doc);
   const { outcomes, ops } = admitDocument(doc, cfg, undefined);
   t.same(doc, before, 'the input is not mutated');
@@ -34,9 +48,10 @@ function rewrite(t: Test, doc: unknown, cfg = config()): { out: Obj; outcomes: R
   return { out, outcomes };
 }
 
-const skipUnlessOracles = (t: Test): boolean => requirePrereq(t, oraclesPresent(), `Istio oracle files not found under ${injectDirs.join(', ')}`);
+const skipUnlessOracles = (t: Test): boolean =>
+  requirePrereq(t, oraclesPresent(), `Istio oracle files not found under ${injectDirs.join(', ')}`);
 
-t.test('X.yaml.injected rewrites to Istio\'s X.yaml.cni.injected', async (t) => {
+t.test("X.yaml.injected rewrites to Istio's X.yaml.cni.injected", async (t) => {
   if (!skipUnlessOracles(t)) return;
   let pairs = 0;
   for (const dir of injectDirs) {
@@ -91,18 +106,33 @@ t.test('every other injected golden: CNI-mode invariants', async (t) => {
             continue;
           }
           patched++;
-          t.notOk(inits.some((c) => c.name === 'istio-init'), `${name}: no istio-init`);
+          t.notOk(
+            inits.some((c) => c.name === 'istio-init'),
+            `${name}: no istio-init`,
+          );
           t.equal(inits[0]?.name, 'istio-validation', `${name}: istio-validation first`);
           const tproxy = pod.metadata.annotations['sidecar.istio.io/interceptionMode'] === 'TPROXY';
           for (const c of all) {
             const added: string[] = c.securityContext?.capabilities?.add ?? [];
             const privileged = added.includes('NET_ADMIN') || added.includes('NET_RAW');
-            if (privileged) t.ok(tproxy && c.name === 'istio-proxy', `${name}: ${c.name} has NET_ADMIN/NET_RAW only as a TPROXY proxy`);
+            if (privileged)
+              t.ok(
+                tproxy && c.name === 'istio-proxy',
+                `${name}: ${c.name} has NET_ADMIN/NET_RAW only as a TPROXY proxy`,
+              );
           }
           t.equal(o.outcome.warnings.includes(TPROXY_WARNING), tproxy, `${name}: TPROXY warning iff TPROXY`);
           const status = statusOf(pod);
-          for (const n of status.initContainers ?? []) t.ok(inits.some((c) => c.name === n), `${name}: status init ${n} exists`);
-          for (const n of status.containers ?? []) t.ok((spec.containers ?? []).some((c: Obj) => c.name === n), `${name}: status container ${n} exists`);
+          for (const n of status.initContainers ?? [])
+            t.ok(
+              inits.some((c) => c.name === n),
+              `${name}: status init ${n} exists`,
+            );
+          for (const n of status.containers ?? [])
+            t.ok(
+              (spec.containers ?? []).some((c: Obj) => c.name === n),
+              `${name}: status container ${n} exists`,
+            );
           t.ok(status.initContainers?.includes('istio-validation'), `${name}: status lists istio-validation`);
           const second = admitDocument(out, config(), undefined);
           t.same(second.ops, [], `${name}: second pass gives no ops`);
@@ -161,7 +191,11 @@ t.test('traffic-annotations-bad-* are denied naming their annotation', async (t)
         tpl.spec.initContainers = tpl.spec.initContainers.filter((c: Obj) => c !== init);
       } else {
         // istio-init's args carry the same value Istio would have rendered from the annotation.
-        const flag = { 'traffic.sidecar.istio.io/excludeInboundPorts': '-d', 'traffic.sidecar.istio.io/excludeOutboundIPRanges': '-x', 'traffic.sidecar.istio.io/includeInboundPorts': '-b' }[key]!;
+        const flag = {
+          'traffic.sidecar.istio.io/excludeInboundPorts': '-d',
+          'traffic.sidecar.istio.io/excludeOutboundIPRanges': '-x',
+          'traffic.sidecar.istio.io/includeInboundPorts': '-b',
+        }[key]!;
         const at = init.args.indexOf(flag);
         init.args[at + 1] = flag === '-d' ? `15090,15021,${value},15020` : value;
       }
@@ -171,13 +205,21 @@ t.test('traffic-annotations-bad-* are denied naming their annotation', async (t)
       t.equal(o.allowed, false);
       t.equal(o.reason, 'invalid-annotation');
       t.match(o.status?.message, key, `${f}: message names ${key}`);
-      t.match(o.status?.message, JSON.stringify(shape === 'cni-mode' || key !== 'traffic.sidecar.istio.io/excludeInboundPorts' ? value : `${value},15020`));
+      t.match(
+        o.status?.message,
+        JSON.stringify(
+          shape === 'cni-mode' || key !== 'traffic.sidecar.istio.io/excludeInboundPorts' ? value : `${value},15020`,
+        ),
+      );
       t.same(ops, []);
       const warned = admitDocument(doc, config({ invalidAnnotations: 'warn' }), undefined).outcomes[0]!.outcome;
       t.equal(warned.allowed, true, `${f} (${shape}) warn: admitted`);
       t.equal(warned.reason, 'invalid-annotation');
       t.same(warned.patch, [], 'warn leaves the pod as Istio rendered it');
-      t.ok(warned.warnings.some((w) => w.includes(key)), 'the warning names the annotation');
+      t.ok(
+        warned.warnings.some((w) => w.includes(key)),
+        'the warning names the annotation',
+      );
     }
   }
 });
@@ -188,7 +230,13 @@ t.test('List and multi-document goldens: every pod', async (t) => {
   const [list] = yamlDocs(path.join(native, 'list.yaml.injected'));
   const r = admitDocument(list, config(), undefined);
   t.equal(r.outcomes.length, 2);
-  t.ok(r.ops.every((op) => /^\/items\/[01]\/spec\/template\//.test(op.path)), 'ops rooted at each item');
-  t.same(r.outcomes.map((o) => o.outcome.decision), ['patched', 'patched']);
+  t.ok(
+    r.ops.every((op) => /^\/items\/[01]\/spec\/template\//.test(op.path)),
+    'ops rooted at each item',
+  );
+  t.same(
+    r.outcomes.map((o) => o.outcome.decision),
+    ['patched', 'patched'],
+  );
   t.equal(yamlDocs(path.join(native, 'hello-multi.yaml.injected')).length, 2);
 });

@@ -34,7 +34,11 @@ const podArb = fc
     withAnnotations: fc.boolean(),
     withStatus: fc.boolean(),
     traffic: fc.dictionary(
-      fc.constantFrom('traffic.sidecar.istio.io/excludeOutboundPorts', 'traffic.sidecar.istio.io/includeInboundPorts', 'traffic.sidecar.istio.io/excludeInterfaces'),
+      fc.constantFrom(
+        'traffic.sidecar.istio.io/excludeOutboundPorts',
+        'traffic.sidecar.istio.io/includeInboundPorts',
+        'traffic.sidecar.istio.io/excludeInterfaces',
+      ),
       fc.constantFrom('15020', '80,443', '', 'eth1'),
     ),
     excludeArg: fc.constantFrom('', '10.0.0.0/8', '192.0.2.0/24,2001:db8::/32'),
@@ -51,7 +55,10 @@ const podArb = fc
       };
       inits.splice(Math.min(g.initPosition, inits.length), 0, first);
     }
-    const proxy: Obj = { ...container('istio-proxy'), ...(g.uid === null ? {} : { securityContext: { runAsUser: g.uid, runAsGroup: g.uid } }) };
+    const proxy: Obj = {
+      ...container('istio-proxy'),
+      ...(g.uid === null ? {} : { securityContext: { runAsUser: g.uid, runAsGroup: g.uid } }),
+    };
     const containers: Obj[] = Array.from({ length: g.appContainers }, (_, i) => container(`app${i}`));
     if (g.proxyPresent) {
       if (g.native) inits.push({ ...proxy, restartPolicy: 'Always' });
@@ -66,18 +73,30 @@ const podArb = fc
       const ann: Obj = { ...g.traffic };
       if (g.annotation !== null) ann['sidecar.istio.io/inject'] = g.annotation;
       if (g.modeAnnotation !== null) ann['sidecar.istio.io/interceptionMode'] = g.modeAnnotation;
-      if (g.withStatus) ann['sidecar.istio.io/status'] = JSON.stringify({ initContainers: inits.map((c) => c.name), containers: ['istio-proxy'] });
+      if (g.withStatus)
+        ann['sidecar.istio.io/status'] = JSON.stringify({
+          initContainers: inits.map((c) => c.name),
+          containers: ['istio-proxy'],
+        });
       if (g.networks !== null) ann['k8s.v1.cni.cncf.io/networks'] = g.networks;
       if (g.withAnnotations || Object.keys(ann).length > 0) pod.metadata.annotations = ann;
     }
     return pod;
   });
 
-const configArb = fc.record({
-  multus: fc.boolean(),
-  excluded: fc.constantFrom(['kube-system', 'istio-system'], ['legacy'], []),
-  warn: fc.boolean(),
-}).map((c): SharedConfig => config({ cniProvider: c.multus ? 'multus' : 'default', excludeNamespaces: [...c.excluded], invalidAnnotations: c.warn ? 'warn' : 'deny' }));
+const configArb = fc
+  .record({
+    multus: fc.boolean(),
+    excluded: fc.constantFrom(['kube-system', 'istio-system'], ['legacy'], []),
+    warn: fc.boolean(),
+  })
+  .map((c): SharedConfig =>
+    config({
+      cniProvider: c.multus ? 'multus' : 'default',
+      excludeNamespaces: [...c.excluded],
+      invalidAnnotations: c.warn ? 'warn' : 'deny',
+    }),
+  );
 
 const hasIstioInit = (pod: Obj): boolean => (pod.spec?.initContainers ?? []).some((c: Obj) => c.name === 'istio-init');
 
@@ -92,7 +111,14 @@ t.test('generated pods', async (t) => {
   fc.assert(
     fc.property(podArb, configArb, fc.constantFrom(...NAMESPACES), (pod, cfg, namespace) => {
       const before = clone(pod);
-      const request = { uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' }, operation: 'CREATE', namespace, object: pod };
+      const request = {
+        uid: 'u',
+        kind: { group: '', version: 'v1', kind: 'Pod' },
+        resource: { group: '', version: 'v1', resource: 'pods' },
+        operation: 'CREATE',
+        namespace,
+        object: pod,
+      };
       const out = admit(request, cfg);
       if (!wellFormed(out)) throw new Error(`malformed outcome ${JSON.stringify(out)}`);
       if (JSON.stringify(pod) !== JSON.stringify(before)) throw new Error('input mutated');
@@ -108,9 +134,11 @@ t.test('generated pods', async (t) => {
       // was not selected, and the plugin redirects iff it was.
       if (out.decision !== 'denied' && hasIstioInit(pod)) {
         const selected = out.reason === 'selected';
-        if (hasIstioInit(after) === selected) throw new Error(`istio-init present=${hasIstioInit(after)} but reason=${out.reason}`);
+        if (hasIstioInit(after) === selected)
+          throw new Error(`istio-init present=${hasIstioInit(after)} but reason=${out.reason}`);
         const plugin = pluginSelection(viewPod(after), namespace, cfg.excludeNamespaces);
-        if ((plugin.decision === 'redirect') !== selected) throw new Error(`plugin ${plugin.reason} but webhook ${out.reason}`);
+        if ((plugin.decision === 'redirect') !== selected)
+          throw new Error(`plugin ${plugin.reason} but webhook ${out.reason}`);
       }
       // Never both, for any pod.
       const plugin = pluginSelection(viewPod(after), namespace, cfg.excludeNamespaces);

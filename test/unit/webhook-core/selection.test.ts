@@ -9,7 +9,24 @@ const DEFAULT_EXCLUDED = ['kube-system', 'istio-system'];
 t.test('parseBool has Go strconv.ParseBool semantics', async (t) => {
   for (const v of ['1', 't', 'T', 'TRUE', 'true', 'True']) t.equal(parseBool(v), true, v);
   for (const v of ['0', 'f', 'F', 'FALSE', 'false', 'False']) t.equal(parseBool(v), false, v);
-  for (const v of ['', 'yes', 'no', ' false', 'false ', 'FALSE ', 'fALSE', 'tRUE', 'y', 'on', 'off', '00', '01', '-0', '1.0', 'False\n']) {
+  for (const v of [
+    '',
+    'yes',
+    'no',
+    ' false',
+    'false ',
+    'FALSE ',
+    'fALSE',
+    'tRUE',
+    'y',
+    'on',
+    'off',
+    '00',
+    '01',
+    '-0',
+    '1.0',
+    'False\n',
+  ]) {
     t.equal(parseBool(v), undefined, JSON.stringify(v));
   }
 });
@@ -46,9 +63,11 @@ t.test('admit() agrees with every vector, and warns about unparseable inject val
     t.equal(out.reason, c.webhook.reason, `${c.name}: reason`);
     t.equal(out.decision, c.webhook.decision === 'patch' ? 'patched' : 'skipped', `${c.name}: decision`);
     t.equal(out.patch.length > 0, c.webhook.decision === 'patch', `${c.name}: a patch iff patched`);
-    const meta = c.pod.metadata as { labels?: Record<string, string>; annotations?: Record<string, string> } | undefined;
+    const meta = c.pod.metadata as
+      { labels?: Record<string, string>; annotations?: Record<string, string> } | undefined;
     const deciding = meta?.labels?.['sidecar.istio.io/inject'] ?? meta?.annotations?.['sidecar.istio.io/inject'];
-    const consulted = (c.operation ?? 'CREATE') === 'CREATE' && !(c.excludeNamespaces ?? DEFAULT_EXCLUDED).includes(c.namespace);
+    const consulted =
+      (c.operation ?? 'CREATE') === 'CREATE' && !(c.excludeNamespaces ?? DEFAULT_EXCLUDED).includes(c.namespace);
     const expectWarning = consulted && deciding !== undefined && parseBool(deciding) === undefined;
     t.equal(
       out.warnings.some((w) => w.includes('sidecar.istio.io/inject') && w.includes(JSON.stringify(deciding))),
@@ -69,8 +88,19 @@ t.test('interception mode: annotation, else istio-init -m (both spellings), else
   t.equal(interceptionMode(viewPod(pod({ 'sidecar.istio.io/interceptionMode': 'TPROXY' }, ['-m', 'NONE']))), 'TPROXY');
   t.equal(interceptionMode(viewPod(pod(undefined, ['-m']))), 'REDIRECT', 'dangling -m');
   t.equal(interceptionMode(viewPod(pod(undefined, 'not a list'))), 'REDIRECT');
-  t.equal(interceptionMode(viewPod({ metadata: { annotations: { 'sidecar.istio.io/interceptionMode': 7 } } })), 'REDIRECT', 'non-string annotation reads as absent');
-  t.same([...initArgs(['istio-iptables', '-x', '', '-i', '*', '--log=x', '-b=80', 7, '-', '-q']).entries()], [['-x', ''], ['-i', '*'], ['-b', '80']]);
+  t.equal(
+    interceptionMode(viewPod({ metadata: { annotations: { 'sidecar.istio.io/interceptionMode': 7 } } })),
+    'REDIRECT',
+    'non-string annotation reads as absent',
+  );
+  t.same(
+    [...initArgs(['istio-iptables', '-x', '', '-i', '*', '--log=x', '-b=80', 7, '-', '-q']).entries()],
+    [
+      ['-x', ''],
+      ['-i', '*'],
+      ['-b', '80'],
+    ],
+  );
   t.equal(initArgs(['-x', '-m', 'NONE']).get('-m'), undefined, 'a value is not a flag');
 });
 
@@ -79,7 +109,12 @@ t.test('odd shapes never throw and read as absent', async (t) => {
     {},
     { metadata: null, spec: null },
     { metadata: { labels: ['x'], annotations: 'y' }, spec: { containers: 'z', initContainers: [null, 1, 'a'] } },
-    { spec: { containers: [{ name: 'istio-proxy' }, null], initContainers: [{ name: 'istio-init', restartPolicy: 'Always' }] } },
+    {
+      spec: {
+        containers: [{ name: 'istio-proxy' }, null],
+        initContainers: [{ name: 'istio-init', restartPolicy: 'Always' }],
+      },
+    },
   ];
   for (const p of odd) {
     const view = viewPod(p as Record<string, unknown>);

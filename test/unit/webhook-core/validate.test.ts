@@ -1,6 +1,12 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { RULES, checkAnnotation, isValidPrefix, problemMessage, validateTraffic } from '../../../src/webhook/core/validate.js';
+import {
+  RULES,
+  checkAnnotation,
+  isValidPrefix,
+  problemMessage,
+  validateTraffic,
+} from '../../../src/webhook/core/validate.js';
 import { annotationCases } from './fixtures/helpers.js';
 
 t.test('every shared annotation vector', async (t) => {
@@ -9,7 +15,11 @@ t.test('every shared annotation vector', async (t) => {
   t.same([...annotations].sort(), [...RULES.keys()].sort(), 'the vectors cover exactly the validated annotations');
   for (const c of cases) {
     const detail = checkAnnotation(c.annotation, c.value);
-    t.equal(detail === undefined, c.valid, `${c.annotation}=${JSON.stringify(c.value)} valid=${c.valid}${detail ? ` (${detail})` : ''}`);
+    t.equal(
+      detail === undefined,
+      c.valid,
+      `${c.annotation}=${JSON.stringify(c.value)} valid=${c.valid}${detail ? ` (${detail})` : ''}`,
+    );
   }
   t.ok(cases.some((c) => c.valid) && cases.some((c) => !c.valid));
 });
@@ -31,25 +41,63 @@ t.test('an annotation without a rule is always valid', async (t) => {
 });
 
 t.test('IP prefixes: a few beyond the vectors', async (t) => {
-  for (const ok of ['1:2:3:4:5:6:1.2.3.4/128', '::1.2.3.4/128', '1::/64', '1:2:3:4:5:6:7::/128', 'ABCD::/16', '0000::/8', '0.0.0.0/0']) {
+  for (const ok of [
+    '1:2:3:4:5:6:1.2.3.4/128',
+    '::1.2.3.4/128',
+    '1::/64',
+    '1:2:3:4:5:6:7::/128',
+    'ABCD::/16',
+    '0000::/8',
+    '0.0.0.0/0',
+  ]) {
     t.ok(isValidPrefix(ok), ok);
   }
-  for (const bad of ['1:2:3:4::5:6:7:8/128', '1:2:3:4:5:6:7:8::/128', '1:2:3:4:5:1.2.3.4/128', '1::2::3/64', ':1::/64', '1::2:/64',
-    '00000::/8', '::1.2.3/128', '::1.2.3.4.5/128', '1.2.3.04/8', '1..2.3/8', '1.2.3.4./8', '1.2.3.4/0000', '1.2.3.4/1234',
-    '::%/64', '/8', '', '1.2.3.4', ':::/0', 'g::/16', '1:2/64', '1:2:3:4:5:6:7:1.2.3.4/128']) {
+  for (const bad of [
+    '1:2:3:4::5:6:7:8/128',
+    '1:2:3:4:5:6:7:8::/128',
+    '1:2:3:4:5:1.2.3.4/128',
+    '1::2::3/64',
+    ':1::/64',
+    '1::2:/64',
+    '00000::/8',
+    '::1.2.3/128',
+    '::1.2.3.4.5/128',
+    '1.2.3.04/8',
+    '1..2.3/8',
+    '1.2.3.4./8',
+    '1.2.3.4/0000',
+    '1.2.3.4/1234',
+    '::%/64',
+    '/8',
+    '',
+    '1.2.3.4',
+    ':::/0',
+    'g::/16',
+    '1:2/64',
+    '1:2:3:4:5:6:7:1.2.3.4/128',
+  ]) {
     t.notOk(isValidPrefix(bad), bad);
   }
 });
 
-t.test('property: every generated well-formed prefix is accepted, every one with a mangled length is not', async (t) => {
-  const v4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(32)).map(([a, b, c, d, n]) => `${a}.${b}.${c}.${d}/${n}`);
-  const group = fc.nat(0xffff).map((n) => n.toString(16));
-  const v6 = fc.tuple(fc.array(group, { minLength: 8, maxLength: 8 }), fc.nat(128)).map(([g, n]) => `${g.join(':')}/${n}`);
-  const v6short = fc.tuple(fc.array(group, { minLength: 0, maxLength: 6 }), fc.nat(128)).map(([g, n]) => `${g.join(':')}::/${n}`);
-  fc.assert(fc.property(fc.oneof(v4, v6, v6short), (p) => isValidPrefix(p)));
-  fc.assert(fc.property(fc.oneof(v4, v6), (p) => !isValidPrefix(p.replace('/', '/0')) || p.endsWith('/0')));
-  t.pass('fast-check properties held');
-});
+t.test(
+  'property: every generated well-formed prefix is accepted, every one with a mangled length is not',
+  async (t) => {
+    const v4 = fc
+      .tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(32))
+      .map(([a, b, c, d, n]) => `${a}.${b}.${c}.${d}/${n}`);
+    const group = fc.nat(0xffff).map((n) => n.toString(16));
+    const v6 = fc
+      .tuple(fc.array(group, { minLength: 8, maxLength: 8 }), fc.nat(128))
+      .map(([g, n]) => `${g.join(':')}/${n}`);
+    const v6short = fc
+      .tuple(fc.array(group, { minLength: 0, maxLength: 6 }), fc.nat(128))
+      .map(([g, n]) => `${g.join(':')}::/${n}`);
+    fc.assert(fc.property(fc.oneof(v4, v6, v6short), (p) => isValidPrefix(p)));
+    fc.assert(fc.property(fc.oneof(v4, v6), (p) => !isValidPrefix(p.replace('/', '/0')) || p.endsWith('/0')));
+    t.pass('fast-check properties held');
+  },
+);
 
 t.test('validateTraffic: the pod value, or the value the rewrite writes instead', async (t) => {
   const annotations = {
@@ -68,7 +116,10 @@ t.test('validateTraffic: the pod value, or the value the rewrite writes instead'
     { annotation: 'traffic.sidecar.istio.io/includeInboundPorts', value: '*', source: 'istio-init argument -b' },
     { annotation: 'traffic.sidecar.istio.io/excludeInboundPorts', value: '*,15020', source: 'istio-init argument -d' },
   ]);
-  t.same(overridden.map((p) => p.annotation), ['traffic.sidecar.istio.io/excludeInboundPorts', 'traffic.sidecar.istio.io/excludeOutboundPorts']);
+  t.same(
+    overridden.map((p) => p.annotation),
+    ['traffic.sidecar.istio.io/excludeInboundPorts', 'traffic.sidecar.istio.io/excludeOutboundPorts'],
+  );
   t.equal(
     problemMessage(overridden[0]!),
     'annotation traffic.sidecar.istio.io/excludeInboundPorts="*,15020" (from istio-init argument -d) is invalid: "*" is not a port number',

@@ -6,7 +6,9 @@ import { fileURLToPath } from 'node:url';
 
 const vectorsDir = fileURLToPath(new URL('../../vectors/', import.meta.url));
 const readme = readFileSync(vectorsDir + 'README.md', 'utf8');
-const selection = JSON.parse(readFileSync(vectorsDir + 'selection.json', 'utf8')) as { cases: Array<Record<string, unknown>> };
+const selection = JSON.parse(readFileSync(vectorsDir + 'selection.json', 'utf8')) as {
+  cases: Array<Record<string, unknown>>;
+};
 
 // Rows of the README's reason table: | # | condition | `reason` | who |
 const rows = [...readme.matchAll(/^\|\s*([-\d]+)\s*\|[^|]*\|\s*`([a-z-]+)`\s*\|\s*([^|]+?)\s*\|$/gm)].map((m) => ({
@@ -29,8 +31,17 @@ t.test('the README table parses into the known reason codes', async (t) => {
   t.same(
     rows.map((r) => r.reason).sort(),
     [
-      'excluded-namespace', 'host-network', 'injection-disabled-annotation', 'injection-disabled-label', 'interception-none',
-      'istio-init-present', 'no-istio-init', 'no-istio-proxy', 'not-create', 'selected', 'single-container',
+      'excluded-namespace',
+      'host-network',
+      'injection-disabled-annotation',
+      'injection-disabled-label',
+      'interception-none',
+      'istio-init-present',
+      'no-istio-init',
+      'no-istio-proxy',
+      'not-create',
+      'selected',
+      'single-container',
     ].sort(),
   );
 });
@@ -51,9 +62,19 @@ t.test('every case is well-formed and uses reasons from the table', async (t) =>
     const pod = c.pod as Record<string, unknown>;
     t.equal(pod.kind, 'Pod', `${name}: kind Pod`);
     t.equal(pod.apiVersion, 'v1', `${name}: apiVersion v1`);
-    if (c.excludeNamespaces !== undefined) t.ok(Array.isArray(c.excludeNamespaces), `${name}: excludeNamespaces is a list`);
+    if (c.excludeNamespaces !== undefined)
+      t.ok(Array.isArray(c.excludeNamespaces), `${name}: excludeNamespaces is a list`);
     if (c.operation !== undefined) t.match(c.operation, /^(CREATE|UPDATE|DELETE|CONNECT)$/, `${name}: operation`);
-    const allowed = new Set(['name', 'namespace', 'excludeNamespaces', 'operation', 'pod', 'seed', 'webhook', 'plugin']);
+    const allowed = new Set([
+      'name',
+      'namespace',
+      'excludeNamespaces',
+      'operation',
+      'pod',
+      'seed',
+      'webhook',
+      'plugin',
+    ]);
     for (const k of Object.keys(c)) t.ok(allowed.has(k), `${name}: known field ${k}`);
 
     const seed = c.seed as { selected: boolean; reason: string };
@@ -77,8 +98,10 @@ t.test('every case is well-formed and uses reasons from the table', async (t) =>
         t.equal(plugin.reason, seed.reason, `${name}: plugin agrees with the seed`);
       }
       // The plugin's and the webhook's row 8 are two sides of one fact.
-      if (webhook.reason === 'selected') t.equal(plugin.reason, 'istio-init-present', `${name}: patched pods keep no job for the plugin`);
-      if (webhook.reason === 'no-istio-init') t.equal(plugin.reason, 'selected', `${name}: CNI-mode pods are the plugin's`);
+      if (webhook.reason === 'selected')
+        t.equal(plugin.reason, 'istio-init-present', `${name}: patched pods keep no job for the plugin`);
+      if (webhook.reason === 'no-istio-init')
+        t.equal(plugin.reason, 'selected', `${name}: CNI-mode pods are the plugin's`);
     }
   }
 });
@@ -91,12 +114,36 @@ t.test('the table covers what the README promises', async (t) => {
       const meta = (c.pod as { metadata?: Record<string, Record<string, string>> }).metadata;
       return meta?.[where]?.['sidecar.istio.io/inject'] === v;
     });
-  for (const v of ['1', 't', 'T', 'TRUE', 'true', 'True', '0', 'f', 'F', 'FALSE', 'false', 'False', '', 'yes', 'no', ' false', 'FALSE ']) {
+  for (const v of [
+    '1',
+    't',
+    'T',
+    'TRUE',
+    'true',
+    'True',
+    '0',
+    'f',
+    'F',
+    'FALSE',
+    'false',
+    'False',
+    '',
+    'yes',
+    'no',
+    ' false',
+    'FALSE ',
+  ]) {
     t.ok(inject('labels', v), `label spelling ${JSON.stringify(v)}`);
     t.ok(inject('annotations', v), `annotation spelling ${JSON.stringify(v)}`);
   }
   t.ok(all.includes('"restartPolicy":"Always"'), 'native sidecars');
   t.ok(all.includes('"hostNetwork":true'), 'hostNetwork');
-  t.ok(selection.cases.some((c) => c.excludeNamespaces !== undefined), 'a custom excluded list');
-  t.ok(selection.cases.some((c) => c.operation !== undefined && c.operation !== 'CREATE'), 'a non-CREATE operation');
+  t.ok(
+    selection.cases.some((c) => c.excludeNamespaces !== undefined),
+    'a custom excluded list',
+  );
+  t.ok(
+    selection.cases.some((c) => c.operation !== undefined && c.operation !== 'CREATE'),
+    'a non-CREATE operation',
+  );
 });

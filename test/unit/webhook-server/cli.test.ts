@@ -51,7 +51,13 @@ t.test('serve flags: defaults, environment, flags over environment', async (t) =
     shutdownDelayMs: 500,
     shutdownGraceMs: 3000,
   });
-  t.match(parseServeArgs(['--port', '1', '--cert=/f/c', '--config', '/f/y', '--host', '::1'], env), { port: 1, cert: '/f/c', config: '/f/y', host: '::1', metricsPort: 9091 });
+  t.match(parseServeArgs(['--port', '1', '--cert=/f/c', '--config', '/f/y', '--host', '::1'], env), {
+    port: 1,
+    cert: '/f/c',
+    config: '/f/y',
+    host: '::1',
+    metricsPort: 9091,
+  });
   t.match(parseServeArgs([], { ...env, ASM_CONFIG: '' }), { config: undefined }, 'an empty variable counts as unset');
   t.equal(parseServeArgs(['--help'], {}), 'help');
 });
@@ -60,15 +66,24 @@ t.test('serve flags: errors name the flag', async (t) => {
   const cases: Array<[string[], NodeJS.ProcessEnv, RegExp]> = [
     [['--key', 'k'], {}, /--cert \(or ASM_TLS_CERT\) is required/],
     [['--cert', 'c'], {}, /--key \(or ASM_TLS_KEY\) is required/],
-    [['--cert', 'c', '--key', 'k', '--port', 'https'], {}, /--port \(ASM_WEBHOOK_PORT\) must be a port number 0-65535, got "https"/],
-    [['--cert', 'c', '--key', 'k'], { ASM_METRICS_PORT: '70000' }, /--metrics-port \(ASM_METRICS_PORT\) must be a port/],
+    [
+      ['--cert', 'c', '--key', 'k', '--port', 'https'],
+      {},
+      /--port \(ASM_WEBHOOK_PORT\) must be a port number 0-65535, got "https"/,
+    ],
+    [
+      ['--cert', 'c', '--key', 'k'],
+      { ASM_METRICS_PORT: '70000' },
+      /--metrics-port \(ASM_METRICS_PORT\) must be a port/,
+    ],
     [['--cert', 'c', '--key', 'k', '--shutdown-delay=-1'], {}, /--shutdown-delay .* seconds >= 0, got "-1"/],
     [['--cert', 'c', '--key', 'k', '--shutdown-grace', 'soon'], {}, /--shutdown-grace/],
     [['--cert', 'c', '--key', 'k', '--tls-port', '1'], {}, /Unknown option '--tls-port'/],
     [['--cert', 'c', '--key', 'k', 'extra'], {}, /extra/],
     [['--cert'], {}, /--cert/],
   ];
-  for (const [argv, env, re] of cases) t.throws(() => parseServeArgs(argv, env), { name: 'UsageError', message: re }, argv.join(' '));
+  for (const [argv, env, re] of cases)
+    t.throws(() => parseServeArgs(argv, env), { name: 'UsageError', message: re }, argv.join(' '));
 });
 
 t.test('main: help, unknown commands, usage errors exit 2', async (t) => {
@@ -116,14 +131,23 @@ t.test('main serve: missing or bad files are named; exit 1', async (t) => {
   t.equal(await main([...base, '--cert', certs.cert, '--key', certs.key, '--client-ca', certs.key], c.io), 1);
   t.match(c.err(), /client CA bundle .* is not a PEM certificate/);
   c = io();
-  t.equal(await main([...base, '--cert', certs.cert, '--key', certs.key, '--client-ca', path.join(tmp, 'ca')], c.io), 1);
+  t.equal(
+    await main([...base, '--cert', certs.cert, '--key', certs.key, '--client-ca', path.join(tmp, 'ca')], c.io),
+    1,
+  );
   t.match(c.err(), /cannot read the client CA bundle/);
   c = io();
-  t.equal(await main([...base, '--cert', certs.cert, '--key', certs.key, '--config', path.join(tmp, 'config.yaml')], c.io), 1);
+  t.equal(
+    await main([...base, '--cert', certs.cert, '--key', certs.key, '--config', path.join(tmp, 'config.yaml')], c.io),
+    1,
+  );
   t.match(c.err(), `cannot read the config file ${path.join(tmp, 'config.yaml')}: no such file`);
   writeFileSync(path.join(tmp, 'config.yaml'), 'excludeNamespace: [a]\n');
   c = io();
-  t.equal(await main([...base, '--cert', certs.cert, '--key', certs.key, '--config', path.join(tmp, 'config.yaml')], c.io), 1);
+  t.equal(
+    await main([...base, '--cert', certs.cert, '--key', certs.key, '--config', path.join(tmp, 'config.yaml')], c.io),
+    1,
+  );
   t.match(c.err(), /config file .* is invalid: config: unknown key "excludeNamespace"/);
   // A port already taken.
   const blocker = net.createServer();
@@ -131,10 +155,46 @@ t.test('main serve: missing or bad files are named; exit 1', async (t) => {
   t.teardown(() => blocker.close());
   const taken = String((blocker.address() as net.AddressInfo).port);
   c = io();
-  t.equal(await main(['serve', '--host', '127.0.0.1', '--port', taken, '--metrics-port', '0', '--cert', certs.cert, '--key', certs.key], c.io), 1);
+  t.equal(
+    await main(
+      [
+        'serve',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        taken,
+        '--metrics-port',
+        '0',
+        '--cert',
+        certs.cert,
+        '--key',
+        certs.key,
+      ],
+      c.io,
+    ),
+    1,
+  );
   t.match(c.err(), /cannot listen: .*EADDRINUSE/);
   c = io();
-  t.equal(await main(['serve', '--host', '127.0.0.1', '--port', '0', '--metrics-port', taken, '--cert', certs.cert, '--key', certs.key], c.io), 1);
+  t.equal(
+    await main(
+      [
+        'serve',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        '0',
+        '--metrics-port',
+        taken,
+        '--cert',
+        certs.cert,
+        '--key',
+        certs.key,
+      ],
+      c.io,
+    ),
+    1,
+  );
   t.match(c.err(), /cannot listen: .*EADDRINUSE/, 'the metrics port too');
 });
 

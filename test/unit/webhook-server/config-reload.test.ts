@@ -9,7 +9,18 @@ import { WebhookMetrics } from '../../../src/webhook/server/metrics.js';
 import { startServer } from '../../../src/webhook/server/server.js';
 import { watchFiles } from '../../../src/common/file-watch.js';
 import { requirePrereq } from '../../harness/prereq.js';
-import { AtomicDir, eventually, generateCerts, haveOpenssl, httpsRequest, meshedPod, memoryLogger, review, sleep, tempDir } from './helpers.js';
+import {
+  AtomicDir,
+  eventually,
+  generateCerts,
+  haveOpenssl,
+  httpsRequest,
+  meshedPod,
+  memoryLogger,
+  review,
+  sleep,
+  tempDir,
+} from './helpers.js';
 
 t.test('a ConfigMap update reaches the next review; a bad one is refused and counted', async (t) => {
   if (!requirePrereq(t, haveOpenssl(), 'openssl (apt-get install openssl) to generate test certificates')) return;
@@ -33,10 +44,14 @@ t.test('a ConfigMap update reaches the next review; a bad one is refused and cou
   });
   t.teardown(() => running.shutdown());
   const reviewIn = async (namespace: string) => {
-    const r = await httpsRequest(running.port, { body: JSON.stringify(review(meshedPod(), { namespace })), ca: certs.ca });
+    const r = await httpsRequest(running.port, {
+      body: JSON.stringify(review(meshedPod(), { namespace })),
+      ca: certs.ca,
+    });
     return (JSON.parse(r.body) as { response: { patch?: string } }).response;
   };
-  const count = async (c: { get(): Promise<{ values: Array<{ value: number }> }> }) => (await c.get()).values[0]?.value ?? 0;
+  const count = async (c: { get(): Promise<{ values: Array<{ value: number }> }> }) =>
+    (await c.get()).values[0]?.value ?? 0;
 
   t.ok((await reviewIn('team-a')).patch, 'team-a is not excluded yet');
   cm.write({ 'config.yaml': 'excludeNamespaces: [kube-system, team-a]\nlogLevel: debug\n' });
@@ -48,7 +63,12 @@ t.test('a ConfigMap update reaches the next review; a bad one is refused and cou
   cm.write({ 'config.yaml': 'excludeNamespaces: [kube-system]\ncniProvider: calico\n' });
   await eventually(async () => (await count(running.metrics.configReloadFailures)) === 1);
   t.notOk((await reviewIn('team-a')).patch, 'the last good config is still in force');
-  t.ok(log.lines.some((l) => l.level === 'error' && /cniProvider/.test(String(l.err)) && /config\.yaml/.test(String(l.err))), 'logged naming the file and key');
+  t.ok(
+    log.lines.some(
+      (l) => l.level === 'error' && /cniProvider/.test(String(l.err)) && /config\.yaml/.test(String(l.err)),
+    ),
+    'logged naming the file and key',
+  );
 
   cm.write({ 'config.yaml': 'logLevel: warn\n' });
   await eventually(async () => (await count(running.metrics.configReloads)) === 3);
@@ -63,19 +83,34 @@ t.test('ConfigSource: plain files, in-place edits, missing and unreadable files'
   const file = path.join(tmp, 'config.yaml');
   const metrics = new WebhookMetrics({ defaultMetrics: false });
   const log = memoryLogger();
-  t.throws(() => new ConfigSource({ path: file, logger: log.logger, metrics }), { name: 'ConfigFileError', message: new RegExp(`${file}: no such file`) });
+  t.throws(() => new ConfigSource({ path: file, logger: log.logger, metrics }), {
+    name: 'ConfigFileError',
+    message: new RegExp(`${file}: no such file`),
+  });
   writeFileSync(file, 'invalidAnnotations: maybe\n');
-  t.throws(() => new ConfigSource({ path: file, logger: log.logger, metrics }), { message: /config file .*config\.yaml is invalid: .*invalidAnnotations/ });
+  t.throws(() => new ConfigSource({ path: file, logger: log.logger, metrics }), {
+    message: /config file .*config\.yaml is invalid: .*invalidAnnotations/,
+  });
   t.type(new ConfigFileError('x'), Error);
 
   writeFileSync(file, 'invalidAnnotations: warn\n');
   const applied: string[] = [];
-  const src = new ConfigSource({ path: file, logger: log.logger, metrics, onApply: (c) => applied.push(c.invalidAnnotations) });
+  const src = new ConfigSource({
+    path: file,
+    logger: log.logger,
+    metrics,
+    onApply: (c) => applied.push(c.invalidAnnotations),
+  });
   t.equal(src.current.invalidAnnotations, 'warn');
   t.equal(src.path, file);
   t.equal(src.reload(), false, 'unchanged file: no reload');
   const changes: number[] = [];
-  const watch = watchFiles({ files: [file], onChange: () => changes.push(src.reload() ? 1 : 0), debounceMs: 30, pollMs: 0 });
+  const watch = watchFiles({
+    files: [file],
+    onChange: () => changes.push(src.reload() ? 1 : 0),
+    debounceMs: 30,
+    pollMs: 0,
+  });
   t.teardown(() => watch.close());
   writeFileSync(file, 'invalidAnnotations: deny\n');
   await eventually(() => src.current.invalidAnnotations === 'deny');
@@ -98,7 +133,13 @@ t.test('watchFiles: polling finds changes the watch cannot see; directory errors
   const file = path.join(tmp, 'missing-dir', 'f');
   const errors: string[] = [];
   let polls = 0;
-  const w = watchFiles({ files: [file], onChange: () => polls++, debounceMs: 5, pollMs: 20, onWatchError: (dir) => errors.push(dir) });
+  const w = watchFiles({
+    files: [file],
+    onChange: () => polls++,
+    debounceMs: 5,
+    pollMs: 20,
+    onWatchError: (dir) => errors.push(dir),
+  });
   await eventually(() => polls >= 2);
   w.close();
   const after = polls;
@@ -119,7 +160,7 @@ t.test('watchFiles: a busy neighbour file cannot starve the reload; a burst is c
   const busy = setInterval(() => writeFileSync(log, String(Date.now()), { flag: 'a' }), 20);
   t.teardown(() => clearInterval(busy));
   await sleep(300);
-  t.equal(fired, 0, 'the neighbour\'s writes do not count');
+  t.equal(fired, 0, "the neighbour's writes do not count");
   writeFileSync(file, 'b');
   await eventually(() => fired === 1, 3000);
   t.pass('the config change fired while the log kept being written');

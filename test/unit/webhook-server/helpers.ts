@@ -1,7 +1,16 @@
 // Shared by the webhook-server tests: certificates (made by certs/generate.sh), pods from Istio's goldens,
 // AdmissionReview bodies, an in-memory log destination and an HTTPS client.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, renameSync, rmSync, mkdirSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  mkdirSync,
+  symlinkSync,
+  writeFileSync,
+  existsSync,
+} from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -31,9 +40,17 @@ export interface CertSet {
 
 /** Runs certs/generate.sh into dir (a new CA and serving cert each time, thanks to --force). */
 export function generateCerts(dir: string, extra: string[] = []): CertSet {
-  const r = spawnSync('bash', [path.join(repoRoot, 'certs/generate.sh'), '--out', dir, '--force', ...extra], { encoding: 'utf8' });
+  const r = spawnSync('bash', [path.join(repoRoot, 'certs/generate.sh'), '--out', dir, '--force', ...extra], {
+    encoding: 'utf8',
+  });
   if (r.status !== 0) throw new Error(`generate.sh failed: ${r.stderr}`);
-  return { dir, ca: readFileSync(path.join(dir, 'ca.crt')), caKeyFile: path.join(dir, 'ca.key'), cert: path.join(dir, 'tls.crt'), key: path.join(dir, 'tls.key') };
+  return {
+    dir,
+    ca: readFileSync(path.join(dir, 'ca.crt')),
+    caKeyFile: path.join(dir, 'ca.key'),
+    cert: path.join(dir, 'tls.crt'),
+    key: path.join(dir, 'tls.key'),
+  };
 }
 
 /** A client certificate (clientAuth) signed by the CA of a CertSet. */
@@ -49,7 +66,24 @@ export function clientCert(set: CertSet, dir: string): { cert: Buffer; key: Buff
   };
   run(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', key]);
   run(['req', '-new', '-key', key, '-subj', '/CN=kube-apiserver', '-out', csr]);
-  run(['x509', '-req', '-in', csr, '-CA', path.join(set.dir, 'ca.crt'), '-CAkey', set.caKeyFile, '-set_serial', '7', '-days', '2', '-extfile', ext, '-out', crt]);
+  run([
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    path.join(set.dir, 'ca.crt'),
+    '-CAkey',
+    set.caKeyFile,
+    '-set_serial',
+    '7',
+    '-days',
+    '2',
+    '-extfile',
+    ext,
+    '-out',
+    crt,
+  ]);
   return { cert: readFileSync(crt), key: readFileSync(key) };
 }
 
@@ -88,7 +122,12 @@ export function goldenPod(file: string): Record<string, unknown> {
   const doc = parseAllDocuments(readFileSync(path.join(classic, file), 'utf8'))[0]!.toJS() as {
     spec: { template: { metadata: Record<string, unknown>; spec: Record<string, unknown> } };
   };
-  return { apiVersion: 'v1', kind: 'Pod', metadata: { ...doc.spec.template.metadata, generateName: 'hello-' }, spec: doc.spec.template.spec };
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { ...doc.spec.template.metadata, generateName: 'hello-' },
+    spec: doc.spec.template.spec,
+  };
 }
 
 let uidCounter = 0;
@@ -117,14 +156,40 @@ export function meshedPod(name = 'web'): Record<string, unknown> {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name, annotations: { 'sidecar.istio.io/status': '{"initContainers":["istio-init"],"containers":["istio-proxy"]}' } },
+    metadata: {
+      name,
+      annotations: { 'sidecar.istio.io/status': '{"initContainers":["istio-init"],"containers":["istio-proxy"]}' },
+    },
     spec: {
       initContainers: [
         {
           name: 'istio-init',
           image: 'istio/proxyv2',
-          args: ['istio-iptables', '-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020'],
-          securityContext: { capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] }, runAsUser: 0, runAsGroup: 0, runAsNonRoot: false },
+          args: [
+            'istio-iptables',
+            '-p',
+            '15001',
+            '-z',
+            '15006',
+            '-u',
+            '1337',
+            '-m',
+            'REDIRECT',
+            '-i',
+            '*',
+            '-x',
+            '',
+            '-b',
+            '*',
+            '-d',
+            '15090,15021,15020',
+          ],
+          securityContext: {
+            capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
+            runAsUser: 0,
+            runAsGroup: 0,
+            runAsNonRoot: false,
+          },
         },
       ],
       containers: [
@@ -138,7 +203,11 @@ export function meshedPod(name = 'web'): Record<string, unknown> {
 /** Log lines captured in memory (JSON), for assertions on what the server logged. */
 export function memoryLogger(level = 'info'): WebhookLogger & { lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
-  const log = createLogger({ level, pretty: false, destination: { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) } });
+  const log = createLogger({
+    level,
+    pretty: false,
+    destination: { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) },
+  });
   return Object.assign(log, { lines });
 }
 
@@ -152,7 +221,16 @@ export interface HttpsResult {
 
 export function httpsRequest(
   port: number,
-  opts: { method?: string; path?: string; body?: string; headers?: Record<string, string>; ca: Buffer | Buffer[]; agent?: https.Agent | false; cert?: Buffer; key?: Buffer },
+  opts: {
+    method?: string;
+    path?: string;
+    body?: string;
+    headers?: Record<string, string>;
+    ca: Buffer | Buffer[];
+    agent?: https.Agent | false;
+    cert?: Buffer;
+    key?: Buffer;
+  },
 ): Promise<HttpsResult> {
   return new Promise((resolve, reject) => {
     const req = https.request(

@@ -11,7 +11,10 @@ const burst = path.join(repoRoot, 'test/unit/webhook-server/fixtures/log-burst.t
 
 function runBurst(count: number, mode: 'exit' | 'wait', onFirstData?: (elapsedMs: number, out: string) => void) {
   const { execArgv, env } = tsChild({ ...process.env, NODE_ENV: 'production' });
-  const child = spawn(process.execPath, [...execArgv, burst, String(count), mode], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...execArgv, burst, String(count), mode], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const started = Date.now();
   let out = '';
   let err = '';
@@ -23,7 +26,14 @@ function runBurst(count: number, mode: 'exit' | 'wait', onFirstData?: (elapsedMs
   child.stderr.on('data', (c: Buffer) => (err += c.toString()));
   return new Promise<{ code: number | null; lines: Array<Record<string, unknown>>; stderr: string }>((resolve) =>
     child.on('close', (code) =>
-      resolve({ code, stderr: err, lines: out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) }),
+      resolve({
+        code,
+        stderr: err,
+        lines: out
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Record<string, unknown>),
+      }),
     ),
   );
 }
@@ -33,7 +43,12 @@ t.test('batched stdout: every line is written when the process exits without flu
   t.equal(r.code, 0, r.stderr);
   t.equal(r.lines.length, 5000, 'no line lost');
   t.same(r.lines.map((l) => l.uid).slice(-2), ['u-4998', 'u-4999'], 'in order, up to the last');
-  t.match(r.lines[0], { level: 'info', component: 'asm-cni-webhook', msg: 'review', time: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/ });
+  t.match(r.lines[0], {
+    level: 'info',
+    component: 'asm-cni-webhook',
+    msg: 'review',
+    time: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/,
+  });
 });
 
 t.test('batched stdout: a few lines on a quiet process appear through the periodic flush', async (t) => {
@@ -44,7 +59,10 @@ t.test('batched stdout: a few lines on a quiet process appear through the period
     seen = out;
   });
   t.equal(r.lines.length, 3);
-  t.ok(seenAt >= 0 && seenAt < 1900, `written while the process still ran (after ${seenAt} ms; flush every ${LOG_FLUSH_MS} ms)`);
+  t.ok(
+    seenAt >= 0 && seenAt < 1900,
+    `written while the process still ran (after ${seenAt} ms; flush every ${LOG_FLUSH_MS} ms)`,
+  );
   t.match(seen, /"uid":"u-0"/);
 });
 

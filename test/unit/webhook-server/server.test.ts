@@ -12,7 +12,21 @@ import { admit } from '../../../src/webhook/core/admit.js';
 import { DEFAULT_CONFIG } from '../../../src/common/shared-config.js';
 import { startServer, type RunningWebhook } from '../../../src/webhook/server/server.js';
 import { requirePrereq } from '../../harness/prereq.js';
-import { AtomicDir, type CertSet, clientCert, decodePatch, eventually, generateCerts, haveOpenssl, httpsRequest, meshedPod, memoryLogger, review, sleep, tempDir } from './helpers.js';
+import {
+  AtomicDir,
+  type CertSet,
+  clientCert,
+  decodePatch,
+  eventually,
+  generateCerts,
+  haveOpenssl,
+  httpsRequest,
+  meshedPod,
+  memoryLogger,
+  review,
+  sleep,
+  tempDir,
+} from './helpers.js';
 
 const serialOf = (file: string) => new X509Certificate(readFileSync(file)).serialNumber;
 
@@ -72,8 +86,18 @@ t.test('serving over TLS', async (t) => {
     const out = JSON.parse(res.body) as { response: { uid: string; patch?: string; patchType?: string } };
     t.equal(out.response.uid, (body.request as { uid: string }).uid);
     t.equal(out.response.patchType, 'JSONPatch');
-    const patched = jsonpatch.applyPatch(structuredClone(pod), decodePatch(out.response) as Operation[], true, false).newDocument;
-    const expected = jsonpatch.applyPatch(structuredClone(pod), admit(body.request as never, DEFAULT_CONFIG).patch, true, false).newDocument as {
+    const patched = jsonpatch.applyPatch(
+      structuredClone(pod),
+      decodePatch(out.response) as Operation[],
+      true,
+      false,
+    ).newDocument;
+    const expected = jsonpatch.applyPatch(
+      structuredClone(pod),
+      admit(body.request as never, DEFAULT_CONFIG).patch,
+      true,
+      false,
+    ).newDocument as {
       spec: { initContainers: Array<{ name: string }> };
     };
     t.same(patched, expected);
@@ -112,7 +136,10 @@ t.test('serving over TLS', async (t) => {
     t.equal(await connect({ minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' }), 'TLSv1.2');
     t.equal(await connect({ minVersion: 'TLSv1.3' }), 'TLSv1.3');
     // TLS 1.2 without forward secrecy or with CBC is not offered.
-    await t.rejects(connect({ maxVersion: 'TLSv1.2', ciphers: 'AES128-SHA256:AES256-SHA' }), 'static-RSA CBC suites refused');
+    await t.rejects(
+      connect({ maxVersion: 'TLSv1.2', ciphers: 'AES128-SHA256:AES256-SHA' }),
+      'static-RSA CBC suites refused',
+    );
   });
 
   t.test('the metrics port: Prometheus text, probes, nothing else', async (t) => {
@@ -129,10 +156,13 @@ t.test('serving over TLS', async (t) => {
     t.equal((await plainHttp(running.metricsPort, '/healthz')).status, 200);
     t.equal((await plainHttp(running.metricsPort, '/mutate')).status, 404, 'admission is never served over plain HTTP');
     const post = await new Promise<number>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port: running.metricsPort, path: '/metrics', method: 'POST', agent: false }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = http.request(
+        { host: '127.0.0.1', port: running.metricsPort, path: '/metrics', method: 'POST', agent: false },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
       req.end('x');
     });
@@ -146,10 +176,17 @@ t.test('serving over TLS', async (t) => {
       return r.serial === serialOf(b.cert) ? r : undefined;
     });
     t.equal(served.status, 200);
-    t.equal(served.fingerprint, new X509Certificate(readFileSync(b.cert)).fingerprint256, 'the peer presents the new certificate');
+    t.equal(
+      served.fingerprint,
+      new X509Certificate(readFileSync(b.cert)).fingerprint256,
+      'the peer presents the new certificate',
+    );
     t.equal((await running.metrics.certReloads.get()).values[0]!.value, 2);
     t.ok(log.lines.some((l) => l.msg === 'TLS certificate reloaded' && l.serial === serialOf(b.cert)));
-    await t.rejects(connect({ minVersion: 'TLSv1.1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' }), 'the new context keeps TLS 1.2+');
+    await t.rejects(
+      connect({ minVersion: 'TLSv1.1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' }),
+      'the new context keeps TLS 1.2+',
+    );
     // A kept-alive connection from before the rotation still works.
     t.equal((await httpsRequest(port, { body: JSON.stringify(review(meshedPod())), ca, agent })).status, 200);
   });
@@ -157,7 +194,10 @@ t.test('serving over TLS', async (t) => {
   t.test('a bad new pair is refused and the last good certificate keeps serving', async (t) => {
     secret.write({ 'tls.crt': readFileSync(a.cert), 'tls.key': readFileSync(b.key), 'ca.crt': a.ca });
     await eventually(async () => (await running.metrics.certReloadFailures.get()).values[0]!.value === 1);
-    t.ok(log.lines.some((l) => l.level === 'error' && /does not match/.test(String(l.err))), 'the mismatch is logged');
+    t.ok(
+      log.lines.some((l) => l.level === 'error' && /does not match/.test(String(l.err))),
+      'the mismatch is logged',
+    );
     const r = await httpsRequest(port, { method: 'GET', path: '/readyz', ca });
     t.equal(r.serial, serialOf(b.cert), 'still the previous certificate');
     // Garbage instead of a certificate, then the good pair again.
@@ -165,7 +205,9 @@ t.test('serving over TLS', async (t) => {
     await eventually(async () => (await running.metrics.certReloadFailures.get()).values[0]!.value === 2);
     t.equal((await httpsRequest(port, { method: 'GET', path: '/readyz', ca })).serial, serialOf(b.cert));
     secret.write({ 'tls.crt': readFileSync(a.cert), 'tls.key': readFileSync(a.key), 'ca.crt': a.ca });
-    await eventually(async () => (await httpsRequest(port, { method: 'GET', path: '/readyz', ca })).serial === serialOf(a.cert));
+    await eventually(
+      async () => (await httpsRequest(port, { method: 'GET', path: '/readyz', ca })).serial === serialOf(a.cert),
+    );
     t.pass('recovered with the next good pair');
   });
 
@@ -192,53 +234,80 @@ t.test('client certificate check (--client-ca)', async (t) => {
   const clients = generateCerts(path.join(tmp, 'clients'));
   const other = generateCerts(path.join(tmp, 'other'));
   const secret = new AtomicDir(path.join(tmp, 'secret'));
-  secret.write({ 'tls.crt': readFileSync(server.cert), 'tls.key': readFileSync(server.key), 'client-ca.crt': clients.ca });
+  secret.write({
+    'tls.crt': readFileSync(server.cert),
+    'tls.key': readFileSync(server.key),
+    'client-ca.crt': clients.ca,
+  });
   const { running } = await startOn(secret, { clientCa: secret.file('client-ca.crt') });
   t.teardown(() => running.shutdown());
   const good = clientCert(clients, clients.dir);
   const bad = clientCert(other, other.dir);
   const body = JSON.stringify(review(meshedPod()));
-  t.equal((await httpsRequest(running.port, { body, ca: server.ca, ...good })).status, 200, 'a client certificate from the CA is accepted');
+  t.equal(
+    (await httpsRequest(running.port, { body, ca: server.ca, ...good })).status,
+    200,
+    'a client certificate from the CA is accepted',
+  );
   await t.rejects(httpsRequest(running.port, { body, ca: server.ca }), 'no client certificate: refused');
-  await t.rejects(httpsRequest(running.port, { body, ca: server.ca, ...bad }), 'a certificate from another CA: refused');
+  await t.rejects(
+    httpsRequest(running.port, { body, ca: server.ca, ...bad }),
+    'a certificate from another CA: refused',
+  );
   // The client CA is reloaded too: switch to the other CA.
-  secret.write({ 'tls.crt': readFileSync(server.cert), 'tls.key': readFileSync(server.key), 'client-ca.crt': other.ca });
+  secret.write({
+    'tls.crt': readFileSync(server.cert),
+    'tls.key': readFileSync(server.key),
+    'client-ca.crt': other.ca,
+  });
   await eventually(async () => (await httpsRequest(running.port, { body, ca: server.ca, ...bad })).status === 200);
   await t.rejects(httpsRequest(running.port, { body, ca: server.ca, ...good }), 'the old CA no longer admits');
 });
 
-t.test('a connection that never sends a request is closed; an idle keep-alive connection after a response is kept', async (t) => {
-  if (!requirePrereq(t, haveOpenssl(), 'openssl (apt-get install openssl) to generate test certificates')) return;
-  const tmp = tempDir('idle');
-  const a: CertSet = generateCerts(path.join(tmp, 'a'));
-  const secret = new AtomicDir(path.join(tmp, 'secret'));
-  secret.write({ 'tls.crt': readFileSync(a.cert), 'tls.key': readFileSync(a.key), 'ca.crt': a.ca });
-  const log = memoryLogger();
-  const running = await startServer({
-    host: '127.0.0.1', port: 0, metricsPort: 0, cert: secret.file('tls.crt'), key: secret.file('tls.key'),
-    admit, shutdownDelayMs: 0, shutdownGraceMs: 3000, log, watch: { debounceMs: 50, pollMs: 0 }, connectionTimeoutMs: 300,
-  });
-  const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
-  t.teardown(async () => {
-    agent.destroy();
-    await running.shutdown();
-  });
+t.test(
+  'a connection that never sends a request is closed; an idle keep-alive connection after a response is kept',
+  async (t) => {
+    if (!requirePrereq(t, haveOpenssl(), 'openssl (apt-get install openssl) to generate test certificates')) return;
+    const tmp = tempDir('idle');
+    const a: CertSet = generateCerts(path.join(tmp, 'a'));
+    const secret = new AtomicDir(path.join(tmp, 'secret'));
+    secret.write({ 'tls.crt': readFileSync(a.cert), 'tls.key': readFileSync(a.key), 'ca.crt': a.ca });
+    const log = memoryLogger();
+    const running = await startServer({
+      host: '127.0.0.1',
+      port: 0,
+      metricsPort: 0,
+      cert: secret.file('tls.crt'),
+      key: secret.file('tls.key'),
+      admit,
+      shutdownDelayMs: 0,
+      shutdownGraceMs: 3000,
+      log,
+      watch: { debounceMs: 50, pollMs: 0 },
+      connectionTimeoutMs: 300,
+    });
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+    t.teardown(async () => {
+      agent.destroy();
+      await running.shutdown();
+    });
 
-  const silent = tls.connect({ host: '127.0.0.1', port: running.port, ca: a.ca, servername: 'localhost' });
-  await new Promise<void>((resolve, reject) => silent.once('secureConnect', resolve).once('error', reject));
-  const started = Date.now();
-  // Bounded wait: without the timeout the server would hold this connection forever.
-  await Promise.race([new Promise<void>((resolve) => silent.once('close', () => resolve())), sleep(5000)]);
-  const waited = Date.now() - started;
-  silent.destroy();
-  t.ok(waited < 5000, `the silent connection was closed by the server after ${waited} ms (timeout 300 ms)`);
+    const silent = tls.connect({ host: '127.0.0.1', port: running.port, ca: a.ca, servername: 'localhost' });
+    await new Promise<void>((resolve, reject) => silent.once('secureConnect', resolve).once('error', reject));
+    const started = Date.now();
+    // Bounded wait: without the timeout the server would hold this connection forever.
+    await Promise.race([new Promise<void>((resolve) => silent.once('close', () => resolve())), sleep(5000)]);
+    const waited = Date.now() - started;
+    silent.destroy();
+    t.ok(waited < 5000, `the silent connection was closed by the server after ${waited} ms (timeout 300 ms)`);
 
-  const first = await httpsRequest(running.port, { body: JSON.stringify(review(meshedPod())), ca: [a.ca], agent });
-  t.equal(first.status, 200);
-  const socketsAfterFirst = Object.values(agent.freeSockets).flat().length;
-  t.equal(socketsAfterFirst, 1, 'the answered connection is kept alive');
-  await sleep(900);
-  t.equal(Object.values(agent.freeSockets).flat().length, 1, 'still open well past the 300 ms pre-request timeout');
-  const second = await httpsRequest(running.port, { body: JSON.stringify(review(meshedPod())), ca: [a.ca], agent });
-  t.equal(second.status, 200, 'and reused');
-});
+    const first = await httpsRequest(running.port, { body: JSON.stringify(review(meshedPod())), ca: [a.ca], agent });
+    t.equal(first.status, 200);
+    const socketsAfterFirst = Object.values(agent.freeSockets).flat().length;
+    t.equal(socketsAfterFirst, 1, 'the answered connection is kept alive');
+    await sleep(900);
+    t.equal(Object.values(agent.freeSockets).flat().length, 1, 'still open well past the 300 ms pre-request timeout');
+    const second = await httpsRequest(running.port, { body: JSON.stringify(review(meshedPod())), ca: [a.ca], agent });
+    t.equal(second.status, 200, 'and reused');
+  },
+);

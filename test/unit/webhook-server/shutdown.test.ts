@@ -43,12 +43,23 @@ t.test('a request that never completes is cut when the grace period ends', async
   const { running, log, certs } = await start(t, 300);
   // A client that sends half a body and then stalls.
   const stalled = new Promise<string>((resolve) => {
-    const req = https.request({ host: '127.0.0.1', port: running.port, servername: 'localhost', method: 'POST', path: '/mutate', ca: certs.ca, agent: false, headers: { 'content-type': 'application/json', 'content-length': '1000' } });
+    const req = https.request({
+      host: '127.0.0.1',
+      port: running.port,
+      servername: 'localhost',
+      method: 'POST',
+      path: '/mutate',
+      ca: certs.ca,
+      agent: false,
+      headers: { 'content-type': 'application/json', 'content-length': '1000' },
+    });
     req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
     req.on('response', () => resolve('answered'));
     req.write('{"apiVersion":');
   });
-  await eventually(async () => (await httpsRequest(running.port, { method: 'GET', path: '/healthz', ca: certs.ca })).status === 200);
+  await eventually(
+    async () => (await httpsRequest(running.port, { method: 'GET', path: '/healthz', ca: certs.ca })).status === 200,
+  );
   const started = Date.now();
   const clean = await running.shutdown();
   t.equal(clean, false, 'not clean: a connection had to be cut');
@@ -60,24 +71,28 @@ t.test('a request that never completes is cut when the grace period ends', async
 function captureSignals(t: Test): void {
   const before = { SIGTERM: process.listeners('SIGTERM'), SIGINT: process.listeners('SIGINT') };
   t.teardown(() => {
-    for (const sig of ['SIGTERM', 'SIGINT'] as const) for (const l of process.listeners(sig)) if (!before[sig].includes(l)) process.off(sig, l);
+    for (const sig of ['SIGTERM', 'SIGINT'] as const)
+      for (const l of process.listeners(sig)) if (!before[sig].includes(l)) process.off(sig, l);
   });
 }
 
-t.test('signals: SIGTERM drains and exits 0; repeated SIGTERMs (a process group plus npm forwarding) are ignored', async (t) => {
-  if (!requirePrereq(t, haveOpenssl(), 'openssl (apt-get install openssl) to generate test certificates')) return;
-  const { running, log } = await start(t, 2000);
-  captureSignals(t);
-  const codes: number[] = [];
-  exitOnSignals(running, log, (code) => codes.push(code));
-  process.emit('SIGTERM', 'SIGTERM');
-  t.equal(running.readiness.ready, false, 'not ready at once');
-  process.emit('SIGTERM', 'SIGTERM');
-  process.emit('SIGINT', 'SIGINT'); // within the duplicate window
-  await eventually(() => codes.length === 1);
-  t.same(codes, [0], 'one graceful exit, 0');
-  t.equal(log.lines.filter((l) => l.msg === 'already shutting down; signal ignored').length, 2);
-});
+t.test(
+  'signals: SIGTERM drains and exits 0; repeated SIGTERMs (a process group plus npm forwarding) are ignored',
+  async (t) => {
+    if (!requirePrereq(t, haveOpenssl(), 'openssl (apt-get install openssl) to generate test certificates')) return;
+    const { running, log } = await start(t, 2000);
+    captureSignals(t);
+    const codes: number[] = [];
+    exitOnSignals(running, log, (code) => codes.push(code));
+    process.emit('SIGTERM', 'SIGTERM');
+    t.equal(running.readiness.ready, false, 'not ready at once');
+    process.emit('SIGTERM', 'SIGTERM');
+    process.emit('SIGINT', 'SIGINT'); // within the duplicate window
+    await eventually(() => codes.length === 1);
+    t.same(codes, [0], 'one graceful exit, 0');
+    t.equal(log.lines.filter((l) => l.msg === 'already shutting down; signal ignored').length, 2);
+  },
+);
 
 t.test('a second Ctrl-C after the window cuts the drain and exits 1', async (t) => {
   if (!requirePrereq(t, haveOpenssl(), 'openssl (apt-get install openssl) to generate test certificates')) return;
@@ -85,11 +100,22 @@ t.test('a second Ctrl-C after the window cuts the drain and exits 1', async (t) 
   captureSignals(t);
   // A stalled request keeps the drain busy.
   const stalled = new Promise<string>((resolve) => {
-    const req = https.request({ host: '127.0.0.1', port: running.port, servername: 'localhost', method: 'POST', path: '/mutate', ca: certs.ca, agent: false, headers: { 'content-type': 'application/json', 'content-length': '1000' } });
+    const req = https.request({
+      host: '127.0.0.1',
+      port: running.port,
+      servername: 'localhost',
+      method: 'POST',
+      path: '/mutate',
+      ca: certs.ca,
+      agent: false,
+      headers: { 'content-type': 'application/json', 'content-length': '1000' },
+    });
     req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
     req.write('{');
   });
-  await eventually(async () => (await httpsRequest(running.port, { method: 'GET', path: '/healthz', ca: certs.ca })).status === 200);
+  await eventually(
+    async () => (await httpsRequest(running.port, { method: 'GET', path: '/healthz', ca: certs.ca })).status === 200,
+  );
   const codes: number[] = [];
   exitOnSignals(running, log, (code) => codes.push(code), { duplicateWindowMs: 50 });
   process.emit('SIGINT', 'SIGINT');
@@ -110,5 +136,8 @@ t.test('SIGINT skips the endpoint delay', async (t) => {
   process.emit('SIGINT', 'SIGINT');
   await eventually(() => codes.length === 1);
   t.same(codes, [0]);
-  t.notOk(log.lines.some((l) => /still serving while endpoints/.test(String(l.msg))), 'no delay');
+  t.notOk(
+    log.lines.some((l) => /still serving while endpoints/.test(String(l.msg))),
+    'no delay',
+  );
 });

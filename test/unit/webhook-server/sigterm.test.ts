@@ -6,7 +6,17 @@ import https from 'node:https';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { requirePrereq } from '../../harness/prereq.js';
-import { generateCerts, haveOpenssl, tsChild, httpsRequest, meshedPod, repoRoot, review, sleep, tempDir } from './helpers.js';
+import {
+  generateCerts,
+  haveOpenssl,
+  tsChild,
+  httpsRequest,
+  meshedPod,
+  repoRoot,
+  review,
+  sleep,
+  tempDir,
+} from './helpers.js';
 
 const cli = path.join(repoRoot, 'src/webhook/server/cli.ts');
 
@@ -14,10 +24,29 @@ t.test('SIGTERM mid-burst: not ready first, in-flight reviews answered, exit 0',
   if (!requirePrereq(t, haveOpenssl(), 'openssl (apt-get install openssl) to generate test certificates')) return;
   const certs = generateCerts(path.join(tempDir('sigterm'), 'certs'));
   // The test process runs TypeScript through tap's loader; the child gets the same loader (see tsChild).
-  const { execArgv, env } = tsChild({ ...process.env, NODE_ENV: 'production', ASM_TLS_CERT: certs.cert, ASM_TLS_KEY: certs.key });
+  const { execArgv, env } = tsChild({
+    ...process.env,
+    NODE_ENV: 'production',
+    ASM_TLS_CERT: certs.cert,
+    ASM_TLS_KEY: certs.key,
+  });
   const child = spawn(
     process.execPath,
-    [...execArgv, cli, 'serve', '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--shutdown-delay', '1', '--shutdown-grace', '10'],
+    [
+      ...execArgv,
+      cli,
+      'serve',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--metrics-port',
+      '0',
+      '--shutdown-delay',
+      '1',
+      '--shutdown-grace',
+      '10',
+    ],
     { env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stderr = '';
@@ -71,7 +100,16 @@ t.test('SIGTERM mid-burst: not ready first, in-flight reviews answered, exit 0',
   // One review whose body is still arriving when the listener closes.
   const slow = new Promise<number>((resolve, reject) => {
     const req = https.request(
-      { host: '127.0.0.1', port, servername: 'localhost', method: 'POST', path: '/mutate', ca, agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      {
+        host: '127.0.0.1',
+        port,
+        servername: 'localhost',
+        method: 'POST',
+        path: '/mutate',
+        ca,
+        agent: false,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
       (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
@@ -93,16 +131,40 @@ t.test('SIGTERM mid-burst: not ready first, in-flight reviews answered, exit 0',
 
   t.ok(before > 0, `reviews answered before SIGTERM (${before})`);
   t.same(failures, [], 'no review failed');
-  t.ok(results.every((r) => r.status === 200), `every review answered 200 (${results.length})`);
-  t.ok(results.some((r) => r.sentAt >= killedAt), 'reviews sent after SIGTERM were still answered');
+  t.ok(
+    results.every((r) => r.status === 200),
+    `every review answered 200 (${results.length})`,
+  );
+  t.ok(
+    results.some((r) => r.sentAt >= killedAt),
+    'reviews sent after SIGTERM were still answered',
+  );
   t.equal(slowStatus, 200, 'the review whose body was still arriving was answered');
-  t.ok(results.some((r) => r.sentAt >= killedAt && r.connection === 'close'), 'answers while draining close their connection');
-  t.ok(results.filter((r) => r.sentAt < killedAt).every((r) => r.connection === 'keep-alive'), 'before SIGTERM connections are kept');
+  t.ok(
+    results.some((r) => r.sentAt >= killedAt && r.connection === 'close'),
+    'answers while draining close their connection',
+  );
+  t.ok(
+    results.filter((r) => r.sentAt < killedAt).every((r) => r.connection === 'keep-alive'),
+    'before SIGTERM connections are kept',
+  );
   t.ok(notReadyAt > 0, 'readiness turned false');
   t.equal(code, 0, `exit code 0 (stderr: ${stderr})`);
   const msgs = lines.map((l) => l.msg);
-  const order = ['shutdown requested', 'shutdown: not ready; still serving while endpoints are updated', 'shutdown: closing the listener and idle connections; finishing requests in flight', 'shutdown complete'];
-  t.same(msgs.filter((m) => order.includes(m as string)), order, 'not ready first, then close, then done');
-  t.match(lines.find((l) => l.msg === 'shutdown complete'), { clean: true });
+  const order = [
+    'shutdown requested',
+    'shutdown: not ready; still serving while endpoints are updated',
+    'shutdown: closing the listener and idle connections; finishing requests in flight',
+    'shutdown complete',
+  ];
+  t.same(
+    msgs.filter((m) => order.includes(m as string)),
+    order,
+    'not ready first, then close, then done',
+  );
+  t.match(
+    lines.find((l) => l.msg === 'shutdown complete'),
+    { clean: true },
+  );
   t.ok(lines.filter((l) => l.msg === 'review').length >= results.length, 'one log line per review');
 });
