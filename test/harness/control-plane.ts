@@ -1,7 +1,8 @@
 // A throwaway control plane on loopback: etcd + kube-apiserver with RBAC, token authentication (an admin in
 // system:masters and a limited user "dev" in no group with rights), PodSecurity and MutatingAdmissionWebhook on, and
-// service-account keys made with openssl. No controller-manager runs, so the harness does the two jobs of it the tests
-// need: the `default` ServiceAccount of each test namespace, and filling the aggregated ClusterRoles (admin/edit/view).
+// service-account keys made with openssl. No controller-manager runs, so the harness does the jobs of it the tests
+// need: the `default` ServiceAccount and the `kube-root-ca.crt` ConfigMap of each test namespace, and filling the
+// aggregated ClusterRoles (admin/edit/view).
 import { mkdtempSync, writeFileSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,7 +120,12 @@ async function makePki(dir: string): Promise<void> {
 
 const token = (): string => randomBytes(24).toString('hex');
 
-export async function startControlPlane(): Promise<ControlPlane> {
+export interface ControlPlaneOptions {
+  /** More kube-apiserver flags (the node tier adds --kubelet-preferred-address-types=InternalIP). */
+  apiserverArgs?: string[];
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const dir = mkdtempSync(join(tmpdir(), 'asm-cni-e2e-'));
   const removeDir =
     process.env.ASM_E2E_KEEP === '1'
@@ -194,6 +200,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
         '--endpoint-reconciler-type=none',
         '--profiling=false',
         '--v=1',
+        ...(opts.apiserverArgs ?? []),
       ],
       { logFile: join(dir, 'kube-apiserver.log') },
     );
@@ -260,6 +267,17 @@ export async function startControlPlane(): Promise<ControlPlane> {
         const sa = await kubectl(['create', 'serviceaccount', 'default', '-n', name]);
         if (sa.code !== 0 && !/AlreadyExists/.test(sa.stderr))
           throw new Error(`creating default ServiceAccount in ${name}: ${sa.stderr}`);
+        // And the root-CA publisher's: the CA every pod's service-account token volume mounts.
+        const ca = await kubectl([
+          'create',
+          'configmap',
+          'kube-root-ca.crt',
+          '-n',
+          name,
+          `--from-file=ca.crt=${join(dir, 'ca.crt')}`,
+        ]);
+        if (ca.code !== 0 && !/AlreadyExists/.test(ca.stderr))
+          throw new Error(`creating ConfigMap kube-root-ca.crt in ${name}: ${ca.stderr}`);
         if (opts.devEdit)
           await kubectlOk(['create', 'rolebinding', 'dev-edit', '--clusterrole=edit', '--user=dev', '-n', name]);
         return name;
