@@ -42,7 +42,7 @@ export interface Installer {
   readonly args: string[];
   readonly env: NodeJS.ProcessEnv;
   /** `run` in the background (the DaemonSet's container); stop() sends SIGTERM, which leaves everything installed. */
-  start(logFile: string): Managed;
+  start(logFile: string, extraArgs?: string[]): Managed;
   /** `once` or `uninstall` to completion. */
   exec(command: 'once' | 'uninstall'): Promise<RunResult>;
 }
@@ -54,7 +54,15 @@ export interface Installer {
 export async function prepareInstaller(
   cp: ControlPlane,
   rendered: K8sObject[],
-  opts: { dir: string; netDir: string; binDir: string; nodeName: string; config?: string },
+  opts: {
+    dir: string;
+    netDir: string;
+    binDir: string;
+    nodeName: string;
+    config?: string;
+    /** The API server port the installer (and so the plugin's kubeconfig) uses; default the control plane's. */
+    apiPort?: number;
+  },
 ): Promise<Installer> {
   const ids = installerIdentity(rendered);
   if (!ids) throw new Error('manifests/ name no installer DaemonSet with --plugin-service-account');
@@ -88,12 +96,16 @@ export async function prepareInstaller(
     '--node-name',
     opts.nodeName,
   ];
-  const env = { ...process.env, KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(cp.port) };
+  const env = {
+    ...process.env,
+    KUBERNETES_SERVICE_HOST: '127.0.0.1',
+    KUBERNETES_SERVICE_PORT: String(opts.apiPort ?? cp.port),
+  };
   return {
     args,
     env,
-    start: (logFile) =>
-      startProcess('asm-cni installer (run)', 'node', [installerCli, 'run', ...args], { logFile, env }),
+    start: (logFile, extraArgs = []) =>
+      startProcess('asm-cni installer (run)', 'node', [installerCli, 'run', ...args, ...extraArgs], { logFile, env }),
     exec: (command) => run('node', [installerCli, command, ...args], { env, timeoutMs: 120_000 }),
   };
 }

@@ -87,7 +87,9 @@ export interface KubeNode {
   /** The host PID of a running container of the pod (the documented crictl inspect step). */
   containerPid(pod: PodRef, container: string): Promise<number>;
   /** The pod's sandboxes (ready or not). */
-  sandboxes(pod: PodRef): Promise<Array<{ id: string; state: string }>>;
+  sandboxes(pod: PodRef): Promise<Array<{ id: string; state: string; createdAt: string }>>;
+  /** The path of a sandbox's network namespace pin (crictl inspectp). */
+  sandboxNetns(sandboxId: string): Promise<string>;
   logs(): string;
   stop(): Promise<void>;
 }
@@ -300,7 +302,7 @@ export async function startNode(opts: NodeOptions): Promise<KubeNode> {
         return pid;
       },
       async sandboxes(pod) {
-        const out = await crictlJson<{ items: Array<{ id: string; state: string }> }>([
+        const out = await crictlJson<{ items: Array<{ id: string; state: string; createdAt: string }> }>([
           'pods',
           '-o',
           'json',
@@ -310,6 +312,14 @@ export async function startNode(opts: NodeOptions): Promise<KubeNode> {
           pod.name,
         ]);
         return out.items;
+      },
+      async sandboxNetns(id) {
+        const out = await crictlJson<{
+          info?: { runtimeSpec?: { linux?: { namespaces?: Array<{ type: string; path?: string }> } } };
+        }>(['inspectp', '-o', 'json', id]);
+        const path = out.info?.runtimeSpec?.linux?.namespaces?.find((n) => n.type === 'network')?.path;
+        if (!path) throw new Error(`crictl inspectp ${id} names no network namespace path`);
+        return path;
       },
       logs: () =>
         `--- containerd ---\n${logTail(containerd.logFile, 40)}\n--- kubelet ---\n${logTail(kubelet.logFile, 60)}`,

@@ -7,6 +7,7 @@ import { applyOverlay, bringUp, waitWebhookActive, type Env } from '../harness/s
 import { startNode, type KubeNode, type PodRef } from '../harness/node.js';
 import { prepareInstaller, type Installer } from '../harness/node-install.js';
 import { waitFor } from '../harness/net.js';
+import { startRelay, type Relay } from '../harness/relay.js';
 import { IMAGES } from './pods.js';
 import type { Pod } from '../harness/pods.js';
 
@@ -15,6 +16,8 @@ export interface NodeEnv {
   node: KubeNode;
   installer: Installer;
   pluginLog: string;
+  /** The node agents' (installer, plugin) way to the API server; block() makes it unreachable for them only. */
+  relay: Relay;
 }
 
 /** Generous deadlines: they only catch a hang (the machine is shared and slow). */
@@ -35,15 +38,18 @@ export async function bringUpNode(t: Test, installerConfig?: string): Promise<No
     if (!t.passing()) t.comment(`${node.logs()}\n--- webhook ---\n${env.webhook.logs()}\n${env.cp.logs()}`);
   });
   for (const image of IMAGES) await node.importImage(image);
+  const relay = await startRelay(env.cp.port);
+  t.teardown(() => relay.close());
   const installer = await prepareInstaller(env.cp, env.rendered, {
     dir: node.dir,
     netDir: node.netDir,
     binDir: node.binDir,
     nodeName: node.name,
+    apiPort: relay.port,
     // debug: the plugin logs its DELs too
     config: installerConfig ?? 'excludeNamespaces: [kube-system, istio-system]\nlogLevel: debug\n',
   });
-  return { env, node, installer, pluginLog: `${node.dir}/asm-cni-plugin.log` };
+  return { env, node, installer, relay, pluginLog: `${node.dir}/asm-cni-plugin.log` };
 }
 
 function required(name: string): string {
@@ -72,12 +78,21 @@ export async function waitInstalled(node: KubeNode): Promise<void> {
   );
 }
 
-export const podLogLines = (ne: NodeEnv, pod: PodRef): string[] =>
+/** The plugin's log lines about one sandbox (the plugin names the first 12 characters of the container id). */
+export const sandboxLogLines = (ne: NodeEnv, sandboxId: string): string[] =>
   existsSync(ne.pluginLog)
     ? readFileSync(ne.pluginLog, 'utf8')
         .split('\n')
-        .filter((l) => l.includes(` pod=${pod.namespace}/${pod.name} `))
+        .filter((l) => l.includes(` container=${sandboxId.slice(0, 12)} `))
     : [];
+
+/** The id of the pod's newest sandbox. */
+export async function sandboxId(ne: NodeEnv, pod: PodRef): Promise<string> {
+  const items = await ne.node.sandboxes(pod);
+  const newest = items.sort((a, b) => (BigInt(b.createdAt) > BigInt(a.createdAt) ? 1 : -1))[0];
+  if (!newest) throw new Error(`no sandbox for ${pod.namespace}/${pod.name}`);
+  return newest.id;
+}
 
 export async function getPod(ne: NodeEnv, pod: PodRef): Promise<Pod & { status?: any }> {
   return ne.env.cp.getJson(['get', 'pod', '-n', pod.namespace, pod.name]);

@@ -1,6 +1,7 @@
 // The node tier: a real kubelet and containerd start the pods the webhook rewrote, and containerd calls the CNI chain
 // (bridge -> asm-cni) written by the product's installer. Scenarios of issue 14, in the order one node lives through
-// them: 1 ASM's documented walk-through, 2 an excluded namespace, 3 pod deletion (DEL), 7 uninstall.
+// them: 1 ASM's documented walk-through, 2 an excluded namespace, 3 pod deletion (DEL), 4 the API server unreachable
+// during ADD, 7 uninstall, 5 the node-start race and repair.
 import t, { type Test } from 'tap';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -10,10 +11,22 @@ import { repoRoot, toolchainMissing, binPath } from '../harness/toolchain.js';
 import { insideNodeNamespace, type PodRef } from '../harness/node.js';
 import { addedCapabilities, initNames } from '../harness/pods.js';
 import { createNetns, stripComments } from '../harness/netns.js';
-import { run, runOk } from '../harness/proc.js';
+import { runOk } from '../harness/proc.js';
 import { waitFor } from '../harness/net.js';
-import { bringUpNode, getPod, ourEntry, podLogLines, waitInstalled, waitRunning, type NodeEnv } from './setup.js';
-import { APP_PORT, createWorkload, productpageTemplate } from './pods.js';
+import { applyOverlay, waitWebhookActive } from '../harness/scenario.js';
+import {
+  bringUpNode,
+  getPod,
+  ourEntry,
+  podEvents,
+  POD_DEADLINE_MS,
+  sandboxId,
+  sandboxLogLines,
+  waitInstalled,
+  waitRunning,
+  type NodeEnv,
+} from './setup.js';
+import { APP_PORT, createOwnedPod, createWorkload, productpageTemplate } from './pods.js';
 
 const pluginBinary = join(repoRoot, 'dist/cni/asm-cni');
 const BASELINE = {
@@ -70,6 +83,7 @@ async function main(t: Test): Promise<void> {
   await waitInstalled(node);
 
   let productpage: PodRef | undefined;
+  const istioRootCert = (ns: string): Promise<void> => istioRootCertIn(cp, ns);
 
   await t.test('1. ASM walk-through: productpage by a user with only edit, PodSecurity baseline', async (t) => {
     const ns = await cp.namespace('bookinfo', { labels: BASELINE, devEdit: true });
@@ -97,7 +111,7 @@ async function main(t: Test): Promise<void> {
     const validation = running.status.initContainerStatuses?.find((s: any) => s.name === 'istio-validation');
     t.equal(validation?.state?.terminated?.exitCode, 0, 'istio-validation (stand-in) saw the redirection: exit 0');
 
-    const lines = podLogLines(ne, pod);
+    const lines = sandboxLogLines(ne, await sandboxId(ne, pod));
     t.ok(
       lines.some((l) => /redirection applied/.test(l)),
       `the plugin, called by containerd, programmed the pod (its log: ${lines.join(' | ')})`,
@@ -127,6 +141,189 @@ async function main(t: Test): Promise<void> {
       'inbound: on the proxy (15006), original dst kept',
     );
   });
+
+  await t.test('2. a pod in an excluded namespace keeps istio-init; the plugin programs nothing', async (t) => {
+    const ns = await cp.namespace('', { name: 'istio-system' });
+    await istioRootCert(ns);
+    const w = await createWorkload(cp, ns, productpageTemplate(), 'admin', 'excluded');
+    const pod = { namespace: ns, name: w.pod };
+    t.ok(initNames(await getPod(ne, pod)).includes('istio-init'), 'stored with istio-init (the webhook skipped it)');
+    await node.bind(pod);
+    const running = await waitRunning(ne, pod);
+    const init = running.status.initContainerStatuses?.find((s: any) => s.name === 'istio-init');
+    t.equal(init?.state?.terminated?.exitCode, 0, 'istio-init ran (its stand-in programs nothing)');
+    const lines = sandboxLogLines(ne, await sandboxId(ne, pod));
+    t.ok(
+      lines.some((l) => /pass through: namespace istio-system is in exclude_namespaces/.test(l)),
+      `the plugin was called and passed through (its log: ${lines.join(' | ')})`,
+    );
+    t.notOk(
+      lines.some((l) => /redirection applied/.test(l)),
+      'and applied nothing',
+    );
+    const nat = await podNat(await node.containerPid(pod, 'productpage'));
+    t.notMatch(nat.save, /ISTIO_/, 'no ISTIO_ chains in the pod');
+  });
+
+  await t.test('3. pod deletion: DEL, then the second DEL with an empty CNI_NETNS; nothing is left', async (t) => {
+    if (!productpage) return t.fail('scenario 1 made no pod');
+    const pod = productpage;
+    const sandbox = await sandboxId(ne, pod);
+    const netnsPath = await node.sandboxNetns(sandbox);
+    const podIP = (await getPod(ne, pod)).status.podIP as string;
+    const ipamFile = join(node.dir, 'ipam', 'asm-node-pods', podIP);
+    t.ok(existsSync(netnsPath), `the sandbox's netns is pinned at ${netnsPath}`);
+    t.ok(existsSync(ipamFile), `host-local reserved ${podIP}`);
+    await cp.kubectlOk(['delete', 'pod', '-n', pod.namespace, pod.name, '--wait=false']);
+    await waitFor(
+      'the kubelet finishing the deletion',
+      async () => ((await cp.kubectl(['get', 'pod', '-n', pod.namespace, pod.name])).code !== 0 ? true : undefined),
+      { timeoutMs: POD_DEADLINE_MS, intervalMs: 1000 },
+    );
+    // The kubelet stops the sandbox (DEL with the netns), and its garbage collection stops it again before removing
+    // it: containerd then passes an empty CNI_NETNS, the netns being gone.
+    await waitFor(
+      'the sandbox removed by the kubelet',
+      async () => ((await node.sandboxes(pod)).some((s) => s.id === sandbox) ? undefined : true),
+      { timeoutMs: POD_DEADLINE_MS, intervalMs: 2000 },
+    );
+    const lines = sandboxLogLines(ne, sandbox);
+    t.ok(
+      lines.some((l) => l.includes(`DEL: redirection removed from ${netnsPath}`)),
+      `DEL with the netns removed the redirection (log: ${lines.slice(-4).join(' | ')})`,
+    );
+    t.ok(
+      lines.some((l) => l.includes('DEL: network namespace "" is gone')),
+      'the second DEL came with an empty CNI_NETNS and succeeded',
+    );
+    t.notOk(existsSync(netnsPath), 'the netns pin is gone');
+    t.notOk(existsSync(ipamFile), 'the address is released');
+    t.same(await node.containers(pod), [], 'no container of the pod is left');
+  });
+
+  await t.test(
+    '4. API server unreachable during ADD: the sandbox fails with the plugin message; retry succeeds',
+    async (t) => {
+      const ns = await cp.namespace('outage');
+      await istioRootCert(ns);
+      const w = await createWorkload(cp, ns, productpageTemplate(), 'admin', 'outage');
+      const pod = { namespace: ns, name: w.pod };
+      ne.relay.block();
+      let unblocked = false;
+      t.teardown(() => ne.relay.unblock());
+      try {
+        await node.bind(pod);
+        const event = await waitFor(
+          'a FailedCreatePodSandBox event naming asm-cni',
+          async () =>
+            (await podEvents(ne, pod)).find((e) => e.reason === 'FailedCreatePodSandBox' && /asm-cni/.test(e.message)),
+          { timeoutMs: POD_DEADLINE_MS, intervalMs: 1000 },
+        );
+        t.match(event.message, /asm-cni: /, `the pod's events carry the plugin's message: ${event.message}`);
+        t.match(event.message, new RegExp(`${ns}/${pod.name}`), 'naming the pod');
+        t.not((await getPod(ne, pod)).status?.phase, 'Running', 'the pod is not running meanwhile');
+      } finally {
+        ne.relay.unblock();
+        unblocked = true;
+      }
+      t.ok(unblocked, 'API server reachable again');
+      const running = await waitRunning(ne, pod);
+      const validation = running.status.initContainerStatuses?.find((s: any) => s.name === 'istio-validation');
+      t.equal(validation?.state?.terminated?.exitCode, 0, "the kubelet's retry: istio-validation saw the redirection");
+      const lines = sandboxLogLines(ne, await sandboxId(ne, pod));
+      t.ok(
+        lines.some((l) => /redirection applied/.test(l)),
+        'the retried ADD programmed the pod',
+      );
+    },
+  );
+
+  await t.test('7. uninstall: entry removed, original conflist bytes back, new pods keep istio-init', async (t) => {
+    await inst.stop();
+    const r = await ne.installer.exec('uninstall');
+    t.equal(r.code, 0, `asm-cni-install uninstall exited 0${r.code ? `: ${r.stderr}` : ''}`);
+    t.equal(
+      readFileSync(node.primaryConflist, 'utf8'),
+      node.primaryBytes,
+      'the primary conflist has its original bytes',
+    );
+    t.equal(ourEntry(node), undefined, 'no asm-cni entry');
+    t.notOk(existsSync(join(node.binDir, 'asm-cni')), 'the plugin binary is removed');
+    t.same(readdirSync(node.netDir), ['10-asm-node.conflist'], 'nothing of ours left in the conf dir');
+    for (const c of env.shipped) await cp.kubectlOk(['delete', 'mutatingwebhookconfiguration', c.metadata.name]);
+    await waitWebhookActive(env, false);
+
+    const ns = await cp.namespace('after-uninstall');
+    await istioRootCert(ns);
+    const w = await createWorkload(cp, ns, productpageTemplate(), 'admin', 'after');
+    const pod = { namespace: ns, name: w.pod };
+    t.ok(initNames(await getPod(ne, pod)).includes('istio-init'), 'a new pod keeps istio-init');
+    await node.bind(pod);
+    await waitRunning(ne, pod);
+    t.same(sandboxLogLines(ne, await sandboxId(ne, pod)), [], 'the plugin was not called for it');
+    const nat = await podNat(await node.containerPid(pod, 'productpage'));
+    t.notMatch(nat.save, /ISTIO_/, 'no ISTIO_ chains from the plugin');
+  });
+
+  await t.test(
+    '5. node-start race: a pod started before the entry fails validation, is repaired, and the new one is redirected',
+    async (t) => {
+      const applied = await applyOverlay(env);
+      t.equal(applied.code, 0, 'the webhook configuration is back');
+      await waitWebhookActive(env, true);
+      t.equal(ourEntry(node), undefined, 'no asm-cni entry on the node yet');
+      const ns = await cp.namespace('race', { labels: BASELINE, devEdit: true });
+      await istioRootCert(ns);
+      const template = productpageTemplate();
+      const w = await createWorkload(cp, ns, template, 'dev', 'race');
+      const pod = { namespace: ns, name: w.pod };
+      const first = await getPod(ne, pod);
+      t.notOk(initNames(first).includes('istio-init'), 'rewritten: no istio-init');
+      await node.bind(pod);
+      await waitFor(
+        'istio-validation failing with 126 (no redirection)',
+        async () => {
+          const p = await getPod(ne, pod);
+          const s = p.status?.initContainerStatuses?.find((c: any) => c.name === 'istio-validation');
+          const code = s?.state?.terminated?.exitCode ?? s?.lastState?.terminated?.exitCode;
+          return code === 126 ? true : undefined;
+        },
+        { timeoutMs: POD_DEADLINE_MS, intervalMs: 1000 },
+      );
+      t.pass('istio-validation failed with exit 126: the pod started without redirection');
+
+      const again = ne.installer.start(join(node.dir, 'installer-run-2.log'), ['--repair-interval', '5s']);
+      t.teardown(() => again.stop());
+      await waitInstalled(node);
+      await waitFor(
+        'the repair controller deleting the pod',
+        async () => {
+          const r = await cp.kubectl(['get', 'pod', '-n', ns, pod.name, '-o', 'json']);
+          if (r.code !== 0) return true;
+          return JSON.parse(r.stdout).metadata.uid !== first.metadata.uid ? true : undefined;
+        },
+        { timeoutMs: POD_DEADLINE_MS, intervalMs: 1000 },
+      );
+      t.pass('the repair controller deleted the pod');
+      // The ReplicaSet controller's part (it does not run here): a replacement pod.
+      const replacement = { namespace: ns, name: `${w.replicaSet}-r2`.slice(0, 63) };
+      await createOwnedPod(cp, ns, template, replacement.name, first.metadata.ownerReferences as unknown[], 'dev');
+      await node.bind(replacement);
+      const running = await waitRunning(ne, replacement);
+      const validation = running.status.initContainerStatuses?.find((s: any) => s.name === 'istio-validation');
+      t.equal(validation?.state?.terminated?.exitCode, 0, 'the recreated pod passes istio-validation');
+      const lines = sandboxLogLines(ne, await sandboxId(ne, replacement));
+      t.ok(
+        lines.some((l) => /redirection applied/.test(l)),
+        'and the plugin programmed it',
+      );
+    },
+  );
+}
+
+/** istiod publishes its root certificate to every namespace; the proxy mounts it. */
+async function istioRootCertIn(cp: NodeEnv['env']['cp'], ns: string): Promise<void> {
+  await cp.kubectlOk(['create', 'configmap', 'istio-ca-root-cert', '-n', ns, `--from-file=root-cert.pem=${cp.caFile}`]);
 }
 
 const missing = toolchainMissing() ?? (existsSync(binPath('kubelet')) ? undefined : 'kubelet not built');
