@@ -28,6 +28,11 @@ if [ -z "${ASM_NODE_INSIDE:-}" ]; then
   # Platform assumptions this tier was made for; anything else is reported, not guessed at.
   cgroup=$(stat -fc %T /sys/fs/cgroup)
   [ "$cgroup" = tmpfs ] || skip_or_fail "cgroup v1 is required (found $cgroup at /sys/fs/cgroup: cgroup v2 is not covered yet)"
+  containerd_version=$(containerd --version | awk '{print $3}')
+  case $containerd_version in
+    1.6.*) ;;
+    *) skip_or_fail "containerd $containerd_version found; this tier is made for containerd 1.6 (Debian bookworm's): its config and CNI options differ in 1.7/2.x" ;;
+  esac
   start=$SECONDS
   bash test/e2e/toolchain.sh || { echo "node: FAILED: the Kubernetes toolchain could not be built" >&2; exit 1; }
   bash test/setup/crictl.sh || { echo "node: FAILED: crictl could not be built" >&2; exit 1; }
@@ -37,7 +42,7 @@ if [ -z "${ASM_NODE_INSIDE:-}" ]; then
   fi
   ASM_NODE_STANDIN="$(bash test/node/images/build.sh)" || { echo "node: FAILED: building the stand-in images" >&2; exit 1; }
   export ASM_NODE_STANDIN ASM_K8S_BIN="$(bash test/e2e/toolchain.sh --bin-dir)" ASM_CRICTL="$(bash test/setup/crictl.sh --path)"
-  echo "node: $(containerd --version | awk '{print "containerd", $3}'), $(runc --version | head -1), cgroup v1, prepared in $((SECONDS - start))s"
+  echo "node: containerd $containerd_version, $(runc --version | head -1), cgroup v1, prepared in $((SECONDS - start))s"
   # --fork: the shell below is PID 1 of nothing; --kill-child: if this script dies, the inner run dies with it.
   ASM_NODE_INSIDE=1 unshare --net --mount --propagation private --fork --kill-child -- bash "$0" "$@"
   rc=$?

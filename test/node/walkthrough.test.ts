@@ -1,11 +1,11 @@
 // The node tier: a real kubelet and containerd start the pods the webhook rewrote, and containerd calls the CNI chain
 // (bridge -> asm-cni) written by the product's installer. Scenarios of issue 14, in the order one node lives through
 // them: 1 ASM's documented walk-through, 2 an excluded namespace, 3 pod deletion (DEL), 4 the API server unreachable
-// during ADD, 7 uninstall, 5 the node-start race and repair.
+// during ADD, 7 uninstall, 5 the node-start race and repair, 6 the primary CNI rewriting its conflist meanwhile.
 import t, { type Test } from 'tap';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { requirePrereq, isRoot } from '../harness/prereq.js';
 import { repoRoot, toolchainMissing, binPath } from '../harness/toolchain.js';
 import { insideNodeNamespace, type PodRef } from '../harness/node.js';
@@ -317,6 +317,78 @@ async function main(t: Test): Promise<void> {
         lines.some((l) => /redirection applied/.test(l)),
         'and the plugin programmed it',
       );
+    },
+  );
+
+  await t.test(
+    '6. the primary CNI rewrites its conflist while pods are created: each ends with one source',
+    async (t) => {
+      const inst6 = ne.installer.start(join(node.dir, 'installer-run-3.log'), ['--repair-interval', '5s']);
+      t.teardown(() => inst6.stop());
+      await waitInstalled(node);
+      const ns = await cp.namespace('churn', { labels: BASELINE, devEdit: true });
+      await istioRootCert(ns);
+      const template = productpageTemplate();
+      const w = await createWorkload(cp, ns, template, 'dev', 'churn');
+      const owners = (await getPod(ne, { namespace: ns, name: w.pod })).metadata.ownerReferences as unknown[];
+      const PODS = 5;
+      // slot i: the current pod of replica i (replaced, as the ReplicaSet controller would, when repair deletes it)
+      const slots: Array<{ name: string; uid?: string; generation: number }> = [{ name: w.pod, generation: 0 }];
+      for (let i = 1; i < PODS; i++) {
+        const name = `${w.replicaSet}-s${i}`;
+        await createOwnedPod(cp, ns, template, name, owners, 'dev');
+        slots.push({ name, generation: 0 });
+      }
+
+      // The primary CNI agent writes its conflist back (without our entry, atomically) right before each pod is bound:
+      // the kubelet's sandbox creation races the installer's restore. Either outcome must end with one source.
+      let rewrites = 0;
+      for (const s of slots) {
+        await waitInstalled(node);
+        const tmp = `${node.primaryConflist}.tmp`;
+        writeFileSync(tmp, node.primaryBytes);
+        renameSync(tmp, node.primaryConflist);
+        rewrites++;
+        await node.bind({ namespace: ns, name: s.name });
+      }
+      t.equal(rewrites, PODS, 'the primary conflist was rewritten as each pod was bound');
+
+      // Until every replica runs: a pod deleted by repair is replaced (the ReplicaSet controller's part).
+      let repaired = 0;
+      for (const s of slots) {
+        await waitFor(
+          `replica ${s.name} running`,
+          async () => {
+            const r = await cp.kubectl(['get', 'pod', '-n', ns, s.name, '-o', 'json']);
+            if (r.code !== 0) {
+              repaired++;
+              s.generation++;
+              s.name = `${w.replicaSet}-s${slots.indexOf(s)}-r${s.generation}`;
+              await createOwnedPod(cp, ns, template, s.name, owners, 'dev');
+              await node.bind({ namespace: ns, name: s.name });
+              return undefined;
+            }
+            const p = JSON.parse(r.stdout);
+            const ready = p.status?.conditions?.find((c: { type: string }) => c.type === 'Ready')?.status === 'True';
+            return p.status?.phase === 'Running' && ready ? true : undefined;
+          },
+          { timeoutMs: POD_DEADLINE_MS, intervalMs: 1000 },
+        );
+      }
+      t.comment(`${repaired} pod(s) started without the entry, failed validation and were repaired`);
+      for (const s of slots) {
+        const pod = { namespace: ns, name: s.name };
+        const stored = await getPod(ne, pod);
+        t.notOk(initNames(stored).includes('istio-init'), `${s.name}: no istio-init`);
+        const validation = stored.status.initContainerStatuses?.find((c: any) => c.name === 'istio-validation');
+        t.equal(validation?.state?.terminated?.exitCode, 0, `${s.name}: istio-validation passed`);
+        const nat = await podNat(await node.containerPid(pod, 'productpage'));
+        t.equal(
+          normalizeSave(nat.save),
+          normalizeSave(await renderedNat(ne, pod)),
+          `${s.name}: the rules once, as rendered`,
+        );
+      }
     },
   );
 }
