@@ -44,6 +44,11 @@ const usage = `usage:
       Exit status: 0 exactly the rendered rules; 1 drift (each differing line printed); 2 usage;
       3 the plugin skips this pod and the namespace has no ISTIO rules; 4 the plugin skips this pod but the
       namespace has ISTIO rules (redirected by someone else, e.g. istio-init); 5 could not verify.
+  asm-cni verify NAMESPACE/POD | --node [--cni-conf-dir DIR] [--kubeconfig FILE] [--crictl BIN] [--cri-endpoint EP] [--output text|json]
+      On a node (root): the same check for one pod, or a table of every ready pod sandbox of the node. Pods come
+      from the API server with the plugin's own config (found in DIR, default /etc/cni/net.d), their network
+      namespaces from the container runtime through crictl (containerd's socket by default).
+      --node exits 0 when no pod drifts and every pod could be verified, 1 on drift, 5 when a pod could not be.
   asm-cni version
       Print the plugin version.
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/asm-cni/asm-cni/cni/internal/apply"
+	"github.com/asm-cni/asm-cni/cni/internal/cri"
 	"github.com/asm-cni/asm-cni/cni/internal/pod"
 	"github.com/asm-cni/asm-cni/cni/internal/verify"
 )
@@ -24,6 +25,9 @@ var NewNode = func(backend string) (verify.Node, string, error) {
 
 type verifyOpts struct {
 	file, netns, namespace, exclude, backend, output string
+	// On a node: the pod(s) from the API server and their namespaces from the CRI.
+	node                                     bool
+	confDir, kubeconfig, crictl, criEndpoint string
 }
 
 func verifyCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -38,24 +42,42 @@ func verifyCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.backend, "iptables-backend", "auto", "auto, nft or legacy (as the plugin's iptables_backend)")
 	fs.StringVar(&o.output, "output", "text", "text or json")
 	fs.StringVar(&o.output, "o", "text", "same as --output")
+	fs.BoolVar(&o.node, "node", false, "verify every ready pod sandbox on this node")
+	fs.StringVar(&o.confDir, "cni-conf-dir", "/etc/cni/net.d", "where the installer put the plugin's config (kubeconfig, exclude_namespaces, iptables_backend)")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig to read pods with (default: the plugin's, from its config)")
+	fs.StringVar(&o.crictl, "crictl", "crictl", "crictl binary")
+	fs.StringVar(&o.criEndpoint, "cri-endpoint", cri.DefaultEndpoint, "the container runtime's CRI socket")
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "asm-cni verify: "+format+"\n%s", append(a, usage)...)
 		return verify.ExitUsage
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, usage)
-			return ExitOK
+	// Flags may come after NAMESPACE/POD: the flag package stops at the first argument, so parse on past it.
+	var refs []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprint(stdout, usage)
+				return ExitOK
+			}
+			return fail("%v", err)
 		}
-		return fail("%v", err)
+		if fs.NArg() == 0 {
+			break
+		}
+		refs, args = append(refs, fs.Arg(0)), fs.Args()[1:]
 	}
+	cluster := o.node || len(refs) > 0
 	switch {
-	case fs.NArg() > 0:
-		return fail("unexpected argument %q", fs.Arg(0))
-	case o.file == "":
-		return fail("-f FILE is required (- reads stdin)")
-	case o.netns == "":
+	case len(refs) > 1 || (o.node && len(refs) > 0):
+		return fail("give one NAMESPACE/POD, or --node, not both")
+	case cluster && (o.file != "" || o.netns != ""):
+		return fail("-f and --netns verify a pod from a file; NAMESPACE/POD and --node look pods up on this node")
+	case !cluster && o.file == "":
+		return fail("-f FILE is required (- reads stdin), or NAMESPACE/POD, or --node")
+	case !cluster && o.netns == "":
 		return fail("--netns PATH is required (the pod's network namespace, e.g. /proc/PID/ns/net)")
+	case len(refs) == 1 && !validRef(refs[0]):
+		return fail("%q is not NAMESPACE/POD", refs[0])
 	case o.output != "text" && o.output != "json":
 		return fail("--output must be text or json, not %q", o.output)
 	case o.backend != "auto" && o.backend != "nft" && o.backend != "legacy":
@@ -64,6 +86,13 @@ func verifyCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	couldNot := func(err error) int {
 		fmt.Fprintf(stderr, "asm-cni verify: %v\n", err)
 		return verify.ExitError
+	}
+	if cluster {
+		ref := ""
+		if len(refs) == 1 {
+			ref = refs[0]
+		}
+		return verifyOnNode(o, ref, stdout, couldNot)
 	}
 	data, err := readInput(o.file, stdin)
 	if err != nil {
@@ -120,4 +149,9 @@ func writeReport(w io.Writer, output string, r verify.Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func validRef(ref string) bool {
+	ns, name, ok := strings.Cut(ref, "/")
+	return ok && ns != "" && name != "" && !strings.Contains(name, "/")
 }
