@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -47,7 +48,7 @@ func (c Client) run(args ...string) ([]byte, error) {
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
 		var ee *exec.Error
-		if errors.As(err, &ee) {
+		if errors.As(err, &ee) || errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("crictl not found (%v): verify needs crictl to find pods' network namespaces through the CRI", err)
 		}
 		return nil, fmt.Errorf("crictl %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
