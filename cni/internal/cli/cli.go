@@ -49,6 +49,10 @@ const usage = `usage:
       from the API server with the plugin's own config (found in DIR, default /etc/cni/net.d), their network
       namespaces from the container runtime through crictl (containerd's socket by default).
       --node exits 0 when no pod drifts and every pod could be verified, 1 on drift, 5 when a pod could not be.
+  asm-cni audit [--interval 60s] [--listen :9091] [--events=true] [--cni-conf-dir DIR] [--kubeconfig FILE] [--crictl BIN] [--cri-endpoint EP]
+      The node audit (a container of the installer DaemonSet, see docs/verify.md): verify --node on an interval
+      and after each change in DIR; metrics asm_cni_audit_* on /metrics; a Warning Event on each pod that drifts
+      or has lost its redirection.
   asm-cni version
       Print the plugin version.
 
@@ -66,6 +70,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return render(args[1:], stdin, stdout, stderr)
 	case "verify":
 		return verifyCmd(args[1:], stdin, stdout, stderr)
+	case "audit":
+		return auditCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		if len(args) > 1 {
 			fmt.Fprintf(stderr, "asm-cni: version takes no arguments\n%s", usage)

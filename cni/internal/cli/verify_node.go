@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,57 +9,23 @@ import (
 
 	"github.com/asm-cni/asm-cni/cni/internal/config"
 	"github.com/asm-cni/asm-cni/cni/internal/cri"
-	"github.com/asm-cni/asm-cni/cni/internal/kube"
-	"github.com/asm-cni/asm-cni/cni/internal/pod"
 	"github.com/asm-cni/asm-cni/cni/internal/verify"
 )
 
-// NodeReport is one pod's line of `verify --node`: a verdict, or why there is none (Error).
-type NodeReport struct {
-	verify.Report
-	Error string `json:"error,omitempty"`
-}
-
 // verifyOnNode verifies one pod (ref "NAMESPACE/POD") or every ready sandbox of this node (ref ""), with the
-// plugin's own config: the pod as the API server stores it, its namespace as the CRI reports it.
+// plugin's own config.
 func verifyOnNode(o verifyOpts, ref string, stdout io.Writer, couldNot func(error) int) int {
-	conf, _, err := config.Installed(o.confDir)
+	on, err := onNode(o.confDir, o.kubeconfig, o.crictl, o.criEndpoint)
 	if err != nil {
 		return couldNot(err)
 	}
-	kubeconfig := conf.Kubeconfig
-	if o.kubeconfig != "" {
-		kubeconfig = o.kubeconfig
-	}
-	if kubeconfig == "" {
-		return couldNot(fmt.Errorf("no kubeconfig: the plugin's config names none; pass --kubeconfig"))
-	}
-	node, backend, err := NewNode(conf.IptablesBackend)
-	if err != nil {
-		return couldNot(err)
-	}
-	c := cri.Client{Crictl: o.crictl, Endpoint: o.criEndpoint}
 	var ns, name string
 	if ref != "" {
 		ns, name, _ = strings.Cut(ref, "/")
 	}
-	sandboxes, err := c.Ready(ns, name)
+	reports, err := on.Pods(ns, name)
 	if err != nil {
 		return couldNot(err)
-	}
-	if ref != "" && len(sandboxes) == 0 {
-		return couldNot(fmt.Errorf("pod %s has no ready sandbox on this node (is it scheduled here and running?)", ref))
-	}
-	var reports []NodeReport
-	for _, s := range sandboxes {
-		r := NodeReport{Report: verify.Report{Pod: s.Namespace + "/" + s.Name, Backend: backend}}
-		if rep, err := verifySandbox(c, node, conf, kubeconfig, s); err != nil {
-			r.Error = err.Error()
-		} else {
-			rep.Pod, rep.Backend = r.Pod, backend
-			r.Report = rep
-		}
-		reports = append(reports, r)
 	}
 	if err := writeNodeReports(stdout, o.output, ref != "", reports); err != nil {
 		return couldNot(err)
@@ -68,35 +33,28 @@ func verifyOnNode(o verifyOpts, ref string, stdout io.Writer, couldNot func(erro
 	return nodeExit(ref != "", reports)
 }
 
-func verifySandbox(c cri.Client, node verify.Node, conf *config.Config, kubeconfig string, s cri.Sandbox) (verify.Report, error) {
-	body, err := kube.GetPod(context.Background(), kubeconfig, s.Namespace, s.Name, conf.APITimeout)
+// onNode sets up verification with the plugin's config as the installer wrote it into confDir.
+func onNode(confDir, kubeconfig, crictl, endpoint string) (verify.OnNode, error) {
+	conf, _, err := config.Installed(confDir)
 	if err != nil {
-		return verify.Report{}, err
+		return verify.OnNode{}, err
 	}
-	p, err := pod.Decode(body)
+	if kubeconfig == "" {
+		kubeconfig = conf.Kubeconfig
+	}
+	if kubeconfig == "" {
+		return verify.OnNode{}, fmt.Errorf("no kubeconfig: the plugin's config names none; pass --kubeconfig")
+	}
+	node, backend, err := NewNode(conf.IptablesBackend)
 	if err != nil {
-		return verify.Report{}, fmt.Errorf("the API server's answer is not a pod: %w", err)
+		return verify.OnNode{}, err
 	}
-	if s.UID != "" && p.Metadata.UID != "" && s.UID != p.Metadata.UID {
-		return verify.Report{}, fmt.Errorf("the sandbox belongs to an earlier pod of that name (uid %s, the API server has %s)", s.UID, p.Metadata.UID)
-	}
-	plan, err := verify.PlanFor(p, s.Namespace, conf.ExcludeNamespaces)
-	if err != nil {
-		return verify.Report{}, fmt.Errorf("the plugin would refuse this pod: %w", err)
-	}
-	path, err := c.NetNS(s.ID)
-	if err != nil {
-		return verify.Report{}, err
-	}
-	if path == "" {
-		return verify.Report{Verdict: verify.NotRedirected, Reason: "host-network"}, nil
-	}
-	return verify.Check(node, verify.Owned(), plan, path)
+	return verify.OnNode{Conf: conf, Kubeconfig: kubeconfig, CRI: cri.Client{Crictl: crictl, Endpoint: endpoint}, Node: node, Backend: backend}, nil
 }
 
 // nodeExit: one pod gets its verdict's status. For a node, drift or a pod that could not be verified fails
 // (1, 5); pods the plugin skips are fine whoever redirects them, so a healthy node exits 0.
-func nodeExit(single bool, reports []NodeReport) int {
+func nodeExit(single bool, reports []verify.PodReport) int {
 	if single {
 		if reports[0].Error != "" {
 			return verify.ExitError
@@ -115,7 +73,7 @@ func nodeExit(single bool, reports []NodeReport) int {
 	return code
 }
 
-func writeNodeReports(w io.Writer, output string, single bool, reports []NodeReport) error {
+func writeNodeReports(w io.Writer, output string, single bool, reports []verify.PodReport) error {
 	if output == "json" {
 		if single {
 			return json.NewEncoder(w).Encode(reports[0])
