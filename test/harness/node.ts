@@ -75,6 +75,8 @@ export interface KubeNode {
   readonly primaryConflist: string;
   readonly primaryBytes: string;
   readonly socket: string;
+  /** The crictl binary (for tools that run it themselves with --cri-endpoint). */
+  readonly crictlPath: string;
   /** crictl against this node's containerd; never throws on a non-zero exit. */
   crictl(args: string[], opts?: { timeoutMs?: number }): Promise<RunResult>;
   crictlJson<T = any>(args: string[]): Promise<T>;
@@ -275,6 +277,7 @@ export async function startNode(opts: NodeOptions): Promise<KubeNode> {
       primaryConflist,
       primaryBytes,
       socket,
+      crictlPath: opts.crictl,
       crictl,
       crictlJson,
       importImage,

@@ -11,7 +11,7 @@ import { repoRoot, toolchainMissing, binPath } from '../harness/toolchain.js';
 import { insideNodeNamespace, type PodRef } from '../harness/node.js';
 import { addedCapabilities, initNames } from '../harness/pods.js';
 import { createNetns, stripComments } from '../harness/netns.js';
-import { runOk } from '../harness/proc.js';
+import { run, runOk } from '../harness/proc.js';
 import { waitFor } from '../harness/net.js';
 import { applyOverlay, waitWebhookActive } from '../harness/scenario.js';
 import {
@@ -58,6 +58,21 @@ async function renderedNat(ne: NodeEnv, pod: PodRef): Promise<string> {
   } finally {
     await n.remove();
   }
+}
+
+/** The product's own check on the node (`asm-cni verify`, docs/verify.md) with the node's CRI and conf dir. */
+async function verifyOnNode(ne: NodeEnv, target: string[]): Promise<{ code: number; out: string }> {
+  const r = await run(pluginBinary, [
+    'verify',
+    ...target,
+    '--cni-conf-dir',
+    ne.node.netDir,
+    '--crictl',
+    ne.node.crictlPath,
+    '--cri-endpoint',
+    `unix://${ne.node.socket}`,
+  ]);
+  return { code: r.code, out: `${r.stdout}${r.stderr}`.trim() };
 }
 
 /** One line from a TCP server at host:port (the stand-ins answer every connection with one line). */
@@ -122,6 +137,8 @@ async function main(t: Test): Promise<void> {
     const nat = await podNat(pid);
     for (const chain of ISTIO_CHAINS) t.match(nat.listing, new RegExp(`^Chain ${chain} `, 'm'), `${chain} listed`);
     t.equal(normalizeSave(nat.save), normalizeSave(await renderedNat(ne, pod)), 'iptables-save equals asm-cni render');
+    const verified = await verifyOnNode(ne, [`${pod.namespace}/${pod.name}`]);
+    t.equal(verified.code, 0, `asm-cni verify NS/POD on the node: match (${verified.out})`);
 
     // Traffic: from the app container to an address nobody serves lands on the proxy, which sees where it was going.
     const app = (await node.containers(pod, 'productpage')).find((c) => c.state === 'CONTAINER_RUNNING');
@@ -163,6 +180,8 @@ async function main(t: Test): Promise<void> {
     );
     const nat = await podNat(await node.containerPid(pod, 'productpage'));
     t.notMatch(nat.save, /ISTIO_/, 'no ISTIO_ chains in the pod');
+    const verified = await verifyOnNode(ne, [`${ns}/${pod.name}`]);
+    t.equal(verified.code, 3, `asm-cni verify: not-redirected (${verified.out})`);
   });
 
   await t.test('3. pod deletion: DEL, then the second DEL with an empty CNI_NETNS; nothing is left', async (t) => {
@@ -389,6 +408,8 @@ async function main(t: Test): Promise<void> {
           `${s.name}: the rules once, as rendered`,
         );
       }
+      const verified = await verifyOnNode(ne, ['--node']);
+      t.equal(verified.code, 0, `asm-cni verify --node: a healthy node\n${verified.out}`);
     },
   );
 }
