@@ -10,5 +10,7 @@ if [ ! -x "$out/standin" ]; then
   mkdir -p "$out"
   (cd "$src" && GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags="-s -w" -o "$out/standin.partial" .)
   mv "$out/standin.partial" "$out/standin"
+  # builds of older sources are of no further use
+  for old in "$(dirname "$out")"/node-standin-*; do [ "$old" = "$out" ] || rm -rf -- "$old"; done
 fi
 echo "$out/standin"
