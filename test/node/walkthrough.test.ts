@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from
 import { requirePrereq, isRoot } from '../harness/prereq.js';
 import { repoRoot, toolchainMissing, binPath } from '../harness/toolchain.js';
 import { insideNodeNamespace, type PodRef } from '../harness/node.js';
-import { addedCapabilities, initNames } from '../harness/pods.js';
+import { addedCapabilities, initNames, ORACLE_DIR } from '../harness/pods.js';
 import { createNetns, stripComments } from '../harness/netns.js';
 import { run, runOk } from '../harness/proc.js';
 import { waitFor } from '../harness/net.js';
@@ -424,6 +424,11 @@ if (
   requirePrereq(t, isRoot(), 'containerd, kubelet and network namespaces need root') &&
   requirePrereq(t, insideNodeNamespace(), 'run through test/node/run.sh (it makes the private namespaces)') &&
   requirePrereq(t, missing === undefined, missing ?? '') &&
+  requirePrereq(
+    t,
+    existsSync(ORACLE_DIR),
+    `Istio's injection goldens not found at ${ORACLE_DIR} (set ASM_ORACLE_DIR)`,
+  ) &&
   requirePrereq(t, existsSync(pluginBinary), `${pluginBinary} not built (npm run build)`)
 ) {
   await t.test('node: kubelet + containerd call the plugin', (t) => main(t));
