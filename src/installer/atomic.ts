@@ -46,6 +46,22 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array,
   await fsyncDir(dir);
 }
 
+/** Mode of a directory the installer creates: what /opt/cni/bin and /etc/cni/net.d have on a node (root-owned). */
+export const NODE_DIR_MODE = 0o755;
+
+/**
+ * Creates `dir` and its missing parents with `mode` (exactly: the umask does not narrow it). Directories that exist
+ * keep their mode: they are the node's, not ours.
+ */
+export async function ensureDir(dir: string, mode = NODE_DIR_MODE): Promise<void> {
+  const first = await fs.mkdir(dir, { recursive: true, mode });
+  if (first === undefined) return;
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    await fs.chmod(d, mode);
+    if (d === path.resolve(first)) break;
+  }
+}
+
 /** The file's bytes, or null when it does not exist. */
 export async function readIfExists(file: string): Promise<Buffer | null> {
   try {

@@ -5,7 +5,14 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { DEFAULT_CONFIG, parseConfig, type SharedConfig } from '../common/shared-config.js';
-import { writeIfChanged, readIfExists, removeIfExists, removeStaleTempFiles, writeFileAtomic } from './atomic.js';
+import {
+  ensureDir,
+  writeIfChanged,
+  readIfExists,
+  removeIfExists,
+  removeStaleTempFiles,
+  writeFileAtomic,
+} from './atomic.js';
 import {
   canonicalWithoutEntry,
   CniConfigError,
@@ -31,6 +38,11 @@ export interface Readiness {
   entry: boolean;
   /** Why not ready, for /readyz and logs. */
   reasons: string[];
+}
+
+/** What one reconcile pass did: readiness after it, and the steps that failed in it (with their errors). */
+export interface PassResult extends Readiness {
+  failures: Array<{ step: string; error: string }>;
 }
 
 export interface InstallerDeps {
@@ -124,6 +136,7 @@ export class Installer {
     const bytes = await fs.readFile(this.options.pluginBinary).catch((err: Error) => {
       throw new Error(`cannot read plugin binary ${this.options.pluginBinary}: ${err.message}`);
     });
+    await ensureDir(this.options.binDir);
     const wrote = await writeIfChanged(this.binaryTarget, bytes, 0o755);
     if (wrote) {
       this.deps.log.info({ path: this.binaryTarget }, 'plugin binary installed');
@@ -148,6 +161,7 @@ export class Installer {
       });
     }
     const text = renderKubeconfig({ server: options.apiServer, caPem, token });
+    await ensureDir(path.dirname(options.kubeconfigPath));
     const wrote = await writeIfChanged(options.kubeconfigPath, text, 0o600);
     if (wrote) {
       this.deps.log.info({ path: options.kubeconfigPath }, 'plugin kubeconfig written');
@@ -318,7 +332,7 @@ export class Installer {
   }
 
   /** One full pass. Errors of one step are logged and do not stop the others. Returns readiness after the pass. */
-  async reconcile(): Promise<Readiness> {
+  async reconcile(): Promise<PassResult> {
     const steps: Array<[string, () => Promise<unknown>]> = [
       ['config', () => this.loadConfig()],
       ['temp files', () => this.cleanTemps()],
@@ -326,15 +340,17 @@ export class Installer {
       ['kubeconfig', () => this.installKubeconfig()],
       ['entry', () => this.installEntryWhenReady()],
     ];
+    const failures: PassResult['failures'] = [];
     for (const [step, run] of steps) {
       try {
         await run();
       } catch (err) {
         if (step === 'config' && this.config === null) throw err;
+        failures.push({ step, error: (err as Error).message });
         this.deps.log.error({ step, err: (err as Error).message }, 'install step failed; retrying on the next pass');
       }
     }
-    return this.readiness();
+    return { ...(await this.readiness()), failures };
   }
 
   /**

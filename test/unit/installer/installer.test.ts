@@ -38,7 +38,7 @@ t.test('installs binary, kubeconfig and entry; a second run writes nothing', asy
   const { installer, writes } = installerFor(node);
   t.equal((await installer.readiness()).ready, false);
   const r = await installer.reconcile();
-  t.same(r, { ready: true, binary: true, kubeconfig: true, entry: true, reasons: [] });
+  t.same(r, { ready: true, binary: true, kubeconfig: true, entry: true, reasons: [], failures: [] });
   t.same(writes.sort(), ['backup', 'binary', 'entry', 'kubeconfig']);
 
   const bin = path.join(node.binDir, 'asm-cni');
@@ -388,3 +388,26 @@ t.test('wrapping X.conf never overwrites a foreign X.conflist', async (t) => {
   t.equal(await read(node, '10-a.conflist'), foreign);
   t.ok(logs().some((l) => /that file exists and is not ours/.test(String(l.err))));
 });
+
+t.test(
+  'missing bin dir and kubeconfig dir are created with node modes (0755), existing ones keep theirs',
+  async (t) => {
+    const node = await fakeNode(t);
+    await fs.writeFile(path.join(node.netDir, '10-calico.conflist'), CALICO);
+    const binDir = path.join(node.root, 'opt', 'cni', 'bin');
+    const kubeconfigPath = path.join(node.root, 'etc', 'asm-cni', 'kube', 'asm-cni-kubeconfig');
+    await fs.chmod(node.root, 0o711);
+    const old = process.umask(0o077); // a restrictive umask must not narrow the modes
+    t.teardown(() => process.umask(old));
+    const { installer } = installerFor(node, { binDir, kubeconfigPath });
+    const r = await installer.reconcile();
+    t.same(r.failures, []);
+    t.equal(r.ready, true, r.reasons.join('; '));
+    for (const dir of [path.join(node.root, 'opt'), path.join(node.root, 'opt', 'cni'), binDir]) {
+      t.equal((await fs.stat(dir)).mode & 0o777, 0o755, `${path.relative(node.root, dir)} is 0755`);
+    }
+    t.equal((await fs.stat(path.dirname(kubeconfigPath))).mode & 0o777, 0o755);
+    t.equal((await fs.stat(kubeconfigPath)).mode & 0o777, 0o600);
+    t.equal((await fs.stat(node.root)).mode & 0o777, 0o711, 'an existing parent keeps its mode');
+  },
+);
