@@ -11,7 +11,7 @@ import {
   readIfExists,
   removeIfExists,
   removeStaleTempFiles,
-  writeFileAtomic,
+  replaceContent,
 } from './atomic.js';
 import {
   canonicalWithoutEntry,
@@ -211,7 +211,14 @@ export class Installer {
     const result = insertEntry(text, fileName, this.renderedEntry());
     if (result.fileName === fileName && result.text === text) return 'installed';
     if (result.fileName !== fileName) {
-      // Wrapping X.conf writes X.conflist: never over a file of someone else's (one without our entry).
+      // Wrapping X.conf replaces it with X.conflist: a link would be lost (and its target's later changes with it).
+      if ((await fs.lstat(path.join(netDir, fileName))).isSymbolicLink()) {
+        throw new Error(
+          `cannot wrap ${fileName} into ${result.fileName}: ${fileName} is a symbolic link, which wrapping would ` +
+            'replace; make the link point to a .conflist, or set --cni-conf-name; left it untouched',
+        );
+      }
+      // Never over a file of someone else's (one without our entry).
       const existing = await readIfExists(path.join(netDir, result.fileName));
       if (existing !== null && !(await this.hasEntry(existing.toString('utf8'), result.fileName))) {
         throw new Error(
@@ -223,7 +230,7 @@ export class Installer {
       // The bytes the primary CNI wrote, for uninstall. Updated each time it rewrites its file without us.
       if (await writeIfChanged(path.join(netDir, backupNameFor(fileName)), text, 0o600)) this.deps.onWrite?.('backup');
     }
-    await writeIfChanged(path.join(netDir, result.fileName), result.text, 0o644);
+    await replaceContent(path.join(netDir, result.fileName), result.text);
     if (result.fileName !== fileName) await removeIfExists(path.join(netDir, fileName));
     this.deps.log.info({ file: result.fileName, from: fileName }, 'plugin entry written into the primary CNI config');
     this.deps.onWrite?.('entry');
@@ -265,7 +272,7 @@ export class Installer {
           // The primary CNI has written its .conf again since: keep that and drop our wrapped copy.
           await removeIfExists(path.join(netDir, target));
         } else if (this.sameNetwork(current.toString('utf8'), target, backupText, original)) {
-          await writeFileAtomic(path.join(netDir, original), backup, 0o644);
+          await replaceContent(path.join(netDir, original), backup);
           if (target !== original) await removeIfExists(path.join(netDir, target));
           this.deps.log.info({ file: original }, 'primary CNI config restored to its original bytes');
         } else {
@@ -304,7 +311,7 @@ export class Installer {
   private async stripEntry(fileName: string, text: string): Promise<void> {
     const stripped = removeEntry(text, fileName);
     if (stripped === null) return;
-    await writeFileAtomic(path.join(this.options.netDir, fileName), stripped, 0o644);
+    await replaceContent(path.join(this.options.netDir, fileName), stripped);
     this.deps.log.warn({ file: fileName }, 'CNI config changed since we installed: removed only our entry');
   }
 
