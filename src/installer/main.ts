@@ -31,12 +31,15 @@ export const ONCE_MAX_FAILED_PASSES = 10;
 
 function tokenSource(options: InstallerOptions, api: CoreV1Api | null): TokenSource {
   if (options.pluginServiceAccount === null || api === null) return new FileTokenSource(options.saDir);
+  const boundObjectRef = options.nodeName === null ? null : { apiVersion: 'v1', kind: 'Node', name: options.nodeName };
   return new TokenRequestSource(
     async ({ namespace, serviceAccount, expirationSeconds }) => {
       const result = await api.createNamespacedServiceAccountToken({
         name: serviceAccount,
         namespace,
-        body: { spec: { audiences: [], expirationSeconds } },
+        // Bound to this node's Node object: the token carries the node's name and dies with it (the shipped
+        // admission policy accepts no other binding from the installer; docs/install.md).
+        body: { spec: { audiences: [], expirationSeconds, ...(boundObjectRef ? { boundObjectRef } : {}) } },
       });
       const status = result.status;
       if (!status?.token) throw new Error('TokenRequest response has no status.token');

@@ -165,7 +165,17 @@ t.test(
     const tr = api.requests.find((r) => r.method === 'POST')!;
     t.equal(tr.path, '/api/v1/namespaces/asm-cni/serviceaccounts/asm-cni-plugin/token');
     t.equal(tr.auth, 'Bearer token-one', 'requested with the installer token');
-    t.same(tr.body, { spec: { audiences: [], expirationSeconds: 3600 } });
+    t.same(
+      tr.body,
+      {
+        spec: {
+          audiences: [],
+          expirationSeconds: 3600,
+          boundObjectRef: { apiVersion: 'v1', kind: 'Node', name: 'node-a' },
+        },
+      },
+      'bound to the Node of NODE_NAME',
+    );
     t.ok((await waitFor(() => api.pods.length === 0, 3000)).ok, 'failed pod repaired');
     controller.abort();
     t.equal(await running, 0);
