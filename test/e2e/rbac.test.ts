@@ -186,7 +186,10 @@ async function main(t: Test): Promise<void> {
     const other = await list(`--field-selector=spec.nodeName=${NODE_B}`);
     t.not(other.code, 0, 'another node: refused');
     // An authorizer that refuses through an error: the client sees HTTP 500 with the reason, not 403.
-    t.match(other.stderr, /InternalError[\s\S]*may list pods only with the field selector spec.nodeName\s+of its own node/);
+    t.match(
+      other.stderr,
+      /InternalError[\s\S]*may list pods only with the field selector spec.nodeName\s+of its own node/,
+    );
     t.not((await list()).code, 0, 'no field selector: refused');
     t.not((await list(`--field-selector=spec.nodeName!=${NODE_A}`)).code, 0, 'every node but its own: refused');
     const more = await list(`--field-selector=spec.nodeName=${NODE_A},metadata.namespace=${work}`);
