@@ -326,14 +326,15 @@ export class Installer {
     if (this.sharedConfig.cniProvider === 'multus') {
       entry = true;
     } else {
-      const { primary } = await selectPrimary(this.options.netDir, this.options.cniConfName ?? undefined).catch(() => ({
-        primary: null,
-      }));
+      let why = '';
+      const { primary } = await selectPrimary(this.options.netDir, this.options.cniConfName ?? undefined).catch(
+        (err: Error) => ((why = `: ${err.message}`), { primary: null }),
+      );
       if (primary !== null) {
         const expected = insertEntry(primary.text, primary.fileName, this.renderedEntry());
         entry = expected.fileName === primary.fileName && expected.text === primary.text;
       }
-      if (!entry) reasons.push(`plugin entry not in the primary CNI config in ${this.options.netDir}`);
+      if (!entry) reasons.push(`plugin entry not in the primary CNI config in ${this.options.netDir}${why}`);
     }
     return { ready: binary && kubeconfig && entry, binary, kubeconfig, entry, reasons };
   }

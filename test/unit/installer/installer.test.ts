@@ -462,6 +462,7 @@ t.test('a link this container cannot follow, or a linked .conf that would need w
     },
   ]);
   t.equal(await read(node, '20-other.conflist'), CALICO, 'the next file is not taken for the primary');
+  t.match(r.reasons, [/not in the primary CNI config .*: .*10-calico.conflist is a symbolic link/], '/readyz says why');
   t.equal(await fs.readlink(link), '/nonexistent/real/10-calico.conflist');
 
   const node2 = await fakeNode(t);
