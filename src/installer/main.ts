@@ -30,7 +30,7 @@ export interface MainIO {
 export const ONCE_MAX_FAILED_PASSES = 10;
 
 function tokenSource(options: InstallerOptions, api: CoreV1Api | null): TokenSource {
-  if (options.pluginServiceAccount === null || api === null) return new FileTokenSource(options.saDir);
+  if (!options.pluginServiceAccount || api === null) return new FileTokenSource(options.saDir); // '' too: own token
   const boundObjectRef = options.nodeName === null ? null : { apiVersion: 'v1', kind: 'Node', name: options.nodeName };
   return new TokenRequestSource(
     async ({ namespace, serviceAccount, expirationSeconds }) => {
