@@ -12,12 +12,16 @@ import { isRoot, requirePrereq } from '../harness/prereq.js';
 import { repoRoot } from '../harness/toolchain.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
-if (!requirePrereq(t, isRoot(), 'building and chrooting into the image needs root (buildkitd runs runc)')) process.exit(0);
+if (!requirePrereq(t, isRoot(), 'building and chrooting into the image needs root (buildkitd runs runc)'))
+  process.exit(0);
 
 const work = mkdtempSync(join(tmpdir(), 'asm-cni-image-test-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
-const archive = join(work, 'asm-cni.tar');
-execFileSync('bash', [join(repoRoot, 'test/image/build.sh'), archive, 'asm-cni:test'], { stdio: 'inherit' });
+// ASM_IMAGE_ARCHIVE: an archive build.sh already wrote (to iterate on these checks without rebuilding).
+const archive = process.env.ASM_IMAGE_ARCHIVE || join(work, 'asm-cni.tar');
+if (!process.env.ASM_IMAGE_ARCHIVE) {
+  execFileSync('bash', [join(repoRoot, 'test/image/build.sh'), archive, 'asm-cni:test'], { stdio: 'inherit' });
+}
 
 // A docker-archive: manifest.json names the config and the layers in order.
 const unpacked = join(work, 'archive');
