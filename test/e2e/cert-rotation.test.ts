@@ -26,8 +26,16 @@ import { sumCounter } from '../harness/webhook.js';
 import { repoRoot } from '../harness/toolchain.js';
 import { existsSync } from 'node:fs';
 
-/** Concurrent creations per burst: more than one, so the API server also opens new connections to the webhook. */
+/** Concurrent creations per burst. */
 const BURST = 8;
+/**
+ * Every WIDE_EVERY-th burst is wider than the 25 idle connections client-go keeps per host, so the API server opens new
+ * connections to the webhook: each one a TLS handshake against the certificate served at that moment. Without them
+ * the API server could go on reusing connections from before a switch, and a step would pass without its new
+ * certificate ever being checked.
+ */
+const WIDE_BURST = 40;
+const WIDE_EVERY = 4;
 /** Bursts between an apply and the kubelet's volume sync, and after the webhook switched: the "some time". */
 const SYNC_DELAY_BURSTS = 4;
 /** Deadline of any single wait: catches a hang, never a slow machine. */
@@ -50,7 +58,7 @@ class PodLoop {
   private async run(): Promise<void> {
     while (!this.stopped) {
       const answers = await Promise.all(
-        Array.from({ length: BURST }, () =>
+        Array.from({ length: this.bursts % WIDE_EVERY === WIDE_EVERY - 1 ? WIDE_BURST : BURST }, () =>
           this.create().catch((err: Error) => ({ status: 0, body: JSON.stringify({ message: err.message }) })),
         ),
       );
@@ -244,7 +252,11 @@ async function main(t: Test): Promise<void> {
   );
   t.teardown(() => webhook.stop(1000));
   t.teardown(() => {
-    if (!t.passing()) t.comment(`webhook log:\n${logTail(webhook.logFile, 60)}\n${cp.logs()}`);
+    if (t.passing()) return;
+    const lines = logTail(webhook.logFile, 2000)
+      .split('\n')
+      .filter((l) => !l.includes('"msg":"review"'));
+    t.comment(`webhook log (reviews left out):\n${lines.slice(-40).join('\n')}\n${cp.logs()}`);
   });
   const metrics = async (): Promise<string> => {
     const r = await httpGet(`http://127.0.0.1:${metricsPort}/metrics`);
@@ -294,10 +306,11 @@ async function main(t: Test): Promise<void> {
    * waits until the webhook reports the reload and the API server opened a new connection to it after that (so it
    * checked what is served now), and a few more bursts. Returns the refusals seen from the apply on.
    */
-  async function step(t: Test, args: string[], check?: () => Promise<void>): Promise<string[]> {
+  async function step(t: Test, change: string[] | (() => void), check?: () => Promise<void>): Promise<string[]> {
     const refusedBefore = loop.outcome.refused.length;
     const { reloads } = await served();
-    generate(args);
+    if (Array.isArray(change)) generate(change);
+    else change();
     await apply();
     await check?.();
     await loop.afterBursts(SYNC_DELAY_BURSTS);
@@ -318,7 +331,7 @@ async function main(t: Test): Promise<void> {
     );
     await loop.afterBursts(SYNC_DELAY_BURSTS);
     const refused = loop.outcome.refused.slice(refusedBefore);
-    t.comment(`${args.join(' ') || 'install'}: ${refused.length} refused; connections so far ${relay.connections()}`);
+    t.comment(`${t.name}: ${refused.length} refused; ${relay.connections()} connections so far`);
     return refused;
   }
 
@@ -372,6 +385,53 @@ async function main(t: Test): Promise<void> {
     });
     t.same(finished, [], 'finish: zero refusals');
   });
+
+  // cert-manager renews the serving certificate as --renew does (same CA Issuer); its CA Certificate is renewed with
+  // rotationPolicy Never: a new CA certificate for the same key, subject and key identifier, which the cainjector puts
+  // into caBundle while the pods still serve the certificate issued under the old one.
+  await t.test(
+    'cert-manager: a CA certificate renewed with the same key (rotationPolicy Never) refuses no pod',
+    async (t) => {
+      const before = fingerprint(join(tlsDir, 'ca.crt'));
+      const refused = await step(t, () => {
+        const r = spawnSync(
+          'openssl',
+          [
+            'req',
+            '-x509',
+            '-new',
+            '-key',
+            join(tlsDir, 'ca.key'),
+            '-sha256',
+            '-days',
+            '3650',
+            '-subj',
+            '/O=asm-cni/CN=asm-cni-webhook-ca',
+            '-set_serial',
+            '0x7e57ca',
+            '-addext',
+            'basicConstraints=critical,CA:TRUE',
+            '-addext',
+            'keyUsage=critical,keyCertSign,cRLSign',
+            '-addext',
+            'subjectKeyIdentifier=hash',
+            '-out',
+            join(tlsDir, 'ca.crt'),
+          ],
+          { encoding: 'utf8' },
+        );
+        if (r.status !== 0) throw new Error(`openssl req: ${r.stderr}`);
+        cpSync(join(tlsDir, 'ca.crt'), join(tlsDir, 'ca-bundle.crt'));
+      });
+      t.not(fingerprint(join(tlsDir, 'ca.crt')), before, 'a different CA certificate is in caBundle now');
+      t.same(refused, [], 'zero refusals');
+      t.equal(
+        (await served()).caSha256,
+        fingerprint(join(tlsDir, 'ca.crt')),
+        'the served certificate verifies under it',
+      );
+    },
+  );
 
   await t.test("control: today's procedure (a new CA each time, --force) refuses pods", async (t) => {
     const refused = await step(t, ['--force']);
