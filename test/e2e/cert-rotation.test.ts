@@ -331,7 +331,9 @@ async function main(t: Test): Promise<void> {
     );
     await loop.afterBursts(SYNC_DELAY_BURSTS);
     const refused = loop.outcome.refused.slice(refusedBefore);
-    t.comment(`${t.name}: ${refused.length} refused; ${relay.connections()} connections so far`);
+    t.comment(
+      `${Array.isArray(change) ? change.join(' ') : t.name}: ${refused.length} refused; ${relay.connections()} connections so far`,
+    );
     return refused;
   }
 
