@@ -6,7 +6,7 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
-tiers=${ASM_TIERS:-"unit go e2e node"}
+tiers=${ASM_TIERS:-"unit go e2e node image"}
 
 bash test/setup/system-deps.sh || exit 1
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
@@ -31,6 +31,7 @@ for tier in $tiers; do
     go) run_tier go bash test/go-tests.sh ;;
     e2e) run_tier e2e bash test/e2e/run.sh ;;
     node) run_tier node bash test/node/run.sh ;;
+    image) run_tier image bash test/image/run.sh ;;
     *) echo "unknown tier $tier"; failed=$((failed + 1)); failed_names+=("$tier") ;;
   esac
 done

@@ -123,6 +123,8 @@ const token = (): string => randomBytes(24).toString('hex');
 export interface ControlPlaneOptions {
   /** More kube-apiserver flags (the node tier adds --kubelet-preferred-address-types=InternalIP). */
   apiserverArgs?: string[];
+  /** An AuthorizationConfiguration file (--authorization-config) instead of --authorization-mode=RBAC. */
+  authorizationConfig?: string;
 }
 
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
@@ -187,7 +189,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         `--tls-cert-file=${join(dir, 'apiserver.crt')}`,
         `--tls-private-key-file=${join(dir, 'apiserver.key')}`,
         `--cert-dir=${join(dir, 'apiserver-certs')}`,
-        '--authorization-mode=RBAC',
+        opts.authorizationConfig ? `--authorization-config=${opts.authorizationConfig}` : '--authorization-mode=RBAC',
         `--token-auth-file=${join(dir, 'tokens.csv')}`,
         '--anonymous-auth=false',
         '--enable-admission-plugins=PodSecurity,MutatingAdmissionWebhook,ValidatingAdmissionWebhook',

@@ -7,6 +7,7 @@ import type { ControlPlane } from './control-plane.js';
 import type { K8sObject } from './manifests.js';
 import { run, startProcess, type Managed, type RunResult } from './proc.js';
 import { repoRoot } from './toolchain.js';
+import { podBoundToken } from './node-identity.js';
 
 export const installerCli = join(repoRoot, 'dist/installer/cli.js');
 
@@ -62,13 +63,25 @@ export async function prepareInstaller(
     config?: string;
     /** The API server port the installer (and so the plugin's kubeconfig) uses; default the control plane's. */
     apiPort?: number;
+    /** Image of the installer's pod object (a real node runs it: give an image it has). */
+    podImage?: string;
   },
 ): Promise<Installer> {
   const ids = installerIdentity(rendered);
   if (!ids) throw new Error('manifests/ name no installer DaemonSet with --plugin-service-account');
   const saDir = join(opts.dir, 'installer-sa');
   mkdirSync(saDir, { recursive: true });
-  const token = (await cp.kubectlOk(['create', 'token', ids.installerSA, '-n', ids.namespace, '--duration=2h'])).trim();
+  // As the kubelet mints it for the DaemonSet's pod: bound to an installer pod on this node, so the shipped admission
+  // policies (manifests/base/installer-node-scope.yaml) let it delete pods and mint plugin tokens for this node.
+  await cp.namespace('', { name: ids.namespace }); // its kube-root-ca.crt (the installer pod mounts its token)
+  const token = await podBoundToken(cp, {
+    namespace: ids.namespace,
+    serviceAccount: ids.installerSA,
+    node: opts.nodeName,
+    pod: `asm-cni-installer-${opts.nodeName}`.slice(0, 63),
+    image: opts.podImage,
+    hostNetwork: true,
+  });
   writeFileSync(join(saDir, 'token'), token);
   writeFileSync(join(saDir, 'ca.crt'), cp.caPem);
   writeFileSync(join(saDir, 'namespace'), ids.namespace);

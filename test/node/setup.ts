@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { Test } from 'tap';
 import { applyOverlay, bringUp, waitWebhookActive, type Env } from '../harness/scenario.js';
-import { startNode, type KubeNode, type PodRef } from '../harness/node.js';
+import { PAUSE_IMAGE, startNode, type KubeNode, type PodRef } from '../harness/node.js';
 import { prepareInstaller, type Installer } from '../harness/node-install.js';
 import { waitFor } from '../harness/net.js';
 import { startRelay, type Relay } from '../harness/relay.js';
@@ -46,6 +46,7 @@ export async function bringUpNode(t: Test, installerConfig?: string): Promise<No
     binDir: node.binDir,
     nodeName: node.name,
     apiPort: relay.port,
+    podImage: PAUSE_IMAGE,
     // debug: the plugin logs its DELs too
     config: installerConfig ?? 'excludeNamespaces: [kube-system, istio-system]\nlogLevel: debug\n',
   });
