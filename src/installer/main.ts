@@ -1,7 +1,7 @@
 // `asm-cni-install` commands, wired from options to the installer, token source, repair controller and daemon.
 import path from 'node:path';
 import type { Writable } from 'node:stream';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { AuthenticationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
 import { startDaemon } from './daemon.js';
 import { createHealthServer } from './health.js';
@@ -9,8 +9,15 @@ import { Installer } from './installer.js';
 import { installerKubeConfig } from './kube.js';
 import { createMetrics } from './metrics.js';
 import { parseCommandLine, UsageError, USAGE, type InstallerOptions } from './options.js';
-import { podApiFrom, RepairController } from './repair.js';
-import { FileTokenSource, TokenRequestSource, type TokenSource } from './token.js';
+import { defaultBackoff, podApiFrom, RepairController } from './repair.js';
+import {
+  FileTokenSource,
+  TokenCheck,
+  TokenRequestSource,
+  type ProbeToken,
+  type RefreshReason,
+  type TokenSource,
+} from './token.js';
 
 export interface MainIO {
   /** Log lines (JSON) and usage text. */
@@ -20,7 +27,11 @@ export interface MainIO {
   signal?: AbortSignal;
 }
 
-function tokenSource(options: InstallerOptions, api: CoreV1Api | null): TokenSource {
+function tokenSource(
+  options: InstallerOptions,
+  api: CoreV1Api | null,
+  onRefresh: (reason: RefreshReason) => void,
+): TokenSource {
   if (options.pluginServiceAccount === null || api === null) return new FileTokenSource(options.saDir);
   return new TokenRequestSource(
     async ({ namespace, serviceAccount, expirationSeconds }) => {
@@ -37,8 +48,37 @@ function tokenSource(options: InstallerOptions, api: CoreV1Api | null): TokenSou
       namespace: options.namespace,
       serviceAccount: options.pluginServiceAccount,
       expirationSeconds: options.tokenTtlSeconds,
+      onRefresh,
     },
   );
+}
+
+/**
+ * Asks the API server, with the plugin's token and the installer's view of the cluster (same server and CA), who the
+ * token belongs to. Only a 401 means the token is refused: any other answer (even 403 or 404) comes after
+ * authentication succeeded. No answer at all says nothing about the token.
+ */
+export function selfSubjectReviewProbe(installer: KubeConfig): ProbeToken {
+  const cluster = installer.getCurrentCluster()!;
+  return async (token) => {
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [cluster],
+      users: [{ name: 'plugin', token }],
+      contexts: [{ name: 'plugin', cluster: cluster.name, user: 'plugin' }],
+      currentContext: 'plugin',
+    });
+    try {
+      await kc.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({
+        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
+      });
+      return 'accepted';
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code === 401) return 'rejected';
+      return typeof code === 'number' ? 'accepted' : 'unknown';
+    }
+  };
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -83,11 +123,20 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: MainIO): 
   const metrics = createMetrics();
   const kubeConfig = options.apiServer === null ? null : installerKubeConfig(options.apiServer, options.saDir);
   const api = kubeConfig?.makeApiClient(CoreV1Api) ?? null;
+  const tokens = tokenSource(options, api, (reason) => {
+    metrics.tokenRefreshes.inc({ reason });
+    log.info({ reason }, 'new plugin token requested');
+  });
+  // Set once the repair controller exists; a rewritten binary or entry is a changed node: repair resumes.
+  let repair: RepairController | null = null;
   const installer = new Installer({
     options,
     log,
-    tokens: tokenSource(options, api),
-    onWrite: (what) => metrics.writes.inc({ what }),
+    tokens,
+    onWrite: (what) => {
+      metrics.writes.inc({ what });
+      if (what === 'binary' || what === 'entry') repair?.nodeChanged(`plugin ${what} rewritten`);
+    },
   });
 
   if (command === 'uninstall') {
@@ -122,12 +171,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: MainIO): 
     }
   }
 
-  const repair =
+  repair =
     api !== null && options.nodeName !== null
       ? new RepairController({
           api: podApiFrom(api),
           nodeName: options.nodeName,
           log,
+          backoff: defaultBackoff(options.repairIntervalMs),
           onOutcome: (outcome) => metrics.repairs.inc({ outcome }),
         })
       : null;
@@ -139,6 +189,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: MainIO): 
     log,
     metrics,
     repair,
+    tokenCheck:
+      tokens instanceof TokenRequestSource && kubeConfig !== null
+        ? new TokenCheck(tokens, selfSubjectReviewProbe(kubeConfig), {
+            minIntervalMs: options.resyncMs,
+            onRejected: () => log.warn("the API server refused the plugin's token; requesting a new one"),
+          })
+        : null,
     watchDirs,
     readinessPort: options.readinessPort === 0 ? null : options.readinessPort,
     resyncMs: options.resyncMs,
