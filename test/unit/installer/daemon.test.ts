@@ -5,7 +5,11 @@ import { startDaemon } from '../../../src/installer/daemon.js';
 import { Installer } from '../../../src/installer/installer.js';
 import { createMetrics } from '../../../src/installer/metrics.js';
 import type { RepairController } from '../../../src/installer/repair.js';
-import { FileTokenSource } from '../../../src/installer/token.js';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { installerKubeConfig } from '../../../src/installer/kube.js';
+import { selfSubjectReviewProbe } from '../../../src/installer/main.js';
+import { FileTokenSource, TokenCheck, TokenRequestSource } from '../../../src/installer/token.js';
+import { startFakeApi } from './fake-api.js';
 import { fakeNode, memoryLogger, sleep, waitFor, type Node } from './helpers.js';
 
 const CALICO = '{"name":"k8s-pod-network","cniVersion":"0.3.1","plugins":[{"type":"calico"},{"type":"portmap"}]}\n';
@@ -188,3 +192,71 @@ t.test('a failing pass is retried with backoff, long before the resync interval'
     'installed once the token is there',
   );
 });
+
+t.test(
+  'a token the API server refuses is replaced in the next pass; not ready while no new one can be had',
+  async (t) => {
+    const api = await startFakeApi();
+    t.teardown(() => api.close());
+    const node = await fakeNode(t);
+    await fs.writeFile(path.join(node.netDir, '10-calico.conflist'), CALICO);
+    const mem = memoryLogger();
+    const metrics = createMetrics();
+    const installerKc = installerKubeConfig(api.url, node.saDir);
+    const core = installerKc.makeApiClient(CoreV1Api);
+    const tokens = new TokenRequestSource(
+      async ({ namespace, serviceAccount, expirationSeconds }) => {
+        const r = await core.createNamespacedServiceAccountToken({
+          name: serviceAccount,
+          namespace,
+          body: { spec: { audiences: [], expirationSeconds } },
+        });
+        return { token: r.status!.token, expirationTimestamp: new Date(r.status!.expirationTimestamp) };
+      },
+      {
+        namespace: 'asm-cni',
+        serviceAccount: 'asm-cni-plugin',
+        expirationSeconds: 3600,
+        onRefresh: (reason) => metrics.tokenRefreshes.inc({ reason }),
+      },
+    );
+    const installer = new Installer({ options: node.options, log: mem.log, tokens });
+    const daemon = await startDaemon({
+      installer,
+      log: mem.log,
+      metrics,
+      repair: null,
+      tokenCheck: new TokenCheck(tokens, selfSubjectReviewProbe(installerKc), { minIntervalMs: 0 }),
+      watchDirs: [],
+      readinessPort: 0,
+      resyncMs: 60_000,
+      repairIntervalMs: 60_000,
+    });
+    t.teardown(() => daemon.stop());
+    const kubeconfig = () => fs.readFile(node.options.kubeconfigPath, 'utf8');
+    t.match(await kubeconfig(), /token: plugin-token-1/);
+
+    // The ServiceAccount is deleted: its token is refused, and no new one can be had yet.
+    api.rejectedTokens.add('plugin-token-1');
+    api.tokenStatus = 404;
+    let r = await daemon.reconcileNow();
+    t.equal(r.ready, false, 'not ready');
+    t.match(r.reasons, [/refuses the plugin's token/]);
+    const res = await fetch(`http://127.0.0.1:${daemon.port}/readyz`);
+    t.equal(res.status, 503);
+    t.match(await res.text(), /refuses the plugin's token/);
+
+    // Recreated: the next pass (the retry, or this one) mints a new token and rewrites the kubeconfig.
+    api.tokenStatus = 200;
+    r = await daemon.reconcileNow();
+    t.equal(r.ready, true, r.reasons.join('; '));
+    t.match(await kubeconfig(), /token: plugin-token-2/);
+    t.equal((await fs.stat(node.options.kubeconfigPath)).mode & 0o777, 0o600, 'still 0600');
+    const text = await metrics.registry.metrics();
+    t.match(text, /asm_cni_installer_token_refreshes_total\{reason="initial"\} 1/);
+    t.match(text, /asm_cni_installer_token_refreshes_total\{reason="rejected"\} 1/);
+    await daemon.reconcileNow(); // the pass after a replacement probes the new token
+    const ssr = api.requests.filter((q) => q.path.endsWith('/selfsubjectreviews'));
+    t.equal(ssr.at(-1)?.auth, 'Bearer plugin-token-2', 'the new token is checked too');
+  },
+);
