@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { AuthenticationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
+import { isoTimestamp } from '../common/logging.js';
 import { startDaemon } from './daemon.js';
 import { createHealthServer } from './health.js';
 import { Installer } from './installer.js';
@@ -119,7 +120,16 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: MainIO): 
     io.out.write(`${USAGE}\n`);
     return 0;
   }
-  const log: Logger = pino({ base: { component: 'asm-cni-install' }, level: 'info' }, io.out);
+  // The same line shape as the webhook's and the plugin's (ISO time, level label), so one pipeline reads all three.
+  const log: Logger = pino(
+    {
+      base: { component: 'asm-cni-install' },
+      level: 'info',
+      timestamp: isoTimestamp,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    io.out,
+  );
   const metrics = createMetrics();
   const kubeConfig = options.apiServer === null ? null : installerKubeConfig(options.apiServer, options.saDir);
   const api = kubeConfig?.makeApiClient(CoreV1Api) ?? null;
