@@ -260,3 +260,28 @@ t.test(
     t.equal(ssr.at(-1)?.auth, 'Bearer plugin-token-2', 'the new token is checked too');
   },
 );
+
+t.test('a token check that throws is logged and the pass goes on', async (t) => {
+  const node = await fakeNode(t);
+  await fs.writeFile(path.join(node.netDir, '10-calico.conflist'), CALICO);
+  const mem = memoryLogger();
+  const daemon = await startDaemon({
+    installer: new Installer({ options: node.options, log: mem.log, tokens: new FileTokenSource(node.saDir) }),
+    log: mem.log,
+    metrics: createMetrics(),
+    repair: null,
+    tokenCheck: {
+      check: async () => {
+        throw new Error('probe blew up');
+      },
+      pending: false,
+    } as unknown as TokenCheck,
+    watchDirs: [],
+    readinessPort: null,
+    resyncMs: 60_000,
+    repairIntervalMs: 60_000,
+  });
+  t.teardown(() => daemon.stop());
+  t.equal((await daemon.reconcileNow()).ready, true, 'installed regardless');
+  t.match(mem.lines(), [{ msg: "could not check the plugin's token", err: 'probe blew up' }]);
+});

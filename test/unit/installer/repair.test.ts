@@ -338,3 +338,39 @@ t.test('defaultBackoff follows the repair interval', async (t) => {
     [30_000, 60_000, 120_000, 240_000, 240_000],
   );
 });
+
+t.test(
+  'terminating pods and pods without metadata are left alone; a change with nothing stopped logs nothing',
+  async (t) => {
+    const mem = memoryLogger();
+    let deletes = 0;
+    const bare: V1Pod = { status: pod('x', 'node-a', failedNow).status };
+    const repair = new RepairController({
+      api: {
+        listPodsOnNode: async () => [
+          pod('going', 'node-a', failedNow, { metadata: { deletionTimestamp: new Date() } }),
+          bare,
+        ],
+        deletePod: async () => {
+          deletes++;
+        },
+        createEvent: async () => {},
+      },
+      nodeName: 'node-a',
+      log: mem.log,
+      backoff: defaultBackoff(30_000),
+    });
+    t.equal(await repair.runOnce(), 0);
+    t.equal(deletes, 0, 'neither is deleted');
+    t.match(
+      mem.lines().find((l) => /no controller/.test(String(l.msg))),
+      { namespace: '', name: '' },
+      'a pod without metadata is reported as bare',
+    );
+    repair.nodeChanged('plugin binary rewritten');
+    t.notOk(
+      mem.lines().some((l) => /repair resumes/.test(String(l.msg))),
+      'no resume line when nothing was stopped',
+    );
+  },
+);
