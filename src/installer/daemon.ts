@@ -50,28 +50,40 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const withToken = (r: Readiness): Readiness =>
     o.tokenCheck?.pending ? { ...r, ready: false, reasons: [...r.reasons, TOKEN_REFUSED] } : r;
 
+  // The token check runs beside the passes, never inside one: a slow or unreachable API server must not hold up
+  // putting the entry back into a rewritten CNI config. A refusal triggers a pass, which requests a new token.
+  let checking: Promise<void> | null = null;
+  const checkToken = (): void => {
+    if (!o.tokenCheck || checking || stopped) return;
+    checking = o.tokenCheck
+      .check()
+      .catch((err: Error) => {
+        o.log.warn({ err: err.message }, "could not check the plugin's token");
+        return 'unknown' as const;
+      })
+      .then(async (verdict) => {
+        checking = null;
+        if (verdict !== 'rejected' || stopped) return;
+        await reconcileNow();
+        checkToken(); // the new token, at once
+      });
+  };
+
   const pass = async (): Promise<Readiness> => {
     ensureWatches();
-    // Before the reconcile, so a refused token is replaced (and the kubeconfig rewritten) in this same pass.
-    const token = o.tokenCheck
-      ? await o.tokenCheck.check().catch((err: Error) => {
-          o.log.warn({ err: err.message }, "could not check the plugin's token");
-          return 'unknown' as const;
-        })
-      : 'skipped';
+    checkToken();
     const r = withToken(await o.installer.reconcile());
     o.metrics.ready.set(r.ready ? 1 : 0);
     if (r.ready !== lastReady)
       o.log.info({ ready: r.ready, reasons: r.reasons }, r.ready ? 'node ready' : 'node not ready');
     lastReady = r.ready;
-    // Not ready (a step failed, a file vanished under a racing writer, no primary config yet) or a token just replaced
-    // (probe the new one): try again soon, backing off from 250ms to the resync interval so a persistent failure
-    // never hammers the API server.
-    const again = !r.ready || token === 'rejected';
+    // Not ready (a step failed, a file vanished under a racing writer, no primary config yet, no token the API server
+    // accepts): try again soon, backing off from 250ms to the resync interval so a persistent failure never hammers
+    // the API server.
     if (retry) clearTimeout(retry);
     retry = null;
-    retryDelay = again ? Math.min(retryDelay === 0 ? 250 : retryDelay * 2, o.resyncMs) : 0;
-    if (again && !stopped) retry = setTimeout(() => void reconcileNow(), retryDelay);
+    retryDelay = r.ready ? 0 : Math.min(retryDelay === 0 ? 250 : retryDelay * 2, o.resyncMs);
+    if (!r.ready && !stopped) retry = setTimeout(() => void reconcileNow(), retryDelay);
     return r;
   };
 
@@ -161,6 +173,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       for (const w of watchers.values()) w.close();
       watchers.clear();
       if (running) await running;
+      if (checking) await checking;
       if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
     },
   };

@@ -59,7 +59,7 @@ function tokenSource(
  * token belongs to. Only a 401 means the token is refused: any other answer (even 403 or 404) comes after
  * authentication succeeded. No answer at all says nothing about the token.
  */
-export function selfSubjectReviewProbe(installer: KubeConfig): ProbeToken {
+export function selfSubjectReviewProbe(installer: KubeConfig, timeoutMs = 30_000): ProbeToken {
   const cluster = installer.getCurrentCluster()!;
   return async (token) => {
     const kc = new KubeConfig();
@@ -69,15 +69,22 @@ export function selfSubjectReviewProbe(installer: KubeConfig): ProbeToken {
       contexts: [{ name: 'plugin', cluster: cluster.name, user: 'plugin' }],
       currentContext: 'plugin',
     });
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await kc.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({
+      const review = kc.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({
         body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
       });
-      return 'accepted';
+      // A hang guard: a check that never answers would never be repeated.
+      const hung = new Promise<'unknown'>((resolve) => {
+        timer = setTimeout(() => resolve('unknown'), timeoutMs);
+      });
+      return await Promise.race([review.then(() => 'accepted' as const), hung]);
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       if (code === 401) return 'rejected';
       return typeof code === 'number' ? 'accepted' : 'unknown';
+    } finally {
+      clearTimeout(timer);
     }
   };
 }

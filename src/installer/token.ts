@@ -152,10 +152,11 @@ export class TokenCheck {
 
   /**
    * Probes the token in place (at most once per interval, a new token at once). 'rejected' marks it so the next
-   * reconcile requests a new one; 'skipped' when there is nothing to probe or it was probed recently.
+   * reconcile requests a new one; 'skipped' when there is nothing to probe: no token yet, one probed recently, or
+   * one already known to be refused (the reconcile passes retry the request until a new one comes).
    */
   async check(): Promise<TokenVerdict | 'skipped'> {
-    if (this.source.rejectedPending) return 'rejected';
+    if (this.source.rejectedPending) return 'skipped';
     const token = this.source.cachedToken;
     if (token === null) return 'skipped';
     const now = this.now();

@@ -1,4 +1,5 @@
 import { promises as fs } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import { installerKubeConfig } from '../../../src/installer/kube.js';
@@ -130,7 +131,7 @@ t.test(
     t.equal(rejections, 1);
     t.equal(check.pending, true);
     clock = 10_001;
-    t.equal(await check.check(), 'rejected', 'still rejected until a new token is had, without probing');
+    t.equal(await check.check(), 'skipped', 'known refused: nothing to probe until a new token is had');
     t.same(probed, ['tok-1', 'tok-1', 'tok-1']);
     await src.current(new Date(Date.UTC(2029, 0, 1)));
     t.equal(check.pending, false);
@@ -159,4 +160,17 @@ t.test('selfSubjectReviewProbe: 401 is rejected, another answer accepted, no ans
   t.equal(await gone('new'), 'unknown');
   const forbidden = selfSubjectReviewProbe(installerKubeConfig(`${api.url}/nothing-here`, saDir));
   t.equal(await forbidden('new'), 'accepted', 'a 404 comes after authentication');
+});
+
+t.test('selfSubjectReviewProbe: an API server that never answers gives unknown after the hang guard', async (t) => {
+  const sockets: net.Socket[] = [];
+  const silent = net.createServer((socket) => void sockets.push(socket)); // accepts, never answers
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+    silent.close();
+  });
+  const saDir = tempDir(t);
+  const url = `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+  t.equal(await selfSubjectReviewProbe(installerKubeConfig(url, saDir), 50)('tok'), 'unknown');
 });
