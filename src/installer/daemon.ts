@@ -15,7 +15,7 @@ export interface DaemonOptions {
   log: Logger;
   metrics: InstallerMetrics;
   repair: RepairController | null;
-  /** Probes the plugin's token on each pass; null when the token is not ours to renew (projected file token). */
+  /** Probes the plugin's token beside each pass; null when the token is not ours to renew (projected file token). */
   tokenCheck?: TokenCheck | null;
   /** Directories whose changes trigger a pass: net dir, config dir, service-account dir. */
   watchDirs: string[];
