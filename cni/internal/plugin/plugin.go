@@ -57,7 +57,11 @@ func setup(args *skel.CmdArgs) (*config.Config, *logger, error) {
 	conf, err := config.Parse(args.StdinData)
 	if err != nil {
 		l := newLogger("info", "", Stderr)
-		l.Error("invalid network config", "container", args.ContainerID, "error", err.Error())
+		attrs := []any{"container", args.ContainerID, "error", err.Error()}
+		if ref, ok := kube.PodFromArgs(args.Args); ok {
+			attrs = append(attrs, "pod", ref.Namespace+"/"+ref.Name)
+		}
+		l.Error("invalid network config", attrs...)
 		return nil, l, err
 	}
 	return conf, newLogger(conf.LogLevel, conf.LogFile, Stderr), nil

@@ -150,3 +150,21 @@ func TestMissingPrevResult(t *testing.T) {
 		}
 	}
 }
+
+// A config that cannot be parsed is logged (to stderr: there is no log_file yet) with the pod it was for.
+func TestInvalidConfigLogNamesThePod(t *testing.T) {
+	var buf bytes.Buffer
+	saved := Stderr
+	Stderr = &buf
+	defer func() { Stderr = saved }()
+	if err := CmdAdd(&skel.CmdArgs{ContainerID: "c1", StdinData: []byte("{"), Args: "K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web"}); err == nil {
+		t.Fatal("ADD with an unparsable config succeeded")
+	}
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatalf("%v: %q", err, buf.String())
+	}
+	if m["level"] != "error" || m["msg"] != "invalid network config" || m["pod"] != "shop/web" || m["container"] != "c1" {
+		t.Fatalf("%v", m)
+	}
+}
