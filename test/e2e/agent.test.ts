@@ -14,6 +14,7 @@ import { toolchainMissing } from '../harness/toolchain.js';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { freePort, httpGet, waitFor } from '../harness/net.js';
 import { logTail, startProcess } from '../harness/proc.js';
+import { podBoundToken } from '../harness/node-identity.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const installerCli = join(root, 'dist/installer/cli.js');
@@ -102,16 +103,23 @@ async function events(cp: ControlPlane, ns: string, reason: string): Promise<Ev[
 async function main(t: Test): Promise<void> {
   const cp = await startControlPlane();
   t.teardown(() => cp.stop());
-  // The shipped namespace, identities and RBAC: the installer runs with exactly the rights the manifests give it.
-  for (const f of ['namespace.yaml', 'serviceaccounts.yaml', 'rbac.yaml'])
+  // The shipped namespace, identities, RBAC and node policies: the installer runs with exactly the rights the
+  // manifests give it, from a token bound to its pod on the node, as the kubelet projects it.
+  for (const f of ['namespace.yaml', 'serviceaccounts.yaml', 'rbac.yaml', 'installer-node-scope.yaml'])
     await cp.kubectlOk(['apply', '-f', join(root, 'manifests/base', f)]);
+  const installerToken = await podBoundToken(cp, {
+    namespace: NS,
+    serviceAccount: 'asm-cni-installer',
+    node: NODE,
+    pod: 'asm-cni-installer-e2e',
+  });
 
   const dir = join(cp.dir, 'agent-node');
   const netDir = join(dir, 'etc/cni/net.d');
   const binDir = join(dir, 'opt/cni/bin');
   const saDir = join(dir, 'sa');
   for (const d of [netDir, binDir, saDir]) mkdirSync(d, { recursive: true });
-  writeFileSync(join(saDir, 'token'), (await cp.kubectlOk(['create', 'token', 'asm-cni-installer', '-n', NS])).trim());
+  writeFileSync(join(saDir, 'token'), installerToken);
   writeFileSync(join(saDir, 'ca.crt'), cp.caPem);
   writeFileSync(join(saDir, 'namespace'), NS);
   writeFileSync(
