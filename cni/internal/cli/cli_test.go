@@ -224,7 +224,8 @@ func TestRenderInputTooLarge(t *testing.T) {
 
 func TestExplainEveryReason(t *testing.T) {
 	for _, r := range []string{"excluded-namespace", "injection-disabled-label", "injection-disabled-annotation",
-		"no-istio-proxy", "single-container", "host-network", "interception-none", "istio-init-present"} {
+		"no-istio-proxy", "single-container", "host-network", "not-sidecar", "envoy-disabled", "interception-none",
+		"istio-init-present"} {
 		if e := explain(r); e == r || e == "" {
 			t.Errorf("reason %s has no explanation", r)
 		}

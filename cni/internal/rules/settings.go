@@ -7,19 +7,20 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/asm-cni/asm-cni/cni/internal/istio"
 	"github.com/asm-cni/asm-cni/cni/internal/pod"
 )
 
-// Interception modes (sidecar.istio.io/interceptionMode).
+// Interception modes (sidecar.istio.io/interceptionMode), as package istio defines them.
 const (
-	ModeRedirect = "REDIRECT"
-	ModeTProxy   = "TPROXY"
-	ModeNone     = "NONE"
+	ModeRedirect = istio.ModeRedirect
+	ModeTProxy   = istio.ModeTProxy
+	ModeNone     = istio.ModeNone
 )
 
 // The pod annotations the plugin reads: exactly the ones Istio's CNI plugin reads.
 const (
-	AnnotationInterceptionMode         = "sidecar.istio.io/interceptionMode"
+	AnnotationInterceptionMode         = istio.AnnotationInterceptionMode
 	AnnotationIncludeOutboundIPRanges  = "traffic.sidecar.istio.io/includeOutboundIPRanges"
 	AnnotationExcludeOutboundIPRanges  = "traffic.sidecar.istio.io/excludeOutboundIPRanges"
 	AnnotationIncludeInboundPorts      = "traffic.sidecar.istio.io/includeInboundPorts"

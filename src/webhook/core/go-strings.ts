@@ -42,3 +42,28 @@ export function utf8Length(s: string): number {
   }
   return ascii ? s.length : encoder.encode(s).length;
 }
+
+/**
+ * Go's strconv.ParseBool, exactly: `1 t T TRUE true True` and `0 f F FALSE false False`; anything else
+ * (no trimming, no other casing) is unparseable and gives undefined.
+ */
+export function goParseBool(value: string): boolean | undefined {
+  switch (value) {
+    case '1':
+    case 't':
+    case 'T':
+    case 'TRUE':
+    case 'true':
+    case 'True':
+      return true;
+    case '0':
+    case 'f':
+    case 'F':
+    case 'FALSE':
+    case 'false':
+    case 'False':
+      return false;
+    default:
+      return undefined;
+  }
+}

@@ -4,20 +4,10 @@
 // they are serialized into the response right away.
 import type { Operation } from 'fast-json-patch';
 import type { SharedConfig } from '../../common/shared-config.js';
-import {
-  ANNOTATION,
-  DEFAULT_PROXY_ID,
-  ISTIO_INIT,
-  ISTIO_VALIDATION,
-  type JsonObject,
-  type PodView,
-  asArray,
-  asObject,
-  initArgs,
-  istioInit,
-  pointerToken,
-  stringEntry,
-} from './annotations.js';
+import { ANNOTATION, DEFAULT_PROXY_ID, ISTIO_INIT, ISTIO_VALIDATION } from '../../common/istio-names.js';
+import { type JsonObject, asArray, asObject, stringEntry } from './json.js';
+import { pointerToken } from './json-pointer.js';
+import { type PodView, initArgs, istioInit } from './pod-view.js';
 import { type AnnotationProblem } from './validate.js';
 
 /** A traffic annotation the rewrite derives from one of istio-init's arguments. */

@@ -1,7 +1,8 @@
 // Validation of the traffic annotations the CNI plugin reads, with the rules Istio's injector applies, so that no pod
 // reaches a node with a value the plugin would refuse. The same rules are written as shared vectors in
 // test/vectors/annotations.json, which the Go plugin's tests read too.
-import { ANNOTATION, quote } from './annotations.js';
+import { ANNOTATION } from '../../common/istio-names.js';
+import { quote } from './json.js';
 import { goTrimSpace, isGoControl, isGoSpace, utf8Length } from './go-strings.js';
 
 /** A rule returns undefined for a valid value, else a short reason. */

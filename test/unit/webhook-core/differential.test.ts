@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ANNOTATION } from '../../../src/webhook/core/annotations.js';
+import { ANNOTATION } from '../../../src/common/istio-names.js';
 import { validateTraffic } from '../../../src/webhook/core/validate.js';
 import { repoRoot, show } from './fixtures/helpers.js';
 import { type Rand, cidrValue, interfaceValue, modeValue, portValue, rng } from './fixtures/annotation-values.js';
@@ -71,59 +71,64 @@ function goBinary(): string | undefined {
   return probe.status === 0 ? 'go' : undefined;
 }
 
-t.test('webhook validator and plugin parser agree on every generated value', async (t) => {
-  const go = goBinary();
-  if (go === undefined) {
-    if (process.env.CI === 'true') t.fail('go is not installed: the differential test needs it (cni/go.mod)');
-    else t.skip('go is not installed: the plugin half of the differential test cannot be built');
-    return;
-  }
-  const dir = mkdtempSync(path.join(tmpdir(), 'asm-cni-diff-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const bin = path.join(dir, 'annotationcheck');
-  const build = spawnSync(go, ['build', '-o', bin, './tools/annotationcheck'], {
-    cwd: path.join(repoRoot, 'cni'),
-    encoding: 'utf8',
-  });
-  t.equal(build.status, 0, `go build ./tools/annotationcheck: ${build.stderr}`);
-  if (build.status !== 0) return;
-
-  const inputs = generate();
-  const run = spawnSync(bin, [], {
-    input: inputs.map((i) => JSON.stringify({ annotations: i.annotations })).join('\n') + '\n',
-    encoding: 'utf8',
-    maxBuffer: 256 * 1024 * 1024,
-  });
-  t.equal(run.status, 0, `annotationcheck exits 0: ${run.stderr}`);
-  const lines = run.stdout.split('\n').filter((l) => l !== '');
-  t.equal(lines.length, inputs.length, 'one answer per generated value');
-
-  const disagreements: string[] = [];
-  const counts = new Map<string, { total: number; valid: number }>();
-  inputs.forEach((input, i) => {
-    const plugin = JSON.parse(lines[i] ?? '{"ok":false,"error":"no answer"}') as { ok: boolean; error?: string };
-    const problems = validateTraffic(input.annotations);
-    const webhookOk = problems.length === 0;
-    const c = counts.get(input.kind) ?? { total: 0, valid: 0 };
-    c.total++;
-    if (plugin.ok) c.valid++;
-    counts.set(input.kind, c);
-    if (webhookOk !== plugin.ok) {
-      const values = Object.entries(input.annotations)
-        .map(([k, v]) => `${k}=${show(v)}`)
-        .join(' ');
-      disagreements.push(
-        `${values}: webhook ${webhookOk ? 'admits' : `denies (${show(problems[0]!.detail)})`}, plugin ${
-          plugin.ok ? 'accepts' : `refuses (${show(plugin.error ?? '')})`
-        }`,
-      );
+const go = goBinary();
+const noGo = 'go is not installed: the plugin half of the differential test cannot be built';
+// Locally a missing Go skips with the reason; under CI=true it fails (every tier must run there).
+t.test(
+  'webhook validator and plugin parser agree on every generated value',
+  { skip: go === undefined && process.env.CI !== 'true' ? noGo : false },
+  async (t) => {
+    if (go === undefined) {
+      t.fail(noGo);
+      return;
     }
-  });
-  for (const kind of KINDS) {
-    const c = counts.get(kind.name)!;
-    t.ok(c.total >= PER_KIND, `${kind.name}: ${c.total} values`);
-    // A generator that yields only valid (or only invalid) values would test one side of the rule only.
-    t.ok(c.valid > c.total * 0.05 && c.valid < c.total * 0.95, `${kind.name}: ${c.valid} accepted, a real mix`);
-  }
-  t.same(disagreements.slice(0, 20), [], `no disagreement (seed ${SEED}; ${disagreements.length} in all)`);
-});
+    const dir = mkdtempSync(path.join(tmpdir(), 'asm-cni-diff-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const bin = path.join(dir, 'annotationcheck');
+    const build = spawnSync(go, ['build', '-o', bin, './tools/annotationcheck'], {
+      cwd: path.join(repoRoot, 'cni'),
+      encoding: 'utf8',
+    });
+    t.equal(build.status, 0, `go build ./tools/annotationcheck: ${build.stderr}`);
+    if (build.status !== 0) return;
+
+    const inputs = generate();
+    const run = spawnSync(bin, [], {
+      input: inputs.map((i) => JSON.stringify({ annotations: i.annotations })).join('\n') + '\n',
+      encoding: 'utf8',
+      maxBuffer: 256 * 1024 * 1024,
+    });
+    t.equal(run.status, 0, `annotationcheck exits 0: ${run.stderr}`);
+    const lines = run.stdout.split('\n').filter((l) => l !== '');
+    t.equal(lines.length, inputs.length, 'one answer per generated value');
+
+    const disagreements: string[] = [];
+    const counts = new Map<string, { total: number; valid: number }>();
+    inputs.forEach((input, i) => {
+      const plugin = JSON.parse(lines[i] ?? '{"ok":false,"error":"no answer"}') as { ok: boolean; error?: string };
+      const problems = validateTraffic(input.annotations);
+      const webhookOk = problems.length === 0;
+      const c = counts.get(input.kind) ?? { total: 0, valid: 0 };
+      c.total++;
+      if (plugin.ok) c.valid++;
+      counts.set(input.kind, c);
+      if (webhookOk !== plugin.ok) {
+        const values = Object.entries(input.annotations)
+          .map(([k, v]) => `${k}=${show(v)}`)
+          .join(' ');
+        disagreements.push(
+          `${values}: webhook ${webhookOk ? 'admits' : `denies (${show(problems[0]!.detail)})`}, plugin ${
+            plugin.ok ? 'accepts' : `refuses (${show(plugin.error ?? '')})`
+          }`,
+        );
+      }
+    });
+    for (const kind of KINDS) {
+      const c = counts.get(kind.name)!;
+      t.ok(c.total >= PER_KIND, `${kind.name}: ${c.total} values`);
+      // A generator that yields only valid (or only invalid) values would test one side of the rule only.
+      t.ok(c.valid > c.total * 0.05 && c.valid < c.total * 0.95, `${kind.name}: ${c.valid} accepted, a real mix`);
+    }
+    t.same(disagreements.slice(0, 20), [], `no disagreement (seed ${SEED}; ${disagreements.length} in all)`);
+  },
+);

@@ -1,6 +1,7 @@
 import t from 'tap';
-import { viewPod, interceptionMode, initArgs } from '../../../src/webhook/core/annotations.js';
-import { parseBool, pluginSelection, seedSelection, webhookSelection } from '../../../src/webhook/core/selection.js';
+import { viewPod, interceptionMode, initArgs } from '../../../src/webhook/core/pod-view.js';
+import { goParseBool as parseBool } from '../../../src/webhook/core/go-strings.js';
+import { pluginSelection, seedSelection, webhookSelection } from '../../../src/webhook/core/selection.js';
 import { admit } from '../../../src/webhook/core/admit.js';
 import { config, selectionCases } from './fixtures/helpers.js';
 
