@@ -421,7 +421,7 @@ async function main(t: Test): Promise<void> {
   // evaluates the component's wider matchConditions) and is stored naming the plugin's network. Base (scenario 5)
   // leaves it alone. The configuration is the component rendered by kubectl kustomize, renamed, calling a second
   // webhook that runs the component's shared config.
-  await t.test('8. Multus component: a CNI-mode pod reaches the webhook and is stored with the network', async (t) => {
+  await t.test('5. (Multus component) a CNI-mode pod reaches the webhook and is stored with the network', async (t) => {
     const overlay = join(env.cp.dir, 'overlay-multus');
     mkdirSync(overlay, { recursive: true });
     writeFileSync(
