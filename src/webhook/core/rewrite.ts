@@ -164,10 +164,6 @@ class AnnotationWrites {
     if (stringEntry(this.view.annotations, key) !== value) this.writes.push([key, value]);
   }
 
-  get size(): number {
-    return this.writes.length;
-  }
-
   emit(ops: Operation[]): void {
     if (this.writes.length === 0) return;
     if (this.view.annotations === undefined) {

@@ -1,6 +1,8 @@
-// Validation of the traffic annotations the CNI plugin reads, with the rules Istio's injector applies, so that no pod
-// reaches a node with a value the plugin would refuse. The same rules are written as shared vectors in
-// test/vectors/annotations.json, which the Go plugin's tests read too.
+// Validation of the traffic annotations the CNI plugin reads, with the plugin's own rules (cni/internal/rules), so that
+// the webhook denies exactly what the plugin would refuse: no pod reaches a node with a value the plugin refuses, and
+// no pod Istio runs is denied for a value the plugin takes. The rules are written as shared vectors in
+// test/vectors/annotations.json, read by the Go tests too, and test/unit/webhook-core/differential.test.ts feeds
+// generated values to both.
 import { ANNOTATION } from '../../common/istio-names.js';
 import { quote } from './json.js';
 import { goTrimSpace, isGoControl, isGoSpace, utf8Length } from './go-strings.js';
