@@ -76,7 +76,7 @@ func proxyConfigMode(v string) (string, bool) {
 		return "", false
 	}
 	raw, ok := fields["interceptionMode"]
-	if !ok {
+	if !ok || string(raw) == "null" { // null would decode into "" without an error
 		return "", false
 	}
 	var m string

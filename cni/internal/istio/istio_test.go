@@ -39,6 +39,7 @@ func TestInterceptionModeSources(t *testing.T) {
 		{"PROXY_CONFIG keys are exact", nil, nil, proxyWith(pod.EnvVar{Name: EnvProxyConfig, Value: `{"INTERCEPTIONMODE":"NONE"}`}), ModeRedirect},
 		{"PROXY_CONFIG not JSON", nil, nil, proxyWith(pod.EnvVar{Name: EnvProxyConfig, Value: "interceptionMode: NONE"}), ModeRedirect},
 		{"PROXY_CONFIG mode not a string", nil, nil, proxyWith(pod.EnvVar{Name: EnvProxyConfig, Value: `{"interceptionMode":3}`}), ModeRedirect},
+		{"PROXY_CONFIG mode null is not set", nil, nil, proxyWith(pod.EnvVar{Name: EnvProxyConfig, Value: `{"interceptionMode": null }`}), ModeRedirect},
 		{"PROXY_CONFIG a list", nil, nil, proxyWith(pod.EnvVar{Name: EnvProxyConfig, Value: `["NONE"]`}), ModeRedirect},
 	}
 	for _, c := range cases {

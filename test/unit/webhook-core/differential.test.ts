@@ -3,7 +3,7 @@
 // cni/tools/annotationcheck reading JSON lines), and any disagreement fails with the value printed. The webhook must
 // deny exactly what the plugin would refuse: a value only the plugin refuses leaves a pod stuck in ContainerCreating,
 // a value only the webhook refuses rejects a pod Istio runs.
-import t from 'tap';
+import t, { type Test as Tap } from 'tap';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +11,17 @@ import path from 'node:path';
 import { ANNOTATION } from '../../../src/common/istio-names.js';
 import { validateTraffic } from '../../../src/webhook/core/validate.js';
 import { repoRoot, show } from './fixtures/helpers.js';
-import { type Rand, cidrValue, interfaceValue, modeValue, portValue, rng } from './fixtures/annotation-values.js';
+import { viewPod } from '../../../src/webhook/core/pod-view.js';
+import { pluginSelection } from '../../../src/webhook/core/selection.js';
+import {
+  type Rand,
+  cidrValue,
+  interfaceValue,
+  modeValue,
+  portValue,
+  rng,
+  selectionPod,
+} from './fixtures/annotation-values.js';
 
 // Building the Go program on a busy machine can take minutes: this deadline only catches a hang.
 t.setTimeout(20 * 60 * 1000);
@@ -71,64 +81,124 @@ function goBinary(): string | undefined {
   return probe.status === 0 ? 'go' : undefined;
 }
 
+const rootTap = t;
 const go = goBinary();
 const noGo = 'go is not installed: the plugin half of the differential test cannot be built';
 // Locally a missing Go skips with the reason; under CI=true it fails (every tier must run there).
-t.test(
-  'webhook validator and plugin parser agree on every generated value',
-  { skip: go === undefined && process.env.CI !== 'true' ? noGo : false },
-  async (t) => {
-    if (go === undefined) {
-      t.fail(noGo);
-      return;
-    }
+const needsGo = { skip: go === undefined && process.env.CI !== 'true' ? noGo : false };
+
+/** Builds the plugin half (cni/tools/annotationcheck) once per file and runs it on JSON lines, one answer each. */
+let built: string | undefined;
+function runPlugin(t: Tap, requests: readonly unknown[]): string[] | undefined {
+  if (go === undefined) {
+    t.fail(noGo);
+    return undefined;
+  }
+  if (built === undefined) {
     const dir = mkdtempSync(path.join(tmpdir(), 'asm-cni-diff-'));
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    // Kept for the file's other tests: removed when the whole file ends.
+    rootTap.teardown(() => rmSync(dir, { recursive: true, force: true }));
     const bin = path.join(dir, 'annotationcheck');
     const build = spawnSync(go, ['build', '-o', bin, './tools/annotationcheck'], {
       cwd: path.join(repoRoot, 'cni'),
       encoding: 'utf8',
     });
     t.equal(build.status, 0, `go build ./tools/annotationcheck: ${build.stderr}`);
-    if (build.status !== 0) return;
+    if (build.status !== 0) return undefined;
+    built = bin;
+  }
+  const run = spawnSync(built, [], {
+    input: requests.map((r) => JSON.stringify(r)).join('\n') + '\n',
+    encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  t.equal(run.status, 0, `annotationcheck exits 0: ${run.stderr}`);
+  const lines = run.stdout.split('\n').filter((l) => l !== '');
+  t.equal(lines.length, requests.length, 'one answer per input');
+  return lines.length === requests.length ? lines : undefined;
+}
 
-    const inputs = generate();
-    const run = spawnSync(bin, [], {
-      input: inputs.map((i) => JSON.stringify({ annotations: i.annotations })).join('\n') + '\n',
-      encoding: 'utf8',
-      maxBuffer: 256 * 1024 * 1024,
-    });
-    t.equal(run.status, 0, `annotationcheck exits 0: ${run.stderr}`);
-    const lines = run.stdout.split('\n').filter((l) => l !== '');
-    t.equal(lines.length, inputs.length, 'one answer per generated value');
+interface Answer {
+  ok: boolean;
+  error?: string;
+  reason?: string;
+}
 
-    const disagreements: string[] = [];
-    const counts = new Map<string, { total: number; valid: number }>();
-    inputs.forEach((input, i) => {
-      const plugin = JSON.parse(lines[i] ?? '{"ok":false,"error":"no answer"}') as { ok: boolean; error?: string };
-      const problems = validateTraffic(input.annotations);
-      const webhookOk = problems.length === 0;
-      const c = counts.get(input.kind) ?? { total: 0, valid: 0 };
-      c.total++;
-      if (plugin.ok) c.valid++;
-      counts.set(input.kind, c);
-      if (webhookOk !== plugin.ok) {
-        const values = Object.entries(input.annotations)
-          .map(([k, v]) => `${k}=${show(v)}`)
-          .join(' ');
-        disagreements.push(
-          `${values}: webhook ${webhookOk ? 'admits' : `denies (${show(problems[0]!.detail)})`}, plugin ${
-            plugin.ok ? 'accepts' : `refuses (${show(plugin.error ?? '')})`
-          }`,
-        );
-      }
-    });
-    for (const kind of KINDS) {
-      const c = counts.get(kind.name)!;
-      t.ok(c.total >= PER_KIND, `${kind.name}: ${c.total} values`);
-      // A generator that yields only valid (or only invalid) values would test one side of the rule only.
-      t.ok(c.valid > c.total * 0.05 && c.valid < c.total * 0.95, `${kind.name}: ${c.valid} accepted, a real mix`);
+t.test('webhook validator and plugin parser agree on every generated value', needsGo, async (t) => {
+  const inputs = generate();
+  const lines = runPlugin(
+    t,
+    inputs.map((i) => ({ annotations: i.annotations })),
+  );
+  if (lines === undefined) return;
+  const disagreements: string[] = [];
+  const counts = new Map<string, { total: number; valid: number }>();
+  inputs.forEach((input, i) => {
+    const plugin = JSON.parse(lines[i]!) as Answer;
+    const problems = validateTraffic(input.annotations);
+    const webhookOk = problems.length === 0;
+    const c = counts.get(input.kind) ?? { total: 0, valid: 0 };
+    c.total++;
+    if (plugin.ok) c.valid++;
+    counts.set(input.kind, c);
+    if (webhookOk !== plugin.ok) {
+      const values = Object.entries(input.annotations)
+        .map(([k, v]) => `${k}=${show(v)}`)
+        .join(' ');
+      disagreements.push(
+        `${values}: webhook ${webhookOk ? 'admits' : `denies (${show(problems[0]!.detail)})`}, plugin ${
+          plugin.ok ? 'accepts' : `refuses (${show(plugin.error ?? '')})`
+        }`,
+      );
     }
-    t.same(disagreements.slice(0, 20), [], `no disagreement (seed ${SEED}; ${disagreements.length} in all)`);
-  },
-);
+  });
+  for (const kind of KINDS) {
+    const c = counts.get(kind.name)!;
+    t.ok(c.total >= PER_KIND, `${kind.name}: ${c.total} values`);
+    // A generator that yields only valid (or only invalid) values would test one side of the rule only.
+    t.ok(c.valid > c.total * 0.05 && c.valid < c.total * 0.95, `${kind.name}: ${c.valid} accepted, a real mix`);
+  }
+  t.same(disagreements.slice(0, 20), [], `no disagreement (seed ${SEED}; ${disagreements.length} in all)`);
+});
+
+// The selection predicate, once per language (selection.ts + pod-view.ts; cni/internal/selection + istio): the same
+// generated pods through both, as the plugin decodes them. The webhook skips exactly where the plugin skips (rows 1-9).
+const PODS = 10_000;
+const PLUGIN_REASONS = [
+  'selected',
+  'excluded-namespace',
+  'injection-disabled-label',
+  'injection-disabled-annotation',
+  'no-istio-proxy',
+  'single-container',
+  'host-network',
+  'not-sidecar',
+  'envoy-disabled',
+  'interception-none',
+  'istio-init-present',
+];
+t.test('the plugin and the webhook select the same generated pods, for the same reason', needsGo, async (t) => {
+  const r = rng(SEED + 1);
+  const cases = Array.from({ length: PODS }, () => ({
+    pod: selectionPod(r),
+    namespace: r() < 0.1 ? 'kube-system' : 'shop',
+    exclude: ['kube-system', 'istio-system'],
+  }));
+  const lines = runPlugin(t, cases);
+  if (lines === undefined) return;
+  const reasons = new Map<string, number>();
+  const disagreements: string[] = [];
+  cases.forEach((c, i) => {
+    const plugin = JSON.parse(lines[i]!) as Answer;
+    const ours = pluginSelection(viewPod(c.pod), c.namespace, c.exclude).reason;
+    reasons.set(ours, (reasons.get(ours) ?? 0) + 1);
+    if (!plugin.ok || plugin.reason !== ours) {
+      const got = plugin.ok ? plugin.reason : `error ${show(plugin.error ?? '')}`;
+      disagreements.push(`${show(JSON.stringify(c.pod))}: webhook ${ours}, plugin ${got}`);
+    }
+  });
+  // Every reason shows up, or the generator misses a branch of the predicate.
+  for (const reason of PLUGIN_REASONS)
+    t.ok((reasons.get(reason) ?? 0) >= 20, `${reason}: ${reasons.get(reason) ?? 0} pods`);
+  t.same(disagreements.slice(0, 10), [], `no disagreement (seed ${SEED + 1}; ${disagreements.length} in all)`);
+});
