@@ -1,6 +1,6 @@
 // The webhook/plugin differential test (issue 10): the same generated annotation values go through the webhook's
 // validator (validateTraffic) and the plugin's parser (rules.FromPod, via the small Go program
-// cni/tools/annotationcheck reading JSON lines), and any disagreement fails with the value printed. The webhook must
+// cni/tools/differential reading JSON lines), and any disagreement fails with the value printed. The webhook must
 // deny exactly what the plugin would refuse: a value only the plugin refuses leaves a pod stuck in ContainerCreating,
 // a value only the webhook refuses rejects a pod Istio runs.
 import t, { type Test as Tap } from 'tap';
@@ -87,7 +87,7 @@ const noGo = 'go is not installed: the plugin half of the differential test cann
 // Locally a missing Go skips with the reason; under CI=true it fails (every tier must run there).
 const needsGo = { skip: go === undefined && process.env.CI !== 'true' ? noGo : false };
 
-/** Builds the plugin half (cni/tools/annotationcheck) once per file and runs it on JSON lines, one answer each. */
+/** Builds the plugin half (cni/tools/differential) once per file and runs it on JSON lines, one answer each. */
 let built: string | undefined;
 function runPlugin(t: Tap, requests: readonly unknown[]): string[] | undefined {
   if (go === undefined) {
@@ -98,12 +98,12 @@ function runPlugin(t: Tap, requests: readonly unknown[]): string[] | undefined {
     const dir = mkdtempSync(path.join(tmpdir(), 'asm-cni-diff-'));
     // Kept for the file's other tests: removed when the whole file ends.
     rootTap.teardown(() => rmSync(dir, { recursive: true, force: true }));
-    const bin = path.join(dir, 'annotationcheck');
-    const build = spawnSync(go, ['build', '-o', bin, './tools/annotationcheck'], {
+    const bin = path.join(dir, 'differential');
+    const build = spawnSync(go, ['build', '-o', bin, './tools/differential'], {
       cwd: path.join(repoRoot, 'cni'),
       encoding: 'utf8',
     });
-    t.equal(build.status, 0, `go build ./tools/annotationcheck: ${build.stderr}`);
+    t.equal(build.status, 0, `go build ./tools/differential: ${build.stderr}`);
     if (build.status !== 0) return undefined;
     built = bin;
   }
@@ -112,7 +112,7 @@ function runPlugin(t: Tap, requests: readonly unknown[]): string[] | undefined {
     encoding: 'utf8',
     maxBuffer: 256 * 1024 * 1024,
   });
-  t.equal(run.status, 0, `annotationcheck exits 0: ${run.stderr}`);
+  t.equal(run.status, 0, `differential exits 0: ${run.stderr}`);
   const lines = run.stdout.split('\n').filter((l) => l !== '');
   t.equal(lines.length, requests.length, 'one answer per input');
   return lines.length === requests.length ? lines : undefined;

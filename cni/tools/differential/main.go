@@ -1,4 +1,4 @@
-// Command annotationcheck is the plugin's half of the webhook/plugin differential tests
+// Command differential is the plugin's half of the webhook/plugin differential tests
 // (test/unit/webhook-core/differential.test.ts). It reads JSON lines on stdin and answers one JSON line each, with
 // the plugin's own code on the real path:
 //
@@ -58,16 +58,16 @@ func main() {
 	for in.Scan() {
 		var req request
 		if err := json.Unmarshal(in.Bytes(), &req); err != nil {
-			fmt.Fprintf(os.Stderr, "annotationcheck: bad input line: %v\n", err)
+			fmt.Fprintf(os.Stderr, "differential: bad input line: %v\n", err)
 			os.Exit(2)
 		}
 		if err := enc.Encode(answer(req)); err != nil {
-			fmt.Fprintf(os.Stderr, "annotationcheck: %v\n", err)
+			fmt.Fprintf(os.Stderr, "differential: %v\n", err)
 			os.Exit(2)
 		}
 	}
 	if err := in.Err(); err != nil {
-		fmt.Fprintf(os.Stderr, "annotationcheck: reading stdin: %v\n", err)
+		fmt.Fprintf(os.Stderr, "differential: reading stdin: %v\n", err)
 		os.Exit(2)
 	}
 	if err := out.Flush(); err != nil {
