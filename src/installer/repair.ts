@@ -10,8 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import type { CoreV1Api, CoreV1Event, V1ObjectReference, V1OwnerReference, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-
-export const VALIDATION_CONTAINER = 'istio-validation';
+import { ISTIO_VALIDATION } from '../common/istio-names.js';
 
 /** The component name on Events (source and reportingComponent). */
 export const EVENT_COMPONENT = 'asm-cni-install';
@@ -24,7 +23,7 @@ export type RepairVerdict = 'repair' | 'healthy' | 'no-controller' | 'terminatin
 export type RepairOutcome = 'deleted' | 'failed' | 'no-controller' | 'stopped';
 
 function validationStatus(pod: V1Pod) {
-  return pod.status?.initContainerStatuses?.find((s) => s.name === VALIDATION_CONTAINER);
+  return pod.status?.initContainerStatuses?.find((s) => s.name === ISTIO_VALIDATION);
 }
 
 /** Pure: does this pod's istio-validation init container show a failure (non-zero exit now or before a restart)? */
