@@ -21,9 +21,8 @@ import (
 	"github.com/asm-cni/asm-cni/cni/internal/config"
 	"github.com/asm-cni/asm-cni/cni/internal/kube"
 	"github.com/asm-cni/asm-cni/cni/internal/netns"
+	"github.com/asm-cni/asm-cni/cni/internal/plan"
 	"github.com/asm-cni/asm-cni/cni/internal/pod"
-	"github.com/asm-cni/asm-cni/cni/internal/rules"
-	"github.com/asm-cni/asm-cni/cni/internal/selection"
 )
 
 // SupportedVersions are the CNI spec versions the plugin speaks (CHECK from 0.4.0, STATUS from 1.1.0).
@@ -97,22 +96,14 @@ func lookup(conf *config.Config, t target, l *logger) (spec *apply.Spec, skip st
 	if err != nil {
 		return nil, "", cniErr(CodeBadAPIResponse, "the API server's answer for pod %s/%s is not a pod: %v", t.ref.Namespace, t.ref.Name, err)
 	}
-	d := selection.Decide(p, t.ref.Namespace, conf.ExcludeNamespaces)
-	if !d.Redirect {
-		return nil, d.Reason, nil
-	}
-	s, err := rules.FromPod(p)
+	pl, err := plan.For(p, t.ref.Namespace, conf.ExcludeNamespaces)
 	if err != nil {
 		return nil, "", cniErr(CodeInvalidAnnotation, "pod %s/%s: %v", t.ref.Namespace, t.ref.Name, err)
 	}
-	for _, w := range s.Warnings {
+	for _, w := range pl.Warnings {
 		l.Warn(w, "pod", t.ref.Namespace+"/"+t.ref.Name)
 	}
-	rs := rules.Render(s)
-	if rs.Empty() {
-		return nil, fmt.Sprintf("interception mode %s renders no rules", s.InterceptionMode), nil
-	}
-	return &apply.Spec{IPv4: rs.IPv4, IPv6: rs.IPv6, TPROXY: rs.TPROXY}, "", nil
+	return pl.Spec, pl.Skip, nil
 }
 
 func lookupErr(err error) error {
@@ -151,8 +142,8 @@ func newApplier(conf *config.Config, l *logger) (*apply.Applier, error) {
 	l.Debugf("iptables backend %s (%s)", b.Name, b.Reason)
 	return &apply.Applier{
 		Backend: b,
-		Owned:   apply.Owned{Chains: rules.ChainNames, Marks: []uint32{rules.TProxyMark, rules.OutboundMark}},
-		Route:   apply.PolicyRoute{Mark: rules.TProxyMark, Table: rules.TProxyRouteTable},
+		Owned:   plan.Owned(),
+		Route:   plan.Route(),
 		Logf:    l.Debugf,
 	}, nil
 }
