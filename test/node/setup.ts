@@ -79,13 +79,35 @@ export async function waitInstalled(node: KubeNode): Promise<void> {
   );
 }
 
-/** The plugin's log lines about one sandbox (the plugin names the first 12 characters of the container id). */
-export const sandboxLogLines = (ne: NodeEnv, sandboxId: string): string[] =>
-  existsSync(ne.pluginLog)
-    ? readFileSync(ne.pluginLog, 'utf8')
-        .split('\n')
-        .filter((l) => l.includes(` container=${sandboxId.slice(0, 12)} `))
-    : [];
+/** The one JSON line the plugin logs per CNI command (docs/plugin.md). */
+export interface PluginCall {
+  cmd: 'ADD' | 'DEL' | 'CHECK' | string;
+  container: string;
+  pod?: string;
+  netns?: string;
+  decision: 'redirected' | 'verified' | 'removed' | 'skipped' | 'failed' | string;
+  reason?: string;
+  error?: string;
+}
+
+/** The plugin's calls for one sandbox (CNI_CONTAINERID), oldest first. */
+export function pluginCalls(ne: NodeEnv, sandboxId: string): PluginCall[] {
+  if (!existsSync(ne.pluginLog)) return [];
+  const calls: PluginCall[] = [];
+  for (const line of readFileSync(ne.pluginLog, 'utf8').split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const o = JSON.parse(line) as Partial<PluginCall>;
+    if (o.container === sandboxId && typeof o.cmd === 'string' && typeof o.decision === 'string')
+      calls.push(o as PluginCall);
+  }
+  return calls;
+}
+
+/** For messages: the calls in one line each. */
+export const describeCalls = (calls: PluginCall[]): string =>
+  calls
+    .map((c) => `${c.cmd} ${c.decision}${c.reason ? ` (${c.reason})` : ''}${c.netns ? ` netns=${c.netns}` : ''}`)
+    .join('; ') || 'none';
 
 /** The id of the pod's newest sandbox. */
 export async function sandboxId(ne: NodeEnv, pod: PodRef): Promise<string> {

@@ -21,7 +21,8 @@ import {
   podEvents,
   POD_DEADLINE_MS,
   sandboxId,
-  sandboxLogLines,
+  pluginCalls,
+  describeCalls,
   waitInstalled,
   waitRunning,
   type NodeEnv,
@@ -126,10 +127,10 @@ async function main(t: Test): Promise<void> {
     const validation = running.status.initContainerStatuses?.find((s: any) => s.name === 'istio-validation');
     t.equal(validation?.state?.terminated?.exitCode, 0, 'istio-validation (stand-in) saw the redirection: exit 0');
 
-    const lines = sandboxLogLines(ne, await sandboxId(ne, pod));
+    const calls = pluginCalls(ne, await sandboxId(ne, pod));
     t.ok(
-      lines.some((l) => /redirection applied/.test(l)),
-      `the plugin, called by containerd, programmed the pod (its log: ${lines.join(' | ')})`,
+      calls.some((c) => c.cmd === 'ADD' && c.decision === 'redirected' && c.pod === `${ns}/${pod.name}`),
+      `the plugin, called by containerd for the pod, programmed it (its calls: ${describeCalls(calls)})`,
     );
 
     // The documented check: crictl -> PID -> nsenter.
@@ -169,13 +170,13 @@ async function main(t: Test): Promise<void> {
     const running = await waitRunning(ne, pod);
     const init = running.status.initContainerStatuses?.find((s: any) => s.name === 'istio-init');
     t.equal(init?.state?.terminated?.exitCode, 0, 'istio-init ran (its stand-in programs nothing)');
-    const lines = sandboxLogLines(ne, await sandboxId(ne, pod));
+    const calls = pluginCalls(ne, await sandboxId(ne, pod));
     t.ok(
-      lines.some((l) => /pass through: namespace istio-system is in exclude_namespaces/.test(l)),
-      `the plugin was called and passed through (its log: ${lines.join(' | ')})`,
+      calls.some((c) => c.cmd === 'ADD' && c.decision === 'skipped' && /exclude/.test(c.reason ?? '')),
+      `the plugin was called and skipped the pod as excluded (its calls: ${describeCalls(calls)})`,
     );
     t.notOk(
-      lines.some((l) => /redirection applied/.test(l)),
+      calls.some((c) => c.decision === 'redirected'),
       'and applied nothing',
     );
     const nat = await podNat(await node.containerPid(pod, 'productpage'));
@@ -206,14 +207,18 @@ async function main(t: Test): Promise<void> {
       async () => ((await node.sandboxes(pod)).some((s) => s.id === sandbox) ? undefined : true),
       { timeoutMs: POD_DEADLINE_MS, intervalMs: 2000 },
     );
-    const lines = sandboxLogLines(ne, sandbox);
+    const dels = pluginCalls(ne, sandbox).filter((c) => c.cmd === 'DEL');
     t.ok(
-      lines.some((l) => l.includes(`DEL: redirection removed from ${netnsPath}`)),
-      `DEL with the netns removed the redirection (log: ${lines.slice(-4).join(' | ')})`,
+      dels.some((c) => c.decision === 'removed' && c.netns === netnsPath),
+      `DEL with the netns removed the redirection (DELs: ${describeCalls(dels)})`,
     );
     t.ok(
-      lines.some((l) => l.includes('DEL: network namespace "" is gone')),
+      dels.some((c) => c.netns === undefined && c.decision === 'skipped' && /gone/.test(c.reason ?? '')),
       'the second DEL came with an empty CNI_NETNS and succeeded',
+    );
+    t.notOk(
+      dels.some((c) => c.decision === 'failed'),
+      'no DEL failed',
     );
     t.notOk(existsSync(netnsPath), 'the netns pin is gone');
     t.notOk(existsSync(ipamFile), 'the address is released');
@@ -249,10 +254,10 @@ async function main(t: Test): Promise<void> {
       const running = await waitRunning(ne, pod);
       const validation = running.status.initContainerStatuses?.find((s: any) => s.name === 'istio-validation');
       t.equal(validation?.state?.terminated?.exitCode, 0, "the kubelet's retry: istio-validation saw the redirection");
-      const lines = sandboxLogLines(ne, await sandboxId(ne, pod));
+      const calls = pluginCalls(ne, await sandboxId(ne, pod));
       t.ok(
-        lines.some((l) => /redirection applied/.test(l)),
-        'the retried ADD programmed the pod',
+        calls.some((c) => c.cmd === 'ADD' && c.decision === 'redirected'),
+        `the retried ADD programmed the pod (${describeCalls(calls)})`,
       );
     },
   );
@@ -279,7 +284,7 @@ async function main(t: Test): Promise<void> {
     t.ok(initNames(await getPod(ne, pod)).includes('istio-init'), 'a new pod keeps istio-init');
     await node.bind(pod);
     await waitRunning(ne, pod);
-    t.same(sandboxLogLines(ne, await sandboxId(ne, pod)), [], 'the plugin was not called for it');
+    t.same(pluginCalls(ne, await sandboxId(ne, pod)), [], 'the plugin was not called for it');
     const nat = await podNat(await node.containerPid(pod, 'productpage'));
     t.notMatch(nat.save, /ISTIO_/, 'no ISTIO_ chains from the plugin');
   });
@@ -331,10 +336,10 @@ async function main(t: Test): Promise<void> {
       const running = await waitRunning(ne, replacement);
       const validation = running.status.initContainerStatuses?.find((s: any) => s.name === 'istio-validation');
       t.equal(validation?.state?.terminated?.exitCode, 0, 'the recreated pod passes istio-validation');
-      const lines = sandboxLogLines(ne, await sandboxId(ne, replacement));
+      const calls = pluginCalls(ne, await sandboxId(ne, replacement));
       t.ok(
-        lines.some((l) => /redirection applied/.test(l)),
-        'and the plugin programmed it',
+        calls.some((c) => c.cmd === 'ADD' && c.decision === 'redirected'),
+        `and the plugin programmed it (${describeCalls(calls)})`,
       );
     },
   );
