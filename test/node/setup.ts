@@ -7,6 +7,7 @@ import { applyOverlay, bringUp, waitWebhookActive, type Env } from '../harness/s
 import { PAUSE_IMAGE, startNode, type KubeNode, type PodRef } from '../harness/node.js';
 import { prepareInstaller, type Installer } from '../harness/node-install.js';
 import { waitFor } from '../harness/net.js';
+import { logTail } from '../harness/proc.js';
 import { startRelay, type Relay } from '../harness/relay.js';
 import { IMAGES } from './pods.js';
 import type { Pod } from '../harness/pods.js';
@@ -35,7 +36,11 @@ export async function bringUpNode(t: Test, installerConfig?: string): Promise<No
   });
   t.teardown(() => node.stop());
   t.teardown(() => {
-    if (!t.passing()) t.comment(`${node.logs()}\n--- webhook ---\n${env.webhook.logs()}\n${env.cp.logs()}`);
+    if (!t.passing())
+      t.comment(
+        `${node.logs()}\n--- asm-cni plugin ---\n${logTail(`${node.dir}/asm-cni-plugin.log`, 30)}\n` +
+          `--- webhook ---\n${env.webhook.logs()}\n${env.cp.logs()}`,
+      );
   });
   for (const image of IMAGES) await node.importImage(image);
   const relay = await startRelay(env.cp.port);
@@ -47,7 +52,7 @@ export async function bringUpNode(t: Test, installerConfig?: string): Promise<No
     nodeName: node.name,
     apiPort: relay.port,
     podImage: PAUSE_IMAGE,
-    // debug: the plugin logs its DELs too
+    // debug: besides its one line per call, the plugin logs each restore transaction (read when a test fails)
     config: installerConfig ?? 'excludeNamespaces: [kube-system, istio-system]\nlogLevel: debug\n',
   });
   return { env, node, installer, relay, pluginLog: `${node.dir}/asm-cni-plugin.log` };
