@@ -23,6 +23,7 @@ import {
   sandboxId,
   pluginCalls,
   describeCalls,
+  type PluginCall,
   waitInstalled,
   waitRunning,
   type NodeEnv,
@@ -41,21 +42,43 @@ const NOWHERE = '192.0.2.99:80';
 /** iptables-save text without comments and with packet counters zeroed, for comparing rule sets. */
 const normalizeSave = (s: string): string => stripComments(s).replace(/\[\d+:\d+\]/g, '[0:0]');
 
-/** The nat table of a pod, read as the documentation says: crictl -> PID -> nsenter. */
-async function podNat(pid: number): Promise<{ listing: string; save: string }> {
-  const listing = await runOk('nsenter', ['-t', String(pid), '-n', 'iptables', '-t', 'nat', '-L', '-n', '-v']);
-  const save = await runOk('nsenter', ['-t', String(pid), '-n', 'iptables-save', '-t', 'nat']);
+/** The iptables flavour the plugin used for a sandbox, from its ADD line ("iptables nft, IPv6 false, ..."). */
+type Flavour = 'nft' | 'legacy';
+function flavourOf(calls: PluginCall[]): Flavour {
+  const add = calls.find((c) => c.cmd === 'ADD' && c.decision === 'redirected');
+  const m = /iptables (nft|legacy)/.exec(add?.reason ?? '');
+  if (!m) throw new Error(`no redirected ADD naming its iptables flavour among: ${describeCalls(calls)}`);
+  return m[1] as Flavour;
+}
+
+/**
+ * The nat table of a pod, read as the documentation says: crictl -> PID -> nsenter, with the flavour the plugin used
+ * (docs/plugin.md: the node has both iptables-nft and iptables-legacy).
+ */
+async function podNat(pid: number, flavour: Flavour): Promise<{ listing: string; save: string }> {
+  const ns = ['-t', String(pid), '-n'];
+  const listing = await runOk('nsenter', [...ns, `iptables-${flavour}`, '-t', 'nat', '-L', '-n', '-v']);
+  const save = await runOk('nsenter', [...ns, `iptables-${flavour}-save`, '-t', 'nat']);
   return { listing, save };
 }
 
+/** Whether the pod's netns has any ISTIO_ chain, in either flavour. */
+async function podHasIstioChains(pid: number): Promise<boolean> {
+  for (const flavour of ['nft', 'legacy'] as const) {
+    const r = await run('nsenter', ['-t', String(pid), '-n', `iptables-${flavour}-save`]);
+    if (/ISTIO_/.test(r.stdout)) return true;
+  }
+  return false;
+}
+
 /** What `asm-cni render` says the stored pod gets, loaded into a fresh netns and read back with iptables-save. */
-async function renderedNat(ne: NodeEnv, pod: PodRef): Promise<string> {
+async function renderedNat(ne: NodeEnv, pod: PodRef, flavour: Flavour): Promise<string> {
   const yaml = await ne.env.cp.kubectlOk(['get', 'pod', '-n', pod.namespace, pod.name, '-o', 'yaml']);
   const rendered = await runOk(pluginBinary, ['render', '-f', '-', '--family', 'ipv4'], { input: yaml });
   const n = await createNetns();
   try {
-    await runOk('ip', ['netns', 'exec', n.name, 'iptables-restore', '--noflush'], { input: rendered });
-    return await runOk('ip', ['netns', 'exec', n.name, 'iptables-save', '-t', 'nat']);
+    await runOk('ip', ['netns', 'exec', n.name, `iptables-${flavour}-restore`, '--noflush'], { input: rendered });
+    return await runOk('ip', ['netns', 'exec', n.name, `iptables-${flavour}-save`, '-t', 'nat']);
   } finally {
     await n.remove();
   }
@@ -135,9 +158,14 @@ async function main(t: Test): Promise<void> {
 
     // The documented check: crictl -> PID -> nsenter.
     const pid = await node.containerPid(pod, 'productpage');
-    const nat = await podNat(pid);
+    const flavour = flavourOf(calls);
+    const nat = await podNat(pid, flavour);
     for (const chain of ISTIO_CHAINS) t.match(nat.listing, new RegExp(`^Chain ${chain} `, 'm'), `${chain} listed`);
-    t.equal(normalizeSave(nat.save), normalizeSave(await renderedNat(ne, pod)), 'iptables-save equals asm-cni render');
+    t.equal(
+      normalizeSave(nat.save),
+      normalizeSave(await renderedNat(ne, pod, flavour)),
+      'iptables-save equals asm-cni render',
+    );
     const verified = await verifyOnNode(ne, [`${pod.namespace}/${pod.name}`]);
     t.equal(verified.code, 0, `asm-cni verify NS/POD on the node: match (${verified.out})`);
 
@@ -179,8 +207,7 @@ async function main(t: Test): Promise<void> {
       calls.some((c) => c.decision === 'redirected'),
       'and applied nothing',
     );
-    const nat = await podNat(await node.containerPid(pod, 'productpage'));
-    t.notMatch(nat.save, /ISTIO_/, 'no ISTIO_ chains in the pod');
+    t.notOk(await podHasIstioChains(await node.containerPid(pod, 'productpage')), 'no ISTIO_ chains in the pod');
     const verified = await verifyOnNode(ne, [`${ns}/${pod.name}`]);
     t.equal(verified.code, 3, `asm-cni verify: not-redirected (${verified.out})`);
   });
@@ -285,8 +312,7 @@ async function main(t: Test): Promise<void> {
     await node.bind(pod);
     await waitRunning(ne, pod);
     t.same(pluginCalls(ne, await sandboxId(ne, pod)), [], 'the plugin was not called for it');
-    const nat = await podNat(await node.containerPid(pod, 'productpage'));
-    t.notMatch(nat.save, /ISTIO_/, 'no ISTIO_ chains from the plugin');
+    t.notOk(await podHasIstioChains(await node.containerPid(pod, 'productpage')), 'no ISTIO_ chains from the plugin');
   });
 
   await t.test(
@@ -406,10 +432,11 @@ async function main(t: Test): Promise<void> {
         t.notOk(initNames(stored).includes('istio-init'), `${s.name}: no istio-init`);
         const validation = stored.status.initContainerStatuses?.find((c: any) => c.name === 'istio-validation');
         t.equal(validation?.state?.terminated?.exitCode, 0, `${s.name}: istio-validation passed`);
-        const nat = await podNat(await node.containerPid(pod, 'productpage'));
+        const flavour = flavourOf(pluginCalls(ne, await sandboxId(ne, pod)));
+        const nat = await podNat(await node.containerPid(pod, 'productpage'), flavour);
         t.equal(
           normalizeSave(nat.save),
-          normalizeSave(await renderedNat(ne, pod)),
+          normalizeSave(await renderedNat(ne, pod, flavour)),
           `${s.name}: the rules once, as rendered`,
         );
       }
