@@ -30,7 +30,9 @@ function readJson(file: string | undefined): any {
 
 export function machine(loadAtStart: string | undefined): Record<string, unknown> {
   const model =
-    /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? 'unknown';
+    /^model name[^:\n]*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ??
+    cpus()[0]?.model ??
+    'unknown';
   return {
     cpuModel: model,
     cores: cpus().length,

@@ -283,7 +283,7 @@ function canon(x: unknown): string {
       ? v.map(sort)
       : v && typeof v === 'object'
         ? Object.fromEntries(
-            Object.keys(v as object)
+            Object.keys(v)
               .sort()
               .map((k) => [k, sort((v as Record<string, unknown>)[k])]),
           )

@@ -309,13 +309,13 @@ function reloadFailures(text: string): number {
   let sum = 0;
   for (const line of text.split('\n')) {
     if (line.startsWith('#')) continue;
-    const m = /^(\S*?)(\{[^}]*\})?\s+(\S+)$/.exec(line);
+    const m = /^([^\s{]*)(\{[^}]*\})?\s+(\S+)$/.exec(line);
     if (!m) continue;
     const name = m[1]!;
     const labels = m[2] ?? '';
     if (
       /config.*reload/.test(name) &&
-      (/fail|error/.test(name) || /(result|outcome|status)="(fail|failure|error|invalid)/.test(labels))
+      (/fail|error/.test(name) || /(result|outcome|status)="(fail|error|invalid)/.test(labels))
     )
       sum += Number(m[3]);
   }

@@ -25,7 +25,7 @@ export interface LoggerOptions {
 export interface WebhookLogger {
   logger: Logger;
   /** Writes out anything buffered; call before the process exits. */
-  flush(): void;
+  flush: () => void;
 }
 
 /** Bytes of log lines collected before a write: about 50 review lines under load. */

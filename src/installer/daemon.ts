@@ -144,7 +144,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       for (const w of watchers.values()) w.close();
       watchers.clear();
       if (running) await running;
-      if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
+      if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }

@@ -55,7 +55,7 @@ async function waitUninstalled(
   signal: AbortSignal | undefined,
 ): Promise<void> {
   const done = { ready: true, binary: false, kubeconfig: false, entry: false, reasons: [] };
-  const server = options.readinessPort === 0 ? null : createHealthServer(async () => done, metrics.registry);
+  const server = options.readinessPort === 0 ? null : createHealthServer(() => Promise.resolve(done), metrics.registry);
   if (server) await new Promise<void>((resolve) => server.listen(options.readinessPort, resolve));
   log.info('uninstalled; waiting for SIGTERM');
   await new Promise<void>((resolve) => {

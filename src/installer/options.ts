@@ -127,7 +127,7 @@ function parsePort(text: string): number {
 
 function parseBool(flag: string, text: string): boolean {
   if (/^(1|t|true|yes)$/i.test(text)) return true;
-  if (/^(0|f|false|no|)$/i.test(text)) return false;
+  if (/^(0|f|false|no)?$/i.test(text)) return false;
   throw new UsageError(`--${flag}: expected true or false, got ${JSON.stringify(text)}`);
 }
 

@@ -80,7 +80,7 @@ export class TokenRequestSource implements TokenSource {
       // A failed refresh keeps the old token while it still works; the next reconcile tries again.
       if (this.cached && now < this.cached.expiresAt)
         return { token: this.cached.token, expiresAt: this.cached.expiresAt };
-      throw new Error(`${this.description} failed: ${(err as Error).message}`);
+      throw new Error(`${this.description} failed: ${(err as Error).message}`, { cause: err });
     }
   }
 }

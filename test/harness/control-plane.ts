@@ -277,7 +277,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
     const tails = procs.map((p) => `--- ${p.name} ---\n${logTail(p.logFile)}`).join('\n');
     await stopAll();
     removeDir();
-    throw new Error(`${err instanceof Error ? err.message : String(err)}\n${tails}`);
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\n${tails}`, { cause: err });
   }
 }
 

@@ -43,7 +43,7 @@ function oracleFile(shape: Shape, file: string): string {
 /** The pod of the first workload in an oracle file (`hello.yaml.injected`, ...), named `name`. */
 export function oraclePod(shape: Shape, file: string, name: string): Pod {
   const docs = parseAllDocuments(oracleFile(shape, file))
-    .map((d) => d.toJS() as any)
+    .map((d) => d.toJS())
     .filter((d) => d && typeof d === 'object');
   const w = docs[0];
   if (!w) throw new Error(`no document in ${shape}/${file}`);

@@ -154,7 +154,7 @@ export function appendNetwork(current: string | undefined, network: string, podN
       return (e.name === network && ns === 'default') || e.name === qualified;
     });
     if (present) return { unchanged: true };
-    return { value: JSON.stringify([...list, { name: network, namespace: 'default' }]) };
+    return { value: JSON.stringify([...(list as unknown[]), { name: network, namespace: 'default' }]) };
   }
   for (const raw of current.split(',')) {
     const entry = raw.trim();

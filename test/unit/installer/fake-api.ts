@@ -33,6 +33,7 @@ export async function startFakeApi(): Promise<FakeApi> {
     tokenCount: 0,
     close: async () => {},
   };
+  // eslint-disable-next-line @typescript-eslint/no-misused-promises -- a test server: a throw fails the test run
   const server: Server = createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const payload = await body(req);
@@ -116,7 +117,7 @@ export function pod(
                 ready: false,
                 restartCount: 1,
                 ...validation,
-              } as never,
+              },
             ],
           },
   };

@@ -13,7 +13,6 @@ import { parseCommandLine } from '../../../src/installer/options.js';
 import { hostPathOf, renderEntry } from '../../../src/installer/entry.js';
 import { repoRoot } from './helpers.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 const manifests = path.join(repoRoot, 'manifests');
 const dir = path.join(manifests, 'components', 'multus');
 const docs = (file: string): any[] =>

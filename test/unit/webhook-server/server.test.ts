@@ -10,7 +10,7 @@ import path from 'node:path';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { admit } from '../../../src/webhook/core/admit.js';
 import { DEFAULT_CONFIG } from '../../../src/common/shared-config.js';
-import { startServer, type RunningWebhook } from '../../../src/webhook/server/server.js';
+import { startServer } from '../../../src/webhook/server/server.js';
 import { requirePrereq } from '../../harness/prereq.js';
 import {
   AtomicDir,
