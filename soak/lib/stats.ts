@@ -1,4 +1,5 @@
 // Latency figures from raw samples (milliseconds). Samples are few enough (< 10^6) to sort.
+import { poll, type Probe } from '../../test/harness/wait.js';
 export interface LatencySummary {
   count: number;
   p50: number;
@@ -25,23 +26,8 @@ export function round(n: number, digits = 1): number {
   return Math.round(n * f) / f;
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { sleep } from '../../test/harness/wait.js';
 
-/** Polls `probe` until it returns a truthy value or `timeoutMs` passes; returns the value or undefined. */
-export async function waitFor<T>(
-  probe: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs: number,
-  everyMs = 50,
-): Promise<T | undefined> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v) return v;
-    } catch {
-      /* not yet */
-    }
-    if (Date.now() >= until) return undefined;
-    await sleep(everyMs);
-  }
-}
+/** The soak's form of poll(): the probe's truthy answer, or undefined once timeoutMs passed. */
+export const waitFor = <T>(probe: Probe<T>, timeoutMs: number, everyMs = 50): Promise<T | undefined> =>
+  poll(probe, { timeoutMs, intervalMs: everyMs });

@@ -2,7 +2,8 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startProcess, logTail, type Managed } from './proc.js';
-import { freePort, httpGet, httpsGet, waitFor } from './net.js';
+import { freePort, httpGet, httpsGet } from './net.js';
+import { waitFor } from './wait.js';
 import { repoRoot } from './toolchain.js';
 
 export interface Webhook {

@@ -266,26 +266,7 @@ export function httpsRequest(
   });
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Polls until check() returns a truthy value or the time is up. */
-export async function eventually<T>(check: () => Promise<T> | T, ms = 8000, every = 50): Promise<NonNullable<T>> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > end)
-      throw new Error(
-        `condition not met within ${ms} ms${last ? `: ${last instanceof Error ? last.message : JSON.stringify(last)}` : ''}`,
-      );
-    await sleep(every);
-  }
-}
+export { eventually, sleep } from '../../harness/wait.js';
 
 export function decodePatch(response: { patch?: string }): unknown[] {
   return response.patch ? (JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as unknown[]) : [];
