@@ -4,12 +4,11 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Summary } from './stats.js';
+import type { Summary } from '../../test/harness/stats.js';
 import { renderChart, type Panel } from './svg.js';
-
-const ROOT = resolve(import.meta.dirname, '../../..');
+import { repoRoot as ROOT } from '../../test/harness/toolchain.js';
 
 function cmd(file: string, args: string[]): string | null {
   try {

@@ -21,7 +21,7 @@ import {
 } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
-import { makeCA } from '../lib/certs.js';
+import { makeCA } from '../../test/harness/certs.js';
 import { freePort, run, startLogged, subDir, onCleanup } from '../lib/proc.js';
 import { Asserts, type Report } from '../lib/report.js';
 import { oraclesDir, repoRoot } from '../lib/reviews.js';

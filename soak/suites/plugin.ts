@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseAllDocuments } from 'yaml';
-import { makeCA, makeLeaf } from '../lib/certs.js';
+import { makeCA, makeLeaf } from '../../test/harness/certs.js';
 import { addNetns, addPodNetns, canUseNetns, inNetns, nsPath } from '../lib/netns.js';
 import { onCleanup, subDir, track, type Child } from '../lib/proc.js';
 import { Asserts, type Report } from '../lib/report.js';

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { AdmissionClient } from '../lib/client.js';
-import { makeCA, makeLeaf } from '../lib/certs.js';
+import { makeCA, makeLeaf } from '../../test/harness/certs.js';
 import { configYaml, replaceFile } from '../lib/config.js';
 import { Baseline, Recorder, openLoop } from '../lib/load.js';
 import { onCleanup, subDir } from '../lib/proc.js';

@@ -1,5 +1,5 @@
 // The rewrite from istio-init to CNI redirection, exactly as Istio's own CNI-mode injection renders a pod
-// (/work/shared/oracles/istio/README.md, facts 1-8). It reads the request object and yields JSON-patch operations;
+// (../shared/oracles/istio/README.md, facts 1-8). It reads the request object and yields JSON-patch operations;
 // it never clones the pod nor mutates it. Patch values share untouched sub-objects (env, resources) with the input:
 // they are serialized into the response right away.
 import type { Operation } from 'fast-json-patch';

@@ -6,6 +6,7 @@ import { Document, parseAllDocuments, isSeq, isCollection } from 'yaml';
 import { ConfigError, DEFAULT_CONFIG, parseConfig, type SharedConfig } from '../../common/shared-config.js';
 import { asObject } from '../core/annotations.js';
 import { admitDocument } from '../core/workloads.js';
+import { UsageError } from '../../common/usage-error.js';
 
 export interface MutateIO {
   stdin: NodeJS.ReadableStream;
@@ -37,7 +38,6 @@ interface Options {
   output: Format | undefined;
 }
 
-class UsageError extends Error {}
 /** Unreadable input: the message says where (file, document, line). */
 class InputError extends Error {}
 

@@ -20,7 +20,9 @@ import { parseAllDocuments } from 'yaml';
 import { createLogger, type WebhookLogger } from '../../../src/common/logging.js';
 
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
-export const oracleRoot = process.env.ASM_ISTIO_ORACLES ?? path.resolve(repoRoot, '../shared/oracles/istio');
+export { oraclesDir as oracleRoot } from '../../harness/oracles.js';
+import { oraclesDir as oracleRoot } from '../../harness/oracles.js';
+import { makeLeaf } from '../../harness/certs.js';
 const classic = path.join(oracleRoot, 'inject', 'classic-1.26.8');
 
 export const haveOpenssl = (): boolean => spawnSync('openssl', ['version']).status === 0;
@@ -54,37 +56,10 @@ export function generateCerts(dir: string, extra: string[] = []): CertSet {
 }
 
 /** A client certificate (clientAuth) signed by the CA of a CertSet. */
-export function clientCert(set: CertSet, dir: string): { cert: Buffer; key: Buffer } {
-  const key = path.join(dir, 'client.key');
-  const csr = path.join(dir, 'client.csr');
-  const crt = path.join(dir, 'client.crt');
-  const ext = path.join(dir, 'client.ext');
-  writeFileSync(ext, 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n');
-  const run = (args: string[]) => {
-    const r = spawnSync('openssl', args, { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr}`);
-  };
-  run(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', key]);
-  run(['req', '-new', '-key', key, '-subj', '/CN=kube-apiserver', '-out', csr]);
-  run([
-    'x509',
-    '-req',
-    '-in',
-    csr,
-    '-CA',
-    path.join(set.dir, 'ca.crt'),
-    '-CAkey',
-    set.caKeyFile,
-    '-set_serial',
-    '7',
-    '-days',
-    '2',
-    '-extfile',
-    ext,
-    '-out',
-    crt,
-  ]);
-  return { cert: readFileSync(crt), key: readFileSync(key) };
+export async function clientCert(set: CertSet, dir: string): Promise<{ cert: Buffer; key: Buffer }> {
+  const ca = { certFile: path.join(set.dir, 'ca.crt'), keyFile: set.caKeyFile };
+  const leaf = await makeLeaf(dir, ca, 'kube-apiserver', 'client');
+  return { cert: Buffer.from(leaf.cert), key: Buffer.from(leaf.key) };
 }
 
 /**

@@ -241,8 +241,8 @@ t.test('client certificate check (--client-ca)', async (t) => {
   });
   const { running } = await startOn(secret, { clientCa: secret.file('client-ca.crt') });
   t.teardown(() => running.shutdown());
-  const good = clientCert(clients, clients.dir);
-  const bad = clientCert(other, other.dir);
+  const good = await clientCert(clients, clients.dir);
+  const bad = await clientCert(other, other.dir);
   const body = JSON.stringify(review(meshedPod()));
   t.equal(
     (await httpsRequest(running.port, { body, ca: server.ca, ...good })).status,
