@@ -6,6 +6,7 @@ import { asObject, stringEntry, viewPod, interceptionMode, type PodView } from '
 import { planNetworkOnly, planRewrite } from './rewrite.js';
 import { webhookSelection, type WebhookReason } from './selection.js';
 import { problemMessage, validateTraffic, type AnnotationProblem } from './validate.js';
+import { internalError } from './safety-net.js';
 
 export interface AdmissionRequest {
   uid: string;
@@ -64,11 +65,7 @@ export function admit(request: AdmissionRequest, config: SharedConfig): AdmitOut
   try {
     return decide(request, config);
   } catch (err) {
-    // Unreachable by design (every reader tolerates any shape); if it ever happens, admit unchanged rather than
-    // fail the API server's request, and say so.
-    return skipped('internal-error', [
-      `asm-cni webhook internal error, pod admitted unchanged: ${(err as Error)?.message ?? String(err)}`,
-    ]);
+    return internalError(request, err); // unreachable by design; the policy and its reason: safety-net.ts
   }
 }
 
