@@ -1,10 +1,9 @@
 // The webhook's logger: the batched stdout destination loses no line (on exit, and on a quiet process through the
-// periodic flush), and the fast timestamp writes exactly what pino's isoTime writes.
+// periodic flush).
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import pino from 'pino';
-import { LOG_FLUSH_MS, isoTimestamp } from '../../../src/common/logging.js';
+import { LOG_FLUSH_MS } from '../../../src/common/logging.js';
 import { repoRoot, tsChild } from './helpers.js';
 
 const burst = path.join(repoRoot, 'test/unit/webhook-server/fixtures/log-burst.ts');
@@ -69,17 +68,4 @@ t.test('batched stdout: a few lines on a quiet process appear through the period
   const r = await runBurst(3, 'wait', (out) => (seen = out));
   t.equal(r.lines.length, 3);
   t.match(seen, /"uid":"u-0"/, `written while the process still ran (flush every ${LOG_FLUSH_MS} ms)`);
-});
-
-t.test('isoTimestamp writes what pino.stdTimeFunctions.isoTime writes', async (t) => {
-  const at = Date.UTC(2026, 10, 21, 10, 37, 54);
-  for (const ms of [0, 1, 9, 10, 99, 100, 947, 999]) {
-    t.equal(isoTimestamp(at + ms), `,"time":"${new Date(at + ms).toISOString()}"`, `.${ms}`);
-  }
-  t.equal(isoTimestamp(at + 1000), `,"time":"${new Date(at + 1000).toISOString()}"`, 'the next second');
-  t.equal(isoTimestamp(at + 59_999), `,"time":"${new Date(at + 59_999).toISOString()}"`, 'a minute boundary');
-  t.equal(isoTimestamp(at), `,"time":"${new Date(at).toISOString()}"`, 'going back a second');
-  const now = isoTimestamp();
-  t.match(now, /^,"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"$/);
-  t.match(pino.stdTimeFunctions.isoTime(), /^,"time":"/, 'same field shape as pino');
 });
