@@ -130,20 +130,20 @@ t.test('stop leaves everything in place; repair runs only when ready and enabled
   const file = path.join(node.netDir, '10-calico.conflist');
   let passes = 0;
   let stopped = false;
-  let installer: Installer | undefined;
+  const ctx: { installer?: Installer } = {};
   // Each repair pass checks, when it runs, that the node was ready and the daemon not stopped: the invariant itself,
   // rather than counting passes over a guessed time.
   const repair = {
     runOnce: async () => {
       passes++;
       if (stopped) t.fail('a repair pass ran after stop');
-      if (!(await installer!.readiness()).ready) t.fail('a repair pass ran while the node was not ready');
+      if (!(await ctx.installer!.readiness()).ready) t.fail('a repair pass ran while the node was not ready');
       return 0;
     },
   } as unknown as RepairController;
   const started = await start(t, node, repair);
-  const { daemon } = started;
-  installer = started.installer;
+  const { daemon, installer } = started;
+  ctx.installer = installer;
   t.equal((await installer.readiness()).ready, false, 'not ready yet (no primary config)');
   await fs.writeFile(file, CALICO);
   t.ok(await poll(() => passes > 0), 'repair runs once ready');
