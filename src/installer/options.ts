@@ -123,7 +123,7 @@ function parsePort(text: string): number {
   return port;
 }
 
-function parseBool(flag: string, text: string): boolean {
+function parseFlagBool(flag: string, text: string): boolean {
   if (/^(1|t|true|yes)$/i.test(text)) return true;
   if (/^(0|f|false|no)?$/i.test(text)) return false;
   throw new UsageError(`--${flag}: expected true or false, got ${JSON.stringify(text)}`);
@@ -164,10 +164,12 @@ export function parseCommandLine(
     throw new UsageError((err as Error).message);
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
+  // An empty flag means the default (for --plugin-service-account: this pod's own token), as an empty variable does;
+  // given on the command line it still wins over the variable.
   const get = (name: string): string | undefined => {
     const v = values[name];
     if (typeof v === 'boolean') return v ? 'true' : 'false';
-    if (v !== undefined) return v;
+    if (v !== undefined) return v === '' ? undefined : v;
     const e = env[FLAGS[name]!.env];
     return e === undefined || e === '' ? undefined : e;
   };
@@ -206,10 +208,10 @@ export function parseCommandLine(
       nodeName: get('node-name') ?? null,
       pluginLogFile: get('plugin-log-file') ?? '/var/log/asm-cni.log',
       pluginApiTimeout: get('plugin-api-timeout') ?? '5s',
-      skipTlsVerify: parseBool('skip-tls-verify', get('skip-tls-verify') ?? 'false'),
+      skipTlsVerify: parseFlagBool('skip-tls-verify', get('skip-tls-verify') ?? 'false'),
       resyncMs: parseDuration('resync-interval', get('resync-interval') ?? '5s'),
       repairIntervalMs: parseDuration('repair-interval', get('repair-interval') ?? '30s'),
-      uninstallWait: parseBool('uninstall-wait', get('uninstall-wait') ?? 'false'),
+      uninstallWait: parseFlagBool('uninstall-wait', get('uninstall-wait') ?? 'false'),
     },
   };
 }

@@ -4,13 +4,13 @@
 import type { CoreV1Api, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
-export const VALIDATION_CONTAINER = 'istio-validation';
+import { ISTIO_VALIDATION } from '../common/istio-names.js';
 
 export type RepairVerdict = 'repair' | 'healthy' | 'no-controller' | 'terminating';
 
 /** Pure: does this pod's istio-validation init container show a failure (non-zero exit now or before a restart)? */
 export function validationFailed(pod: V1Pod): boolean {
-  const status = pod.status?.initContainerStatuses?.find((s) => s.name === VALIDATION_CONTAINER);
+  const status = pod.status?.initContainerStatuses?.find((s) => s.name === ISTIO_VALIDATION);
   if (!status) return false;
   const now = status.state?.terminated;
   if (now && now.exitCode !== 0) return true;
