@@ -15,7 +15,7 @@ import { repoRoot, toolchainMissing } from '../harness/toolchain.js';
 import { hasKustomization, manifestsDir, render } from '../harness/manifests.js';
 import { kubeconfigYaml, startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { NODE_NAME_EXTRA, podBoundToken, podOnNode } from '../harness/node-identity.js';
-import { waitFor } from '../harness/net.js';
+import { waitFor } from '../harness/wait.js';
 import { run } from '../harness/proc.js';
 import { installerKubeConfig } from '../../src/installer/kube.js';
 import { podApiFrom } from '../../src/installer/repair.js';

@@ -8,7 +8,8 @@
 //   failurePolicy is Ignore: an outage admits them as they are, and a bug must not block pods Istio will not even mesh.
 // - a pod whose shape cannot even be read is refused: when in doubt, fail closed like the Fail entry.
 import type { AdmissionRequest, AdmitOutcome } from './admit.js';
-import { ISTIO_INIT, asObject, asArray } from './annotations.js';
+import { ISTIO_INIT } from '../../common/istio-names.js';
+import { asArray, asObject } from './json.js';
 
 export const INTERNAL_ERROR_CODE = 500;
 
