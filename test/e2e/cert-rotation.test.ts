@@ -362,7 +362,7 @@ async function main(t: Test): Promise<void> {
       const stored = await storedBundles();
       t.ok(
         stored.every((b) => pemCount(b) === 2),
-        `every webhook's stored caBundle holds two CAs (${stored.map(pemCount)})`,
+        `every webhook's stored caBundle holds two CAs (${stored.map(pemCount).join(',')})`,
       );
       t.ok(
         stored.every((b) => b === readFileSync(join(tlsDir, 'ca-bundle.crt'), 'utf8')),

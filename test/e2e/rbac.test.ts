@@ -13,7 +13,7 @@ import { parse as parseYaml } from 'yaml';
 import { requirePrereq } from '../harness/prereq.js';
 import { repoRoot, toolchainMissing } from '../harness/toolchain.js';
 import { hasKustomization, manifestsDir, render } from '../harness/manifests.js';
-import { kubeconfigYaml, startControlPlane, type ControlPlane } from '../harness/control-plane.js';
+import { kubeconfigYaml, startControlPlane } from '../harness/control-plane.js';
 import { NODE_NAME_EXTRA, podBoundToken, podOnNode } from '../harness/node-identity.js';
 import { waitFor } from '../harness/wait.js';
 import { run } from '../harness/proc.js';

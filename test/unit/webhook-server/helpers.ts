@@ -1,7 +1,7 @@
 // Shared by the webhook-server tests: certificates (made by certs/generate.sh), pods from Istio's goldens,
 // AdmissionReview bodies, an in-memory log destination and an HTTPS client.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
