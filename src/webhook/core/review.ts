@@ -1,6 +1,7 @@
 // The AdmissionReview envelope: validating what the API server sent and building what it expects back.
 // Modelled on controller-runtime's admission package: Handle(request) -> Response, with allowed(), denied(),
-// patched() and errored() helpers, and the response always echoing request.uid. Everything here is pure.
+// patched() helpers, and the response always echoing request.uid. A throw inside admit() is answered by the one
+// safety-net policy (safety-net.ts). Everything here is pure.
 import type { Operation } from 'fast-json-patch';
 import type { SharedConfig } from '../../common/shared-config.js';
 
