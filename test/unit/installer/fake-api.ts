@@ -69,7 +69,7 @@ export async function startFakeApi(): Promise<FakeApi> {
       api.pods = api.pods.filter((p) => p !== pod);
       return json(200, pod);
     }
-    if (req.method === 'POST' && (m = /^\/api\/v1\/namespaces\/([^/]+)\/events$/.exec(url.pathname))) {
+    if (req.method === 'POST' && /^\/api\/v1\/namespaces\/[^/]+\/events$/.test(url.pathname)) {
       api.events.push(payload as Record<string, any>);
       return json(201, payload);
     }
