@@ -24,7 +24,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { ControlPlane } from './control-plane.js';
-import { freePort, waitFor } from './net.js';
+import { freePort } from './net.js';
+import { waitFor } from './wait.js';
 import {
   logTail,
   onExitCleanup,
@@ -340,7 +341,7 @@ export async function startNode(opts: NodeOptions): Promise<KubeNode> {
     const tails = procs.map((p) => `--- ${p.name} ---\n${logTail(p.logFile, 15)}`).join('\n');
     await stopAll();
     removeAll();
-    throw new Error(`${err instanceof Error ? err.message : String(err)}\n${tails}`);
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\n${tails}`, { cause: err });
   }
 }
 

@@ -6,7 +6,7 @@ import type { Test } from 'tap';
 import { applyOverlay, bringUp, waitWebhookActive, type Env } from '../harness/scenario.js';
 import { PAUSE_IMAGE, startNode, type KubeNode, type PodRef } from '../harness/node.js';
 import { prepareInstaller, type Installer } from '../harness/node-install.js';
-import { waitFor } from '../harness/net.js';
+import { waitFor } from '../harness/wait.js';
 import { logTail } from '../harness/proc.js';
 import { startRelay, type Relay } from '../harness/relay.js';
 import { IMAGES } from './pods.js';
@@ -86,11 +86,13 @@ export async function waitInstalled(node: KubeNode): Promise<void> {
 
 /** The one JSON line the plugin logs per CNI command (docs/plugin.md). */
 export interface PluginCall {
-  cmd: 'ADD' | 'DEL' | 'CHECK' | string;
+  /** ADD, DEL or CHECK */
+  cmd: string;
   container: string;
   pod?: string;
   netns?: string;
-  decision: 'redirected' | 'verified' | 'removed' | 'skipped' | 'failed' | string;
+  /** redirected, verified, removed, skipped or failed */
+  decision: string;
   reason?: string;
   error?: string;
 }
