@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startProcess, logTail, onExitCleanup, run, runOk, type Managed, type RunResult } from './proc.js';
-import { freePort, httpsGet } from './net.js';
+import { freePorts, httpsGet } from './net.js';
 import { waitFor } from './wait.js';
 import { binPath } from './toolchain.js';
 
@@ -150,7 +150,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       },
     );
 
-    const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
+    const [etcdClient, etcdPeer, apiPort] = (await freePorts(3)) as [number, number, number];
     mkdirSync(join(dir, 'etcd'), { mode: 0o700 });
     const etcd = startProcess(
       'etcd',

@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { ControlPlane } from './control-plane.js';
-import { freePort } from './net.js';
+import { freePorts } from './net.js';
 import { waitFor } from './wait.js';
 import {
   logTail,
@@ -197,7 +197,7 @@ export async function startNode(opts: NodeOptions): Promise<KubeNode> {
     };
     await importImage({ name: PAUSE_IMAGE, entrypoint: ['pause'] });
 
-    const [kubeletPort, healthzPort] = [await freePort(), await freePort()];
+    const [kubeletPort, healthzPort] = (await freePorts(2)) as [number, number];
     const kubeletConfig = join(dir, 'kubelet', 'config.yaml');
     sub('kubelet');
     const resolvConf = join(dir, 'resolv.conf');
