@@ -11,15 +11,29 @@ import Fastify, {
 } from 'fastify';
 import type { SharedConfig } from '../../common/shared-config.js';
 import type { Logger } from '../../common/logging.js';
+import { InFlightBudget, reservedBytes } from './in-flight.js';
 import { WebhookMetrics } from './metrics.js';
 import { type AdmissionRequest, type AdmitFn, encodeReview, handle, parseReview } from '../core/review.js';
 
 /**
- * 8 MiB. The API server refuses request bodies over 3 MiB (and etcd stores at most 1.5 MiB per object), and an
- * AdmissionReview carries the object plus, for UPDATE, oldObject: two maximal pods and the envelope stay under this.
- * Anything larger cannot be a real review, so it is refused (413) before it costs memory.
+ * 6 MiB. The API server refuses request bodies over 3 MiB (MaxRequestBodyBytes, not configurable by flag), so no
+ * object it admits was larger than that when it arrived. The review it sends us re-encodes that object as JSON (a
+ * protobuf request grows doing so), with the managedFields it added before admission (they mirror the object's field
+ * set) and the envelope. Our entries are registered for CREATE only, so there is no oldObject. Twice the request limit
+ * covers that; anything larger cannot come from the API server and is refused (413) before it is buffered further.
  */
-export const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
+export const DEFAULT_BODY_LIMIT = 6 * 1024 * 1024;
+
+/**
+ * 8 MiB of review bodies in flight at once (about two maximal reviews; thousands of ordinary ones). A review costs
+ * several times its size in memory until it is answered; this keeps a burst of large reviews inside the Deployment's
+ * 256Mi memory limit (measured by npm run soak, bench/soak.json). Beyond it: 429 with Retry-After, which the API
+ * server's client (client-go's rest client, checkWait) honours and retries within the webhook's timeout.
+ */
+export const DEFAULT_MAX_IN_FLIGHT_BYTES = 8 * 1024 * 1024;
+
+/** Seconds a refused client waits before retrying: the API server's client caps its wait by the call's deadline. */
+const RETRY_AFTER_SECONDS = '1';
 
 /**
  * The API server calls webhooks through Go's net/http with client-go's transport defaults: idle keep-alive
@@ -54,6 +68,8 @@ export interface AppOptions {
   /** TLS options for the node:https server; absent for inject()-only tests. */
   https?: HttpsServerOptions;
   bodyLimit?: number;
+  /** Review bytes in flight at once (see DEFAULT_MAX_IN_FLIGHT_BYTES). */
+  maxInFlightBytes?: number;
   keepAliveTimeout?: number;
   requestTimeout?: number;
   headersTimeout?: number;
@@ -87,6 +103,7 @@ const STATUS_TEXT: Record<number, string> = {
   408: 'Request Timeout',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
 };
 
 function sendError(reply: FastifyReply, statusCode: number, reason: string, message: string): FastifyReply {
@@ -114,6 +131,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   const metrics = opts.metrics ?? new WebhookMetrics({ defaultMetrics: false });
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const draining = opts.draining ?? (() => false);
+  const budget = new InFlightBudget(opts.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES);
+  metrics.observeInFlight(budget);
   const app = Fastify({
     ...(opts.https ? { https: opts.https } : {}),
     loggerInstance: log as FastifyBaseLogger,
@@ -209,7 +228,26 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       .send(ready ? 'ready\n' : 'not ready\n');
   });
 
-  app.post('/mutate', (request, reply) => {
+  // The budget is taken before the body is read, so a refusal costs no buffering, and given back when the answer is
+  // written or the connection is gone ('close' follows 'finish', and comes alone on an abort).
+  const reserve = async (request: FastifyRequest, reply: FastifyReply) => {
+    const bytes = reservedBytes(request.headers['content-length'], bodyLimit);
+    if (budget.tryReserve(bytes)) {
+      reply.raw.once('close', () => budget.release(bytes));
+      return;
+    }
+    const message =
+      `${budget.reviews} reviews (${budget.bytes} bytes) are in flight and this one (${bytes} bytes) would exceed ` +
+      `the limit of ${budget.limitBytes} bytes; retry after ${RETRY_AFTER_SECONDS} s`;
+    metrics.recordReview('error', 'in-flight-limit', reply.elapsedTime / 1000);
+    log.warn(
+      { reason: 'in-flight-limit', bytes, inFlightBytes: budget.bytes, inFlightReviews: budget.reviews },
+      'review refused',
+    );
+    return sendError(reply.header('retry-after', RETRY_AFTER_SECONDS), 429, 'in-flight-limit', message);
+  };
+
+  app.post('/mutate', { onRequest: reserve }, (request, reply) => {
     if (request.body === undefined) {
       // No body at all (no Content-Type either): nothing was parsed.
       throw httpError(

@@ -26,6 +26,11 @@ export class WebhookMetrics {
   readonly certNotAfter: client.Gauge;
   readonly tlsClientErrors: client.Counter;
   readonly ready: client.Gauge;
+  readonly inFlightBytes: client.Gauge;
+  readonly inFlightReviews: client.Gauge;
+  readonly inFlightLimitBytes: client.Gauge;
+  /** Read at each scrape: the app's budget of review bytes in flight. */
+  private inFlight: { bytes: number; reviews: number; limitBytes: number } | undefined;
   // The hot path per review. prom-client hashes and validates the labels on every inc() and observe(), bound child or
   // not, so reviews are counted here in plain numbers, per outcome and reason, and added to the counter when it is
   // collected (each scrape). The histogram's child is bound once per outcome.
@@ -91,7 +96,37 @@ export class WebhookMetrics {
       help: '1 while the webhook reports ready (certificate and config loaded, not shutting down), else 0.',
       registers,
     });
+    const inFlight = () => this.inFlight;
+    this.inFlightBytes = new client.Gauge({
+      name: 'asm_cni_webhook_in_flight_bytes',
+      help: 'Bytes of AdmissionReviews being received, decided or answered now (their declared sizes).',
+      registers,
+      collect() {
+        this.set(inFlight()?.bytes ?? 0);
+      },
+    });
+    this.inFlightReviews = new client.Gauge({
+      name: 'asm_cni_webhook_in_flight_reviews',
+      help: 'AdmissionReviews being received, decided or answered now.',
+      registers,
+      collect() {
+        this.set(inFlight()?.reviews ?? 0);
+      },
+    });
+    this.inFlightLimitBytes = new client.Gauge({
+      name: 'asm_cni_webhook_in_flight_limit_bytes',
+      help: 'The limit on review bytes in flight; reviews beyond it are refused with 429 (reason in-flight-limit).',
+      registers,
+      collect() {
+        this.set(inFlight()?.limitBytes ?? 0);
+      },
+    });
     if (opts.defaultMetrics !== false) client.collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The budget whose use the in-flight gauges report. */
+  observeInFlight(budget: { bytes: number; reviews: number; limitBytes: number }): void {
+    this.inFlight = budget;
   }
 
   /** Counts one review and observes its latency; the hot path, so children are looked up once per label set. */
