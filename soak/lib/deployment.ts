@@ -61,3 +61,21 @@ export function webhookTimeoutSeconds(): number | undefined {
     return undefined;
   }
 }
+
+/** The webhook container's liveness probe: how long /healthz may take, and how many failures in a row restart it. */
+export function webhookLivenessProbe(): { timeoutSeconds: number; failureThreshold: number } {
+  // Kubernetes' defaults when the manifest does not say
+  const probe = { timeoutSeconds: 1, failureThreshold: 3 };
+  try {
+    for (const d of parseAllDocuments(readFileSync(join(repoRoot, 'manifests/base/webhook-deployment.yaml'), 'utf8'))) {
+      const doc = d.toJS() as any;
+      if (doc?.kind !== 'Deployment') continue;
+      const p = doc.spec?.template?.spec?.containers?.[0]?.livenessProbe ?? {};
+      if (typeof p.timeoutSeconds === 'number') probe.timeoutSeconds = p.timeoutSeconds;
+      if (typeof p.failureThreshold === 'number') probe.failureThreshold = p.failureThreshold;
+    }
+  } catch {
+    /* no manifests: defaults */
+  }
+  return probe;
+}

@@ -124,10 +124,10 @@ export async function mustRun(
   return r.stdout;
 }
 
-/** Resident set size of a process in MiB, from /proc (undefined once it is gone). */
-export function rssMiB(pid: number): number | undefined {
+/** Resident set size of a process in MiB, from /proc (undefined once it is gone); VmHWM is its peak so far. */
+export function rssMiB(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number | undefined {
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : undefined;
   } catch {
     return undefined;

@@ -30,7 +30,14 @@ export const DEFAULT_BODY_LIMIT = 6 * 1024 * 1024;
  * 256Mi memory limit (measured by npm run soak, bench/soak.json). Beyond it: 429 with Retry-After, which the API
  * server's client (client-go's rest client, checkWait) honours and retries within the webhook's timeout.
  */
-export const DEFAULT_MAX_IN_FLIGHT_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_MAX_IN_FLIGHT_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A review that does not fit waits up to 1 s, unread, for reviews ahead of it to be answered (a 2.9 MB review takes
+ * tens of milliseconds): a burst is served in order instead of bouncing. Then 429: a refused review still has time for
+ * a retry within the shortest timeoutSeconds of our webhook entries (3 s).
+ */
+export const DEFAULT_IN_FLIGHT_WAIT_MS = 1000;
 
 /** Seconds a refused client waits before retrying: the API server's client caps its wait by the call's deadline. */
 const RETRY_AFTER_SECONDS = '1';
@@ -70,6 +77,8 @@ export interface AppOptions {
   bodyLimit?: number;
   /** Review bytes in flight at once (see DEFAULT_MAX_IN_FLIGHT_BYTES). */
   maxInFlightBytes?: number;
+  /** How long a review waits for room in the budget before it is refused (ms). */
+  inFlightWaitMs?: number;
   keepAliveTimeout?: number;
   requestTimeout?: number;
   headersTimeout?: number;
@@ -132,6 +141,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const draining = opts.draining ?? (() => false);
   const budget = new InFlightBudget(opts.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES);
+  const waitMs = opts.inFlightWaitMs ?? DEFAULT_IN_FLIGHT_WAIT_MS;
   metrics.observeInFlight(budget);
   const app = Fastify({
     ...(opts.https ? { https: opts.https } : {}),
@@ -232,13 +242,22 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   // written or the connection is gone ('close' follows 'finish', and comes alone on an abort).
   const reserve = async (request: FastifyRequest, reply: FastifyReply) => {
     const bytes = reservedBytes(request.headers['content-length'], bodyLimit);
-    if (budget.tryReserve(bytes)) {
-      reply.raw.once('close', () => budget.release(bytes));
+    let holding = false;
+    let closed = false;
+    reply.raw.once('close', () => {
+      closed = true;
+      if (holding) budget.release(bytes);
+    });
+    const waited = performance.now();
+    if (await budget.acquire(bytes, waitMs)) {
+      // A client that left while it waited: its share goes back at once.
+      if (closed) budget.release(bytes);
+      else holding = true;
       return;
     }
     const message =
       `${budget.reviews} reviews (${budget.bytes} bytes) are in flight and this one (${bytes} bytes) would exceed ` +
-      `the limit of ${budget.limitBytes} bytes; retry after ${RETRY_AFTER_SECONDS} s`;
+      `the limit of ${budget.limitBytes} bytes for ${Math.round(performance.now() - waited)} ms; retry after ${RETRY_AFTER_SECONDS} s`;
     metrics.recordReview('error', 'in-flight-limit', reply.elapsedTime / 1000);
     log.warn(
       { reason: 'in-flight-limit', bytes, inFlightBytes: budget.bytes, inFlightReviews: budget.reviews },

@@ -35,7 +35,9 @@ Flags of serve (environment variable in brackets):
   --shutdown-delay S    seconds to keep serving after SIGTERM while endpoints update [ASM_SHUTDOWN_DELAY] (default 5)
   --shutdown-grace S    seconds in-flight requests get after the listener closed [ASM_SHUTDOWN_GRACE] (default 20)
   --body-limit SIZE     largest review body accepted, bigger ones get 413 [ASM_BODY_LIMIT] (default 6Mi)
-  --max-in-flight SIZE  review bytes processed at once, more get 429 with Retry-After [ASM_MAX_IN_FLIGHT] (default 8Mi)
+  --max-in-flight SIZE  review bytes processed at once [ASM_MAX_IN_FLIGHT] (default 8Mi)
+  --in-flight-wait S    seconds a review waits, unread, for room under that limit before a 429 with Retry-After
+                        [ASM_IN_FLIGHT_WAIT] (default 1)
   -h, --help            show this help
 
 Certificate, key, client CA and config files are reloaded when they change (Secret/ConfigMap updates included).
@@ -91,6 +93,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Omit<Ser
         'shutdown-grace': { type: 'string' },
         'body-limit': { type: 'string' },
         'max-in-flight': { type: 'string' },
+        'in-flight-wait': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -114,6 +117,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Omit<Ser
   const config = pick(values.config, 'ASM_CONFIG');
   const bodyLimit = pick(values['body-limit'], 'ASM_BODY_LIMIT');
   const maxInFlight = pick(values['max-in-flight'], 'ASM_MAX_IN_FLIGHT');
+  const inFlightWait = pick(values['in-flight-wait'], 'ASM_IN_FLIGHT_WAIT');
   return {
     host: pick(values.host, 'ASM_WEBHOOK_HOST') ?? '0.0.0.0',
     port: port('--port (ASM_WEBHOOK_PORT)', pick(values.port, 'ASM_WEBHOOK_PORT') ?? '9443'),
@@ -125,6 +129,9 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Omit<Ser
     ...(bodyLimit !== undefined ? { bodyLimit: size('--body-limit (ASM_BODY_LIMIT)', bodyLimit) } : {}),
     ...(maxInFlight !== undefined
       ? { maxInFlightBytes: size('--max-in-flight (ASM_MAX_IN_FLIGHT)', maxInFlight) }
+      : {}),
+    ...(inFlightWait !== undefined
+      ? { inFlightWaitMs: seconds('--in-flight-wait (ASM_IN_FLIGHT_WAIT)', inFlightWait) }
       : {}),
     shutdownDelayMs: seconds(
       '--shutdown-delay (ASM_SHUTDOWN_DELAY)',

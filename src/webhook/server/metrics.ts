@@ -15,6 +15,14 @@ interface OutcomeTally {
   reasons: Map<string, { labels: { outcome: ReviewOutcome; reason: string }; pending: number }>;
 }
 
+/** What the in-flight gauges read (the app's InFlightBudget). */
+interface InFlightSource {
+  bytes: number;
+  reviews: number;
+  waiting: number;
+  limitBytes: number;
+}
+
 export class WebhookMetrics {
   readonly registry = new client.Registry();
   readonly reviews: client.Counter<'outcome' | 'reason'>;
@@ -29,8 +37,9 @@ export class WebhookMetrics {
   readonly inFlightBytes: client.Gauge;
   readonly inFlightReviews: client.Gauge;
   readonly inFlightLimitBytes: client.Gauge;
+  readonly inFlightWaiting: client.Gauge;
   /** Read at each scrape: the app's budget of review bytes in flight. */
-  private inFlight: { bytes: number; reviews: number; limitBytes: number } | undefined;
+  private inFlight: InFlightSource | undefined;
   // The hot path per review. prom-client hashes and validates the labels on every inc() and observe(), bound child or
   // not, so reviews are counted here in plain numbers, per outcome and reason, and added to the counter when it is
   // collected (each scrape). The histogram's child is bound once per outcome.
@@ -121,11 +130,19 @@ export class WebhookMetrics {
         this.set(inFlight()?.limitBytes ?? 0);
       },
     });
+    this.inFlightWaiting = new client.Gauge({
+      name: 'asm_cni_webhook_in_flight_waiting',
+      help: 'AdmissionReviews waiting, body unread, for room under the in-flight limit.',
+      registers,
+      collect() {
+        this.set(inFlight()?.waiting ?? 0);
+      },
+    });
     if (opts.defaultMetrics !== false) client.collectDefaultMetrics({ register: this.registry });
   }
 
   /** The budget whose use the in-flight gauges report. */
-  observeInFlight(budget: { bytes: number; reviews: number; limitBytes: number }): void {
+  observeInFlight(budget: InFlightSource): void {
     this.inFlight = budget;
   }
 

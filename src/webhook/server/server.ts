@@ -33,6 +33,8 @@ export interface ServeOptions {
   bodyLimit?: number;
   /** Review bytes in flight at once (bytes); see DEFAULT_MAX_IN_FLIGHT_BYTES. */
   maxInFlightBytes?: number;
+  /** How long a review waits for room under maxInFlightBytes before a 429 (ms). */
+  inFlightWaitMs?: number;
   /** Socket inactivity allowed before and within a request (ms); see DEFAULT_CONNECTION_TIMEOUT_MS. */
   connectionTimeoutMs?: number;
 }
@@ -84,6 +86,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningWebhook> {
     ...(opts.connectionTimeoutMs === undefined ? {} : { connectionTimeout: opts.connectionTimeoutMs }),
     ...(opts.bodyLimit === undefined ? {} : { bodyLimit: opts.bodyLimit }),
     ...(opts.maxInFlightBytes === undefined ? {} : { maxInFlightBytes: opts.maxInFlightBytes }),
+    ...(opts.inFlightWaitMs === undefined ? {} : { inFlightWaitMs: opts.inFlightWaitMs }),
   });
   const tlsServer = app.server as unknown as HttpsServer;
   certs.apply = (ctx) => tlsServer.setSecureContext(ctx);

@@ -39,6 +39,31 @@ t.test('the budget: reserve within the limit, refuse beyond it, always let one t
   t.ok(b.tryReserve(1));
 });
 
+t.test(
+  'waiting: in arrival order, granted as room comes back, refused when the wait is over or the queue full',
+  async (t) => {
+    const b = new InFlightBudget(100, 2);
+    t.ok(await b.acquire(80, 0), 'room: at once');
+    t.notOk(await b.acquire(30, 0), 'no room and no wait: refused at once');
+    const order: string[] = [];
+    const first = b.acquire(30, 60_000).then((ok) => (order.push('first'), ok));
+    const second = b.acquire(10, 60_000).then((ok) => (order.push('second'), ok));
+    t.equal(b.waiting, 2);
+    t.notOk(b.tryReserve(10), 'a newcomer does not jump the queue even where it would fit');
+    t.notOk(await b.acquire(1, 60_000), 'the queue is full: refused at once');
+    b.release(80);
+    t.same([await first, await second], [true, true]);
+    t.same(order, ['first', 'second']);
+    t.same([b.bytes, b.reviews, b.waiting], [40, 2, 0]);
+    // a waiter whose time runs out leaves the queue, and the one behind it is looked at again
+    const big = b.acquire(90, 20);
+    const small = b.acquire(50, 60_000);
+    t.notOk(await big, 'not in time');
+    t.ok(await small, 'the next in line fits once the one ahead gave up');
+    t.same([b.bytes, b.reviews, b.waiting], [90, 3, 0]);
+  },
+);
+
 t.test('reservedBytes: the declared length, capped at the body limit; the body limit when undeclared', async (t) => {
   t.equal(reservedBytes('1234', 5000), 1234);
   t.equal(reservedBytes('0', 5000), 0);
@@ -56,7 +81,7 @@ t.test(
   },
 );
 
-function setup(maxInFlightBytes: number) {
+function setup(maxInFlightBytes: number, inFlightWaitMs = 0) {
   const log = memoryLogger();
   const metrics = new WebhookMetrics({ defaultMetrics: false });
   const app = buildApp({
@@ -66,6 +91,7 @@ function setup(maxInFlightBytes: number) {
     logger: log.logger,
     metrics,
     maxInFlightBytes,
+    inFlightWaitMs,
   });
   return { app, log, metrics };
 }
@@ -130,6 +156,32 @@ t.test('inject(): a review over the budget gets 429 with Retry-After at once; th
   t.equal(await gauge(metrics, 'asm_cni_webhook_in_flight_reviews'), 0);
 });
 
+t.test('inject(): a review that does not fit waits, unread, and is answered when room comes back', async (t) => {
+  const first = body('held');
+  const { app, metrics } = setup(first.length + 100, 60_000);
+  const stream = new PassThrough();
+  const held = app.inject({
+    method: 'POST',
+    url: '/mutate',
+    payload: stream,
+    headers: { 'content-type': 'application/json', 'content-length': String(first.length) },
+  });
+  stream.write(first.slice(0, 10));
+  await eventually(async () => (await gauge(metrics, 'asm_cni_webhook_in_flight_reviews')) === 1);
+  const waiting = app.inject({
+    method: 'POST',
+    url: '/mutate',
+    payload: body('waits'),
+    headers: { 'content-type': 'application/json' },
+  });
+  await eventually(async () => (await gauge(metrics, 'asm_cni_webhook_in_flight_waiting')) === 1);
+  stream.end(first.slice(10));
+  t.equal((await held).statusCode, 200);
+  t.equal((await waiting).statusCode, 200, 'served after the one ahead, never refused');
+  t.equal(await gauge(metrics, 'asm_cni_webhook_in_flight_waiting'), 0);
+  t.equal(await gauge(metrics, 'asm_cni_webhook_in_flight_bytes'), 0);
+});
+
 t.test('inject(): refused bodies and bad requests give their share back too', async (t) => {
   const { app, metrics } = setup(1000);
   const bad = await app.inject({
@@ -169,6 +221,7 @@ t.test('real server: a client that dies mid-body gives its share back; probes an
     watch: { debounceMs: 50, pollMs: 0 },
     maxInFlightBytes: review1.length + 10,
     bodyLimit: 64 * 1024,
+    inFlightWaitMs: 5000,
   });
   t.teardown(() => running.shutdown());
   t.equal(running.app.initialConfig.bodyLimit, 64 * 1024, '--body-limit reaches Fastify');
@@ -182,16 +235,30 @@ t.test('real server: a client that dies mid-body gives its share back; probes an
       review1.slice(0, 20),
   );
   const inFlight = () => running.metrics.inFlightReviews.get().then((m) => m.values[0]?.value ?? 0);
+  const waitingNow = () => running.metrics.inFlightWaiting.get().then((m) => m.values[0]?.value ?? 0);
   await eventually(async () => (await inFlight()) === 1);
 
-  const refused = await httpsRequest(running.port, { body: body('second'), ca: certs.ca });
-  t.equal(refused.status, 429);
-  t.equal(refused.headers['retry-after'], '1');
+  // Another review waits for room, and gets a 429 with Retry-After when its wait is over.
+  const refusedLater = httpsRequest(running.port, { body: body('second'), ca: certs.ca });
+  await eventually(async () => (await waitingNow()) === 1);
+  // A raw client that leaves while waiting.
+  const waiter = tls.connect({ host: '127.0.0.1', port: running.port, servername: 'localhost', ca: certs.ca });
+  await new Promise<void>((resolve, reject) => waiter.once('secureConnect', resolve).once('error', reject));
+  waiter.on('error', () => undefined);
+  waiter.write(
+    `POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n`,
+  );
+  await eventually(async () => (await waitingNow()) === 2);
+  waiter.destroy();
   const health = await httpsRequest(running.port, { method: 'GET', path: '/healthz', ca: certs.ca });
   t.equal(health.status, 200, '/healthz answered while the budget is taken');
+  const refused = await refusedLater;
+  t.equal(refused.status, 429);
+  t.equal(refused.headers['retry-after'], '1');
+  t.match(JSON.parse(refused.body).message, /for \d+ ms; retry after 1 s/);
 
   sock.destroy();
-  await eventually(async () => (await inFlight()) === 0);
+  await eventually(async () => (await inFlight()) === 0 && (await waitingNow()) === 0);
   const accepted = await httpsRequest(running.port, { body: body('third'), ca: certs.ca });
   t.equal(accepted.status, 200, 'after the abort, reviews are served again');
   const tooLarge = await httpsRequest(running.port, { body: ' '.repeat(64 * 1024 + 1), ca: certs.ca });
@@ -206,9 +273,15 @@ t.test('flags: --body-limit and --max-in-flight, with units and environment vari
     bodyLimit: 512 * 1024,
     maxInFlightBytes: 1024 ** 3,
   });
+  t.match(parseServeArgs([...base, '--in-flight-wait', '0.25'], {}), { inFlightWaitMs: 250 });
+  t.match(parseServeArgs(base, { ASM_IN_FLIGHT_WAIT: '0' }), { inFlightWaitMs: 0 });
+  t.throws(() => parseServeArgs([...base, '--in-flight-wait', 'soon'], {}), {
+    message: /--in-flight-wait \(ASM_IN_FLIGHT_WAIT\)/,
+  });
   const defaults = parseServeArgs(base, {});
   t.notOk(defaults !== 'help' && 'bodyLimit' in defaults, 'unset: the server defaults apply');
   t.notOk(defaults !== 'help' && 'maxInFlightBytes' in defaults);
+  t.notOk(defaults !== 'help' && 'inFlightWaitMs' in defaults);
   for (const bad of ['0', '6MB', '-1', 'lots', '1.5Mi', '99999999999Gi']) {
     t.throws(() => parseServeArgs([...base, `--max-in-flight=${bad}`], {}), {
       name: 'UsageError',
