@@ -25,10 +25,13 @@ import { type AdmissionRequest, type AdmitFn, encodeReview, handle, parseReview 
 export const DEFAULT_BODY_LIMIT = 6 * 1024 * 1024;
 
 /**
- * 8 MiB of review bodies in flight at once (about two maximal reviews; thousands of ordinary ones). A review costs
- * several times its size in memory until it is answered; this keeps a burst of large reviews inside the Deployment's
- * 256Mi memory limit (measured by npm run soak, bench/soak.json). Beyond it: 429 with Retry-After, which the API
- * server's client (client-go's rest client, checkWait) honours and retries within the webhook's timeout.
+ * 4 MiB of review bodies in flight at once: one review near the API server's 3 MiB request limit (with a few ordinary
+ * ones beside it), or hundreds of ordinary reviews of a few KiB. A review costs several times its size in memory
+ * until it is answered, and answering two large ones at once is no faster on one event loop than one after the
+ * other; this keeps a burst of large reviews inside the Deployment's 256Mi memory limit (measured by npm run soak,
+ * bench/soak.json). A review beyond it waits (DEFAULT_IN_FLIGHT_WAIT_MS), then gets 429 with Retry-After, which the
+ * API server's client (client-go's rest client: checkWait in with_retry.go) honours and retries within the webhook's
+ * timeout.
  */
 export const DEFAULT_MAX_IN_FLIGHT_BYTES = 4 * 1024 * 1024;
 

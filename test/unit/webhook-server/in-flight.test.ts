@@ -74,10 +74,11 @@ t.test('reservedBytes: the declared length, capped at the body limit; the body l
 });
 
 t.test(
-  'defaults: the body limit is twice the API server request limit, the budget holds two maximal reviews',
+  'defaults: the body limit is twice the API server request limit, the budget one review near that limit',
   async (t) => {
     t.equal(DEFAULT_BODY_LIMIT, 2 * 3 * 1024 * 1024);
-    t.ok(DEFAULT_MAX_IN_FLIGHT_BYTES >= DEFAULT_BODY_LIMIT, 'a maximal review fits beside ordinary ones');
+    t.ok(DEFAULT_MAX_IN_FLIGHT_BYTES > 3 * 1024 * 1024, 'a review of the request limit fits beside ordinary ones');
+    t.ok(DEFAULT_MAX_IN_FLIGHT_BYTES < 2 * 2_900_000, 'but not two of the 2.9 MB reviews of the soak burst');
   },
 );
 
