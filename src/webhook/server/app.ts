@@ -113,6 +113,7 @@ const STATUS_TEXT: Record<number, string> = {
   404: 'Not Found',
   405: 'Method Not Allowed',
   408: 'Request Timeout',
+  411: 'Length Required',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
   429: 'Too Many Requests',
@@ -244,6 +245,13 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   // The budget is taken before the body is read, so a refusal costs no buffering, and given back when the answer is
   // written or the connection is gone ('close' follows 'finish', and comes alone on an abort).
   const reserve = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (request.headers['content-length'] === undefined && request.headers['transfer-encoding'] !== undefined) {
+      // The API server always declares the length (client-go sends the encoded review from memory); a body of unknown
+      // size could only be budgeted at the body limit, which would stall every other review while it arrives.
+      metrics.recordReview('error', 'length-required', reply.elapsedTime / 1000);
+      log.warn({ reason: 'length-required' }, 'review refused');
+      return sendError(reply, 411, 'length-required', 'a review must declare its Content-Length');
+    }
     const bytes = reservedBytes(request.headers['content-length'], bodyLimit);
     let holding = false;
     let closed = false;

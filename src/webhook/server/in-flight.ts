@@ -5,9 +5,12 @@
 // connection whose request is not consumed, so a waiting review costs a socket buffer, not its size. One that still
 // does not fit is refused (429) without its body ever being read.
 
-/** The bytes a review reserves: what it declares (Content-Length), or the body limit when it declares nothing. */
+/**
+ * The bytes a review reserves: what it declares (Content-Length), at most the body limit (a larger declaration is
+ * refused with 413 anyway). Bodies without a declared length are refused before this (411), so none is unbounded.
+ */
 export function reservedBytes(contentLength: string | undefined, bodyLimit: number): number {
-  const declared = contentLength === undefined ? NaN : Number(contentLength);
+  const declared = contentLength === undefined ? 0 : Number(contentLength);
   return Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, bodyLimit) : bodyLimit;
 }
 

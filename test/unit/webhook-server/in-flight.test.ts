@@ -68,8 +68,8 @@ t.test('reservedBytes: the declared length, capped at the body limit; the body l
   t.equal(reservedBytes('1234', 5000), 1234);
   t.equal(reservedBytes('0', 5000), 0);
   t.equal(reservedBytes('9999', 5000), 5000, 'a declared oversize is refused by the body limit anyway');
-  t.equal(reservedBytes(undefined, 5000), 5000, 'chunked: the worst case');
-  t.equal(reservedBytes('12x', 5000), 5000);
+  t.equal(reservedBytes(undefined, 5000), 0, 'no length and no chunked body (refused before): no body');
+  t.equal(reservedBytes('12x', 5000), 5000, 'unreadable (Node refuses these first): the worst case');
   t.equal(reservedBytes('-1', 5000), 5000);
 });
 
@@ -181,6 +181,23 @@ t.test('inject(): a review that does not fit waits, unread, and is answered when
   t.equal((await waiting).statusCode, 200, 'served after the one ahead, never refused');
   t.equal(await gauge(metrics, 'asm_cni_webhook_in_flight_waiting'), 0);
   t.equal(await gauge(metrics, 'asm_cni_webhook_in_flight_bytes'), 0);
+});
+
+t.test('inject(): a body without a declared length is refused with 411, before it is read', async (t) => {
+  const { app, metrics } = setup(1000);
+  const stream = new PassThrough();
+  stream.end(body('chunked'));
+  const res = await app.inject({
+    method: 'POST',
+    url: '/mutate',
+    payload: stream,
+    headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+  });
+  t.equal(res.statusCode, 411);
+  t.match(res.json(), { reason: 'length-required', error: 'Length Required', message: /Content-Length/ });
+  const counted = (await metrics.reviews.get()).values.find((v) => v.labels.reason === 'length-required');
+  t.equal(counted?.value, 1);
+  t.equal(await gauge(metrics, 'asm_cni_webhook_in_flight_reviews'), 0);
 });
 
 t.test('inject(): refused bodies and bad requests give their share back too', async (t) => {
