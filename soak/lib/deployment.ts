@@ -8,6 +8,8 @@ import { repoRoot } from './reviews.js';
 
 export interface DeploymentLimits {
   nodeOptions?: string;
+  /** glibc malloc tuning of the container (how much freed memory stays in the process) */
+  glibcTunables?: string;
   memoryLimitMiB?: number;
   source: string;
 }
@@ -37,9 +39,14 @@ export function webhookDeploymentLimits(): DeploymentLimits {
         (doc.spec?.template?.spec?.containers ?? []).find((x: any) => String(x?.command ?? '').includes('webhook')) ??
         doc.spec?.template?.spec?.containers?.[0];
       if (!c) continue;
-      const nodeOptions = (c.env ?? []).find((e: any) => e?.name === 'NODE_OPTIONS')?.value;
+      const env = (name: string): string | undefined => (c.env ?? []).find((e: any) => e?.name === name)?.value;
       const limit = c.resources?.limits?.memory;
-      return { nodeOptions, memoryLimitMiB: limit ? mib(String(limit)) : undefined, source };
+      return {
+        nodeOptions: env('NODE_OPTIONS'),
+        glibcTunables: env('GLIBC_TUNABLES'),
+        memoryLimitMiB: limit ? mib(String(limit)) : undefined,
+        source,
+      };
     }
   } catch {
     /* no manifests: defaults */

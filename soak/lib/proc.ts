@@ -124,8 +124,11 @@ export async function mustRun(
   return r.stdout;
 }
 
-/** Resident set size of a process in MiB, from /proc (undefined once it is gone); VmHWM is its peak so far. */
-export function rssMiB(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number | undefined {
+/**
+ * Resident set size of a process in MiB, from /proc (undefined once it is gone); VmHWM is its peak so far, RssAnon the
+ * anonymous part (what the kernel cannot reclaim without swap; file pages such as node's own binary it can).
+ */
+export function rssMiB(pid: number, field: 'VmRSS' | 'VmHWM' | 'RssAnon' = 'VmRSS'): number | undefined {
   try {
     const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : undefined;

@@ -67,12 +67,15 @@ export async function startWebhook(o: WebhookOptions): Promise<WebhookInstance> 
   if (o.extraArgs) args.push(...o.extraArgs);
   const logFile = join(o.logDir, `${o.name}.log`);
   const started = performance.now();
-  // the heap sizing the Deployment gives the container (SOAK_NODE_OPTIONS overrides)
-  const nodeOptions = process.env.SOAK_NODE_OPTIONS ?? webhookDeploymentLimits().nodeOptions;
+  // the heap sizing and malloc tuning the Deployment gives the container (SOAK_NODE_OPTIONS, SOAK_GLIBC_TUNABLES override)
+  const deployment = webhookDeploymentLimits();
+  const nodeOptions = process.env.SOAK_NODE_OPTIONS ?? deployment.nodeOptions;
+  const glibcTunables = process.env.SOAK_GLIBC_TUNABLES ?? deployment.glibcTunables;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     NODE_ENV: 'production',
     ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+    ...(glibcTunables ? { GLIBC_TUNABLES: glibcTunables } : {}),
   };
   for (const k of [
     'ASM_WEBHOOK_PORT',

@@ -1,7 +1,8 @@
 // Large reviews (issue 11), with the webhook inside a real memory cgroup equal to the Deployment's limit:
 // - webhook.large-burst: 2.9 MB reviews (a big istio-init env, which the patch copies back), 32 at a time, a few
-//   rounds. The client behaves like the API server's: a 429 is retried after its Retry-After. Peak RSS (the kernel's
-//   VmHWM and the cgroup's own peak) must stay under the limit with no OOM kill, and every review must be answered.
+//   rounds. The client behaves like the API server's: a 429 is retried after its Retry-After. The memory charged to
+//   the cgroup (its own peak) and the peak anonymous RSS must stay under the limit with no OOM kill, and every review
+//   must be answered.
 // - webhook.crafted-status: a 3 MB `sidecar.istio.io/status` made to make a regex backtrack, against a benign review
 //   of the same size, alternating; the time ratio crafted/benign must stay small.
 // /healthz is probed all along, on its own connection, as the kubelet's liveness probe would.
@@ -173,9 +174,12 @@ async function largeBurst(
   onCleanup(() => client.close());
   const rssStart = rssMiB(w.child.pid);
   const rss: number[] = [];
+  const anon: number[] = [];
   const sampler = setInterval(() => {
     const v = rssMiB(w.child.pid);
     if (v !== undefined) rss.push(v);
+    const a = rssMiB(w.child.pid, 'RssAnon');
+    if (a !== undefined) anon.push(a);
   }, 100);
   onCleanup(() => clearInterval(sampler));
   health.setPhase('large-burst');
@@ -218,7 +222,10 @@ async function largeBurst(
   const a = new Asserts();
   a.that(alive, `the webhook exited (${JSON.stringify(w.child.exit)}): OOM-killed?`);
   a.that((cg.oomKills ?? 0) === 0, `${cg.oomKills} OOM kills in the cgroup`);
-  a.that(hwm !== undefined && hwm < limitMiB, `peak RSS (VmHWM) ${hwm} MiB, limit ${limitMiB} MiB`);
+  // VmHWM also counts file pages (node's binary) shared with other processes and charged to whoever read them first;
+  // the cgroup's peak is what the container is charged, the anonymous peak what it cannot give back under pressure.
+  const anonPeak = Math.max(0, ...anon);
+  a.that(anonPeak > 0 && anonPeak < limitMiB, `peak anonymous RSS ${anonPeak} MiB, limit ${limitMiB} MiB`);
   a.that(
     peakCgroupMiB !== undefined && peakCgroupMiB < limitMiB,
     `cgroup peak ${peakCgroupMiB} MiB, limit ${limitMiB} MiB`,
@@ -235,7 +242,7 @@ async function largeBurst(
     ok: a.ok,
     summary: a.summary(
       `${s.largeRounds} rounds of ${s.largeConcurrency} concurrent ${round(size(big) / 1e6, 2)} MB reviews in ${round(burstSeconds)}s under ${cgroup.how}, limit ${limitMiB} MiB: ` +
-        `peak RSS ${hwm} MiB (cgroup peak ${peakCgroupMiB} MiB, limit hits ${cg.limitHits ?? 'n/a'}, OOM kills ${cg.oomKills ?? 'n/a'}), RSS ${rssStart}→${rssAfter} MiB 5 s after (heap ${memoryAfter.heapUsedMiB}/${memoryAfter.heapTotalMiB}, external ${memoryAfter.externalMiB}); ` +
+        `peak anonymous RSS ${anonPeak} MiB, cgroup peak ${peakCgroupMiB} MiB (VmHWM ${hwm} MiB with shared file pages; limit hits ${cg.limitHits ?? 'n/a'}, OOM kills ${cg.oomKills ?? 'n/a'}), RSS ${rssStart}→${rssAfter} MiB 5 s after (heap ${memoryAfter.heapUsedMiB}/${memoryAfter.heapTotalMiB}, external ${memoryAfter.externalMiB}); ` +
         `answered ${answered.length}/${results.length} (${within} within the shortest webhook timeout, ${s.maxBoundMs / 1000} s), refused with 429 first ${results.filter((x) => x.refused > 0).length} (server count ${refusedByServer}); ` +
         `review p50 ${latency.p50} p99 ${latency.p99} max ${latency.max} ms incl. retries; /healthz during: p50 ${h.p50} p99 ${h.p99} max ${h.max} ms, failed ${h.failed}, ${h.overLiveness} over the ${probe.timeoutSeconds} s liveness timeout (longest run ${h.longestRunOverLiveness}, failureThreshold ${probe.failureThreshold})`,
     ),
@@ -245,7 +252,13 @@ async function largeBurst(
       concurrency: s.largeConcurrency,
       rounds: s.largeRounds,
       burstSeconds: round(burstSeconds),
-      rssMiB: { start: rssStart, peakVmHWM: hwm, max100msSamples: Math.max(0, ...rss), after5s: rssAfter },
+      rssMiB: {
+        start: rssStart,
+        peakAnon100msSamples: anonPeak,
+        peakVmHWM: hwm,
+        max100msSamples: Math.max(0, ...rss),
+        after5s: rssAfter,
+      },
       memoryAfter,
       answered: answered.length,
       sent: results.length,
