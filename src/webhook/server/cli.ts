@@ -31,6 +31,8 @@ Flags of serve (environment variable in brackets):
   --cert FILE           PEM serving certificate (chain) [ASM_TLS_CERT] (required)
   --key FILE            PEM private key of the certificate [ASM_TLS_KEY] (required)
   --client-ca FILE      PEM CA bundle; when set, clients must present a certificate it signed [ASM_CLIENT_CA]
+  --ca FILE             PEM bundle holding the CA of the serving certificate (the Secret's ca.crt); read only to
+                        report that CA's expiry (metrics, a warning log) [ASM_TLS_CA]
   --config FILE         shared YAML config (the asm-cni ConfigMap) [ASM_CONFIG] (default: built-in defaults)
   --shutdown-delay S    seconds to keep serving after SIGTERM while endpoints update [ASM_SHUTDOWN_DELAY] (default 5)
   --shutdown-grace S    seconds in-flight requests get after the listener closed [ASM_SHUTDOWN_GRACE] (default 20)
@@ -40,7 +42,7 @@ Flags of serve (environment variable in brackets):
                         [ASM_IN_FLIGHT_WAIT] (default 1)
   -h, --help            show this help
 
-Certificate, key, client CA and config files are reloaded when they change (Secret/ConfigMap updates included).
+Certificate, key, CA and config files are reloaded when they change (Secret/ConfigMap updates included).
 `;
 
 export class UsageError extends Error {
@@ -88,6 +90,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Omit<Ser
         cert: { type: 'string' },
         key: { type: 'string' },
         'client-ca': { type: 'string' },
+        ca: { type: 'string' },
         config: { type: 'string' },
         'shutdown-delay': { type: 'string' },
         'shutdown-grace': { type: 'string' },
@@ -114,6 +117,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Omit<Ser
   if (key === undefined)
     throw new UsageError('--key (or ASM_TLS_KEY) is required: the PEM private key of the serving certificate');
   const clientCa = pick(values['client-ca'], 'ASM_CLIENT_CA');
+  const ca = pick(values.ca, 'ASM_TLS_CA');
   const config = pick(values.config, 'ASM_CONFIG');
   const bodyLimit = pick(values['body-limit'], 'ASM_BODY_LIMIT');
   const maxInFlight = pick(values['max-in-flight'], 'ASM_MAX_IN_FLIGHT');
@@ -125,6 +129,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Omit<Ser
     cert,
     key,
     ...(clientCa !== undefined ? { clientCa } : {}),
+    ...(ca !== undefined ? { ca } : {}),
     ...(config !== undefined ? { config } : {}),
     ...(bodyLimit !== undefined ? { bodyLimit: size('--body-limit (ASM_BODY_LIMIT)', bodyLimit) } : {}),
     ...(maxInFlight !== undefined
