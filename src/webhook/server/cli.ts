@@ -37,7 +37,7 @@ Flags of serve (environment variable in brackets):
   --shutdown-delay S    seconds to keep serving after SIGTERM while endpoints update [ASM_SHUTDOWN_DELAY] (default 5)
   --shutdown-grace S    seconds in-flight requests get after the listener closed [ASM_SHUTDOWN_GRACE] (default 20)
   --body-limit SIZE     largest review body accepted, bigger ones get 413 [ASM_BODY_LIMIT] (default 6Mi)
-  --max-in-flight SIZE  review bytes processed at once [ASM_MAX_IN_FLIGHT] (default 8Mi)
+  --max-in-flight SIZE  review bytes processed at once [ASM_MAX_IN_FLIGHT] (default 4Mi)
   --in-flight-wait S    seconds a review waits, unread, for room under that limit before a 429 with Retry-After
                         [ASM_IN_FLIGHT_WAIT] (default 1)
   -h, --help            show this help
