@@ -5,10 +5,15 @@ import { PassThrough } from 'node:stream';
 import tls from 'node:tls';
 import { admit } from '../../../src/webhook/core/admit.js';
 import { DEFAULT_CONFIG } from '../../../src/common/shared-config.js';
-import { DEFAULT_BODY_LIMIT, DEFAULT_MAX_IN_FLIGHT_BYTES, buildApp } from '../../../src/webhook/server/app.js';
+import {
+  DEFAULT_BODY_LIMIT,
+  DEFAULT_IN_FLIGHT_WAIT_MS,
+  DEFAULT_MAX_IN_FLIGHT_BYTES,
+  buildApp,
+} from '../../../src/webhook/server/app.js';
 import { InFlightBudget, reservedBytes } from '../../../src/webhook/server/in-flight.js';
 import { WebhookMetrics } from '../../../src/webhook/server/metrics.js';
-import { parseServeArgs } from '../../../src/webhook/server/cli.js';
+import { USAGE, parseServeArgs } from '../../../src/webhook/server/cli.js';
 import { startServer } from '../../../src/webhook/server/server.js';
 import { requirePrereq } from '../../harness/prereq.js';
 import {
@@ -307,4 +312,8 @@ t.test('flags: --body-limit and --max-in-flight, with units and environment vari
     });
   }
   t.throws(() => parseServeArgs([...base, '--body-limit', '1M'], {}), { message: /--body-limit \(ASM_BODY_LIMIT\)/ });
+  // the usage text states the defaults the app applies
+  t.match(USAGE, new RegExp(`\\[ASM_BODY_LIMIT\\] \\(default ${DEFAULT_BODY_LIMIT / 1024 ** 2}Mi\\)`));
+  t.match(USAGE, new RegExp(`\\[ASM_MAX_IN_FLIGHT\\] \\(default ${DEFAULT_MAX_IN_FLIGHT_BYTES / 1024 ** 2}Mi\\)`));
+  t.match(USAGE, new RegExp(`\\[ASM_IN_FLIGHT_WAIT\\] \\(default ${DEFAULT_IN_FLIGHT_WAIT_MS / 1000}\\)`));
 });
