@@ -6,12 +6,14 @@
 // does not fit is refused (429) without its body ever being read.
 
 /**
- * The bytes a review reserves: what it declares (Content-Length), at most the body limit (a larger declaration is
- * refused with 413 anyway). Bodies without a declared length are refused before this (411), so none is unbounded.
+ * The bytes a review reserves: what it declares (Content-Length). Nothing for a declaration over the body limit:
+ * Fastify refuses that body (413) before reading it, and it must not wait for, or take, room it will never use.
+ * Bodies without a declared length are refused before this (411), so none is unbounded.
  */
 export function reservedBytes(contentLength: string | undefined, bodyLimit: number): number {
   const declared = contentLength === undefined ? 0 : Number(contentLength);
-  return Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, bodyLimit) : bodyLimit;
+  if (!Number.isSafeInteger(declared) || declared < 0) return bodyLimit;
+  return declared > bodyLimit ? 0 : declared;
 }
 
 interface Waiter {

@@ -72,7 +72,8 @@ t.test(
 t.test('reservedBytes: the declared length, capped at the body limit; the body limit when undeclared', async (t) => {
   t.equal(reservedBytes('1234', 5000), 1234);
   t.equal(reservedBytes('0', 5000), 0);
-  t.equal(reservedBytes('9999', 5000), 5000, 'a declared oversize is refused by the body limit anyway');
+  t.equal(reservedBytes('9999', 5000), 0, 'a declared oversize is refused with 413 unread: nothing to reserve');
+  t.equal(reservedBytes('5000', 5000), 5000);
   t.equal(reservedBytes(undefined, 5000), 0, 'no length and no chunked body (refused before): no body');
   t.equal(reservedBytes('12x', 5000), 5000, 'unreadable (Node refuses these first): the worst case');
   t.equal(reservedBytes('-1', 5000), 5000);
@@ -204,6 +205,41 @@ t.test('inject(): a body without a declared length is refused with 411, before i
   t.equal(counted?.value, 1);
   t.equal(await gauge(metrics, 'asm_cni_webhook_in_flight_reviews'), 0);
 });
+
+t.test(
+  'inject(): a body declared over the body limit gets its 413 at once, even when the budget is taken',
+  async (t) => {
+    const first = body('held');
+    const log = memoryLogger();
+    const app = buildApp({
+      admit,
+      config: () => DEFAULT_CONFIG,
+      ready: () => true,
+      logger: log.logger,
+      metrics: new WebhookMetrics({ defaultMetrics: false }),
+      maxInFlightBytes: first.length,
+      inFlightWaitMs: 60_000,
+      bodyLimit: 64 * 1024,
+    });
+    const stream = new PassThrough();
+    const held = app.inject({
+      method: 'POST',
+      url: '/mutate',
+      payload: stream,
+      headers: { 'content-type': 'application/json', 'content-length': String(first.length) },
+    });
+    stream.write(first.slice(0, 10));
+    const big = await app.inject({
+      method: 'POST',
+      url: '/mutate',
+      payload: ' '.repeat(64 * 1024 + 1),
+      headers: { 'content-type': 'application/json' },
+    });
+    t.equal(big.statusCode, 413, 'not queued behind the held review, not a 429');
+    stream.end(first.slice(10));
+    t.equal((await held).statusCode, 200);
+  },
+);
 
 t.test('inject(): refused bodies and bad requests give their share back too', async (t) => {
   const { app, metrics } = setup(1000);
