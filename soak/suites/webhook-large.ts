@@ -9,7 +9,7 @@
 import { Agent, request } from 'node:https';
 import { AdmissionClient } from '../lib/client.js';
 import { memoryCgroup, type MemoryCgroup } from '../lib/cgroup.js';
-import { makeCA, makeLeaf } from '../lib/certs.js';
+import { makeCA, makeLeaf } from '../../test/harness/certs.js';
 import { webhookLivenessProbe } from '../lib/deployment.js';
 import { judge } from '../lib/load.js';
 import { onCleanup, rssMiB, subDir } from '../lib/proc.js';

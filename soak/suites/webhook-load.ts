@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { AdmissionClient } from '../lib/client.js';
-import { makeCA, makeLeaf } from '../lib/certs.js';
+import { makeCA, makeLeaf } from '../../test/harness/certs.js';
 import { SecretDir } from '../lib/certdir.js';
 import { configYaml, INVALID_CONFIG, replaceFile } from '../lib/config.js';
 import { TcpFront } from '../lib/front.js';

@@ -4,6 +4,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { apiServerUrl, KUBECONFIG_FILE_NAME } from './kubeconfig.js';
+import { UsageError } from '../common/usage-error.js';
+export { UsageError };
 
 export type Command = 'run' | 'once' | 'uninstall';
 
@@ -30,10 +32,6 @@ export interface InstallerOptions {
   repairIntervalMs: number;
   /** uninstall: stay up afterwards (ready) until SIGTERM, for a DaemonSet rolled out in uninstall mode. */
   uninstallWait: boolean;
-}
-
-export class UsageError extends Error {
-  override name = 'UsageError';
 }
 
 interface FlagSpec {
@@ -127,7 +125,7 @@ function parsePort(text: string): number {
 
 function parseFlagBool(flag: string, text: string): boolean {
   if (/^(1|t|true|yes)$/i.test(text)) return true;
-  if (/^(0|f|false|no|)$/i.test(text)) return false;
+  if (/^(0|f|false|no)?$/i.test(text)) return false;
   throw new UsageError(`--${flag}: expected true or false, got ${JSON.stringify(text)}`);
 }
 
