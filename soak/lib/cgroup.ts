@@ -15,7 +15,7 @@ export interface MemoryCgroup {
   how: string;
   limitBytes: number;
   /** Prefix for the command line: the process it starts runs inside the cgroup from its first instruction. */
-  wrap(cmd: string, args: string[]): { cmd: string; args: string[] };
+  wrap: (cmd: string, args: string[]) => { cmd: string; args: string[] };
   /** Peak memory charged to the cgroup (bytes), OOM kills, and times the limit was hit; read while or after it runs. */
   stats(pid?: number): { peakBytes?: number; oomKills?: number; limitHits?: number };
   remove(): Promise<void>;

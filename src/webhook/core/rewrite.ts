@@ -121,11 +121,17 @@ export function rewriteStatus(status: string): string | undefined {
     return undefined;
   }
   const obj = asObject(parsed);
-  const inits = obj?.initContainers;
+  const inits: unknown = obj?.initContainers;
   if (!Array.isArray(inits)) return undefined;
-  const at = inits.indexOf(ISTIO_INIT);
+  const names = inits as unknown[];
+  const at = names.indexOf(ISTIO_INIT);
   if (at < 0) return undefined;
-  const next = { ...obj, initContainers: inits.map((name, i) => (i === at ? ISTIO_VALIDATION : name)) };
+  // The first istio-init becomes istio-validation in its place; one already listed (a pod injected twice) goes, as
+  // the rewrite keeps a single istio-validation init container.
+  const initContainers = names
+    .map((name, i) => (i === at ? ISTIO_VALIDATION : name))
+    .filter((name, i) => i === at || name !== ISTIO_VALIDATION);
+  const next = { ...obj, initContainers };
   return JSON.stringify(next).replace(GO_ESCAPED, goEscape);
 }
 

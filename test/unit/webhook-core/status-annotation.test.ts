@@ -54,3 +54,10 @@ t.test('property: any Istio-shaped status round-trips through the rewrite as Go 
     { numRuns: 200 },
   );
 });
+
+t.test('a pod injected twice lists istio-validation once, where istio-init was', async (t) => {
+  t.equal(
+    rewriteStatus('{"initContainers":["istio-validation","istio-init"],"containers":["istio-proxy"]}'),
+    '{"initContainers":["istio-validation"],"containers":["istio-proxy"]}',
+  );
+});
