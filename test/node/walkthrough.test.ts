@@ -12,7 +12,8 @@ import { insideNodeNamespace, type PodRef } from '../harness/node.js';
 import { addedCapabilities, initNames } from '../harness/pods.js';
 import { oraclesDir } from '../harness/oracles.js';
 import { createNetns, stripComments } from '../harness/netns.js';
-import { run, runOk } from '../harness/proc.js';
+import { run, runOk, startProcess } from '../harness/proc.js';
+import { freePorts, httpGet } from '../harness/net.js';
 import { waitFor } from '../harness/wait.js';
 import { applyOverlay, waitWebhookActive } from '../harness/scenario.js';
 import {
@@ -212,6 +213,123 @@ async function main(t: Test): Promise<void> {
     const verified = await verifyOnNode(ne, [`${ns}/${pod.name}`]);
     t.equal(verified.code, 3, `asm-cni verify: not-redirected (${verified.out})`);
   });
+
+  await t.test(
+    'the node audit: silent on a healthy node, a rule deleted by hand is a metric and an Event',
+    async (t) => {
+      if (!productpage) return t.fail('scenario 1 made no pod');
+      const pod = productpage;
+      const [port] = await freePorts(1);
+      const audit = startProcess(
+        'asm-cni-audit',
+        pluginBinary,
+        [
+          'audit',
+          '--interval=2s',
+          `--listen=127.0.0.1:${port}`,
+          `--cni-conf-dir=${node.netDir}`,
+          `--crictl=${node.crictlPath}`,
+          `--cri-endpoint=unix://${node.socket}`,
+          `--events-kubeconfig=${cp.kubeconfigs.admin}`,
+        ],
+        { logFile: join(node.dir, 'audit.log'), env: { ...process.env, NODE_NAME: node.name } },
+      );
+      t.teardown(() => audit.stop());
+      const metrics = async (): Promise<Record<string, number>> => {
+        const text = (await httpGet(`http://127.0.0.1:${port}/metrics`)).body;
+        return Object.fromEntries(
+          [...text.matchAll(/^(asm_cni_audit_\w+(?:\{verdict="[a-z-]+"\})?) (\S+)$/gm)].map((m) => [
+            m[1]!,
+            Number(m[2]),
+          ]),
+        );
+      };
+      const auditEvents = async () =>
+        (await podEvents(ne, pod)).filter((e) => e.reason === 'RedirectionDrift' || e.reason === 'RedirectionMissing');
+      // Two full rounds over the healthy node: pods counted, nothing drifts, no Event.
+      const healthy = await waitFor(
+        'two audit rounds',
+        async () => {
+          const m = await metrics();
+          return (m.asm_cni_audit_runs_total ?? 0) >= 2 && m.asm_cni_audit_last_run_timestamp_seconds! > 0
+            ? m
+            : undefined;
+        },
+        { timeoutMs: POD_DEADLINE_MS, intervalMs: 500 },
+      );
+      t.equal(healthy['asm_cni_audit_pods{verdict="drift"}'], 0, 'a healthy node: no drift');
+      t.ok(healthy['asm_cni_audit_pods{verdict="match"}']! >= 1, 'the walk-through pod matches');
+      t.equal(healthy.asm_cni_audit_failures_total, 0, 'every round listed the node');
+      t.same(await auditEvents(), [], 'and no Event');
+
+      // A rule deleted by hand inside the running pod.
+      const pid = await node.containerPid(pod, 'productpage');
+      const flavour = flavourOf(pluginCalls(ne, await sandboxId(ne, pod)));
+      await runOk('nsenter', [
+        '-t',
+        String(pid),
+        '-n',
+        `iptables-${flavour}`,
+        '-t',
+        'nat',
+        '-D',
+        'ISTIO_OUTPUT',
+        '-d',
+        '127.0.0.1/32',
+        '-j',
+        'RETURN',
+      ]);
+      const drifted = await waitFor(
+        'the audit reporting the drift',
+        async () => {
+          const m = await metrics();
+          return m['asm_cni_audit_pods{verdict="drift"}'] === 1 ? m : undefined;
+        },
+        { timeoutMs: POD_DEADLINE_MS, intervalMs: 500 },
+      );
+      t.equal(drifted['asm_cni_audit_pods{verdict="drift"}'], 1, 'the metric counts the pod as drifted');
+      const [event] = await waitFor(
+        'the Warning Event on the pod',
+        async () => {
+          const evs = await auditEvents();
+          return evs.length ? evs : undefined;
+        },
+        { timeoutMs: POD_DEADLINE_MS, intervalMs: 500 },
+      );
+      t.equal(event!.reason, 'RedirectionDrift');
+      t.match(event!.message, /ISTIO_OUTPUT.*127\.0\.0\.1\/32/, 'the Event names the missing rule');
+      const verified = await verifyOnNode(ne, [`${pod.namespace}/${pod.name}`]);
+      t.equal(verified.code, 1, `asm-cni verify agrees: drift (${verified.out})`);
+    },
+  );
+
+  await t.test(
+    "the plugin's ServiceAccount recreated: the installer re-mints, a new meshed pod runs redirected",
+    async (t) => {
+      const kubeconfig = ourEntry(node)!.kubeconfig as string;
+      const before = readFileSync(kubeconfig, 'utf8');
+      await cp.kubectlOk(['delete', 'serviceaccount', '-n', 'asm-cni', 'asm-cni-plugin']);
+      await cp.kubectlOk(['create', 'serviceaccount', '-n', 'asm-cni', 'asm-cni-plugin']);
+      await waitFor(
+        'the installer rewriting the plugin kubeconfig with a new token',
+        async () => (readFileSync(kubeconfig, 'utf8') !== before ? true : undefined),
+        { timeoutMs: POD_DEADLINE_MS, intervalMs: 500 },
+      );
+      const ns = await cp.namespace('after-sa', { labels: BASELINE, devEdit: true });
+      await istioRootCert(ns);
+      const w = await createWorkload(cp, ns, productpageTemplate(), 'dev', 'after-sa');
+      const pod = { namespace: ns, name: w.pod };
+      await node.bind(pod);
+      await waitRunning(ne, pod);
+      const calls = pluginCalls(ne, await sandboxId(ne, pod));
+      t.ok(
+        calls.some((c) => c.cmd === 'ADD' && c.decision === 'redirected'),
+        `the plugin read the pod with the new token and programmed it (its calls: ${describeCalls(calls)})`,
+      );
+      const verified = await verifyOnNode(ne, [`${ns}/${pod.name}`]);
+      t.equal(verified.code, 0, `asm-cni verify: match (${verified.out})`);
+    },
+  );
 
   await t.test('3. pod deletion: DEL, then the second DEL with an empty CNI_NETNS; nothing is left', async (t) => {
     if (!productpage) return t.fail('scenario 1 made no pod');
