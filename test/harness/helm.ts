@@ -23,8 +23,14 @@ export function kustomizeCommand(): { cmd: string; args: (dir: string) => string
   return undefined;
 }
 
-export const helm = (args: string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<RunResult> =>
-  run(helmPath(), args, { timeoutMs: opts.timeoutMs ?? 120_000, input: opts.input });
+export const helm = (
+  args: string[],
+  opts: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunResult> =>
+  run(helmPath(), args, { timeoutMs: opts.timeoutMs ?? 120_000, input: opts.input, env: opts.env });
+
+/** The post-renderer that points the webhook configuration at a loopback URL (e2e: the webhook runs locally). */
+export const urlPostRenderer = join(repoRoot, 'test', 'harness', 'helm-url-post-renderer.mjs');
 
 /** Every object of a multi-document YAML stream, read as the API server reads it (YAML 1.1: 0440 is octal). */
 export function parseObjects(text: string): K8sObject[] {
@@ -45,7 +51,7 @@ export async function renderChart(args: string[] = [], namespace = 'asm-cni'): P
 
 /**
  * A copy of manifests/ in `dir` with stand-in certificate files (the secretGenerator only reads their bytes), and
- * kustomizations for each shipped variant: `default` (manifests/), `certManager`, `multus`, and `networkPolicy` when
+ * kustomizations for each shipped variant: `default` (manifests/), `certManager`, `uninstall`, `multus`, and `networkPolicy` when
  * that component exists. Returns the dirs to build.
  */
 export function kustomizeVariants(dir: string, manifestsDir = join(repoRoot, 'manifests')): Record<string, string> {
@@ -66,6 +72,7 @@ export function kustomizeVariants(dir: string, manifestsDir = join(repoRoot, 'ma
   const variants: Record<string, string> = {
     default: copy,
     certManager: join(copy, 'overlays', 'cert-manager'),
+    uninstall: join(copy, 'overlays', 'uninstall'),
     multus: overlay('multus', 'multus'),
   };
   if (existsSync(join(copy, 'components', 'network-policy')))

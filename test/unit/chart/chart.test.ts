@@ -94,6 +94,16 @@ async function main(): Promise<void> {
     assertSameObjects(t, await renderChart(['--set', 'certificates.mode=certManager']), kustomized, 'cert-manager');
   });
 
+  t.test('uninstall=true renders the same objects as manifests/overlays/uninstall', async (t) => {
+    // The overlay builds on base/, which has no Secret; the chart keeps the webhook's Secret of the release (the
+    // kustomize flow leaves it in the cluster too: apply does not prune).
+    const kustomized = (await build('uninstall')).filter((o) => o.kind !== 'Namespace');
+    const chart = (await renderChart(['--set', 'uninstall=true'])).filter(
+      (o) => !(o.kind === 'Secret' && o.metadata.name === TLS_SECRET),
+    );
+    assertSameObjects(t, chart, kustomized, 'uninstall');
+  });
+
   t.test('config.cniProvider multus renders manifests/ plus the Multus component', async (t) => {
     const kustomized = (await build('multus')).filter((o) => o.kind !== 'Namespace');
     assertSameObjects(t, await renderChart(['--set', 'config.cniProvider=multus']), kustomized, 'multus');
