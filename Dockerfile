@@ -14,6 +14,10 @@ COPY cni/ ./
 ARG VERSION=0.1.0
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/asm-cni ./cmd/asm-cni \
  && /out/asm-cni version
+# crictl for `asm-cni verify --node` and the node audit (they find pods' network namespaces through the CRI)
+ARG CRICTL_VERSION=v1.34.0
+RUN CGO_ENABLED=0 GOBIN=/out go install -trimpath -ldflags "-s -w" sigs.k8s.io/cri-tools/cmd/crictl@${CRICTL_VERSION} \
+ && /out/crictl --version
 
 # --- the TypeScript, compiled ---
 FROM node:${NODE_VERSION}-bookworm-slim AS build
@@ -37,7 +41,10 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
+# iptables: the node audit reads pods' rules with the node's flavour (nft or legacy), as the plugin does on the node
+RUN apt-get update && apt-get install -y --no-install-recommends iptables && rm -rf /var/lib/apt/lists/*
 COPY --from=plugin /out/asm-cni /opt/asm-cni/asm-cni
+COPY --from=plugin /out/crictl /opt/asm-cni/crictl
 # the installer's default --plugin-binary (dist/cni/asm-cni of the package) finds the same file
 RUN mkdir -p dist/cni && ln -s /opt/asm-cni/asm-cni dist/cni/asm-cni
 # numeric, so that runAsNonRoot can verify it; the installer DaemonSet overrides it with runAsUser 0 (see manifests)

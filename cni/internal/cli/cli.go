@@ -1,6 +1,6 @@
 // Package cli is the plugin binary's command-line mode (when CNI_COMMAND is not set): `render` shows the
-// iptables-restore input a pod would get, without a cluster or a network namespace; `version` prints the
-// build version.
+// iptables-restore input a pod would get, without a cluster or a network namespace; `verify` compares a running
+// pod's namespace with it; `version` prints the build version.
 package cli
 
 import (
@@ -38,6 +38,21 @@ const usage = `usage:
       Print the iptables-restore input the plugin would apply in the pod's network namespace.
       FILE is a Pod (or a workload with a pod template) in YAML or JSON; - reads stdin.
       Exit status: 0 rules printed; 1 invalid input or annotation; 2 usage; 3 the plugin skips this pod.
+  asm-cni verify -f FILE|- --netns PATH [--namespace NS] [--exclude-namespaces LIST] [--iptables-backend auto|nft|legacy] [--output text|json]
+      Compare the rules in a running pod's network namespace (only read) with what the plugin renders for it.
+      FILE is the Pod as stored in the API server (kubectl get pod -o yaml); PATH e.g. /proc/PID/ns/net.
+      Exit status: 0 exactly the rendered rules; 1 drift (each differing line printed); 2 usage;
+      3 the plugin skips this pod and the namespace has no ISTIO rules; 4 the plugin skips this pod but the
+      namespace has ISTIO rules (redirected by someone else, e.g. istio-init); 5 could not verify.
+  asm-cni verify NAMESPACE/POD | --node [--cni-conf-dir DIR] [--kubeconfig FILE] [--crictl BIN] [--cri-endpoint EP] [--output text|json]
+      On a node (root): the same check for one pod, or a table of every ready pod sandbox of the node. Pods come
+      from the API server with the plugin's own config (found in DIR, default /etc/cni/net.d), their network
+      namespaces from the container runtime through crictl (containerd's socket by default).
+      --node exits 0 when no pod drifts and every pod could be verified, 1 on drift, 5 when a pod could not be.
+  asm-cni audit [--interval 60s] [--listen :9091] [--events=true] [--cni-conf-dir DIR] [--kubeconfig FILE] [--crictl BIN] [--cri-endpoint EP]
+      The node audit (a container of the installer DaemonSet, see docs/verify.md): verify --node on an interval
+      and after each change in DIR; metrics asm_cni_audit_* on /metrics; a Warning Event on each pod that drifts
+      or has lost its redirection.
   asm-cni version
       Print the plugin version.
 
@@ -53,6 +68,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "render":
 		return render(args[1:], stdin, stdout, stderr)
+	case "verify":
+		return verifyCmd(args[1:], stdin, stdout, stderr)
+	case "audit":
+		return auditCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		if len(args) > 1 {
 			fmt.Fprintf(stderr, "asm-cni: version takes no arguments\n%s", usage)

@@ -28,6 +28,7 @@ type ObjectMeta struct {
 	Name         string            `json:"name,omitempty"`
 	Namespace    string            `json:"namespace,omitempty"`
 	GenerateName string            `json:"generateName,omitempty"`
+	UID          string            `json:"uid,omitempty"`
 	Labels       map[string]string `json:"labels,omitempty"`
 	Annotations  map[string]string `json:"annotations,omitempty"`
 }
