@@ -1,9 +1,9 @@
 // The Helm chart (charts/asm-cni) and the tools that render it: helm and kustomize built by test/setup/helm.sh (or the
 // e2e toolchain's kubectl), plus the normalisation under which the chart and `kubectl kustomize manifests/` must agree.
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { parseAllDocuments, parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { run, type RunResult } from './proc.js';
 import { binPath, repoRoot } from './toolchain.js';
 import type { K8sObject } from './manifests.js';
@@ -51,21 +51,30 @@ export async function renderChart(args: string[] = [], namespace = 'asm-cni'): P
 
 /**
  * A copy of manifests/ in `dir` with stand-in certificate files (the secretGenerator only reads their bytes), and
- * kustomizations for each shipped variant: `default` (manifests/), `certManager`, `uninstall`, `multus`, and `networkPolicy` when
- * that component exists. Returns the dirs to build.
+ * kustomizations for each shipped variant: `default` (manifests/), `certManager`, `uninstall`, `multus`, and `networkPolicy` and
+ * `nodeAudit` when those components exist. Returns the dirs to build.
  */
 export function kustomizeVariants(dir: string, manifestsDir = join(repoRoot, 'manifests')): Record<string, string> {
   const copy = join(dir, 'manifests');
   cpSync(manifestsDir, copy, { recursive: true });
   mkdirSync(join(copy, 'tls'), { recursive: true });
   for (const f of ['tls.crt', 'tls.key', 'ca.crt']) writeFileSync(join(copy, 'tls', f), `stand-in ${f}\n`);
+  // A component's own containers are outside base/'s `images:` (kustomize applies that inside base only), so an
+  // overlay that adds one repeats it, as an admin's overlay must.
+  const images = (parseYaml(readFileSync(join(copy, 'base', 'kustomization.yaml'), 'utf8')) as { images?: unknown[] })
+    .images;
   const overlay = (name: string, component: string): string => {
     const d = join(dir, name);
     mkdirSync(d, { recursive: true });
     writeFileSync(
       join(d, 'kustomization.yaml'),
-      `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ${relative(d, copy)}\n` +
-        `components:\n  - ${relative(d, join(copy, 'components', component))}\n`,
+      stringifyYaml({
+        apiVersion: 'kustomize.config.k8s.io/v1beta1',
+        kind: 'Kustomization',
+        resources: [relative(d, copy)],
+        components: [relative(d, join(copy, 'components', component))],
+        ...(images ? { images } : {}),
+      }),
     );
     return d;
   };
@@ -75,8 +84,10 @@ export function kustomizeVariants(dir: string, manifestsDir = join(repoRoot, 'ma
     uninstall: join(copy, 'overlays', 'uninstall'),
     multus: overlay('multus', 'multus'),
   };
-  if (existsSync(join(copy, 'components', 'network-policy')))
-    variants.networkPolicy = overlay('netpol', 'network-policy');
+  const optional: Record<string, string> = { networkPolicy: 'network-policy', nodeAudit: 'node-audit' };
+  for (const [variant, component] of Object.entries(optional)) {
+    if (existsSync(join(copy, 'components', component))) variants[variant] = overlay(variant, component);
+  }
   return variants;
 }
 
@@ -120,7 +131,18 @@ export function normalise(objects: K8sObject[]): { byKey: Map<string, K8sObject>
         w.clientConfig.caBundle = CA_OF_SECRET;
       }
     }
-    byKey.set(objectKey(o), o);
+    byKey.set(objectKey(o), sortKeys(o) as K8sObject);
   }
   return { byKey, problems };
+}
+
+/** A deep copy with every object's keys in sorted order, so that a failed comparison shows only real differences. */
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v === null || typeof v !== 'object') return v;
+  return Object.fromEntries(
+    Object.keys(v)
+      .sort()
+      .map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]),
+  );
 }

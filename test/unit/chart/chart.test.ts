@@ -125,6 +125,26 @@ async function main(): Promise<void> {
     assertSameObjects(t, chart, kustomized, 'network-policy');
   });
 
+  t.test('installer.audit.enabled renders manifests/ plus the node-audit component', async (t) => {
+    t.ok(variants.nodeAudit, 'manifests/components/node-audit exists');
+    if (!variants.nodeAudit) return;
+    const kustomized = (await build('nodeAudit')).filter((o) => o.kind !== 'Namespace');
+    assertSameObjects(t, await renderChart(['--set', 'installer.audit.enabled=true']), kustomized, 'node-audit');
+    const k3s = daemonset(
+      await renderChart(['--set', 'installer.audit.enabled=true', '-f', join(presetDir, 'k3s.yaml')]),
+    );
+    const audit = k3s.spec.template.spec.containers.find((c: { name: string }) => c.name === 'audit');
+    t.ok(
+      audit.command.includes('--cni-conf-dir=/var/lib/rancher/k3s/agent/etc/cni/net.d'),
+      'k3s: audit reads its conf dir',
+    );
+    t.equal(
+      hostPaths(k3s)['cni-net-host-path'],
+      '/var/lib/rancher/k3s/agent/etc/cni/net.d',
+      'k3s: mounted at its path',
+    );
+  });
+
   t.test('helm lint --strict passes for the defaults and every preset', async (t) => {
     t.ok(presets.length >= 3, `presets: ${presets.join(', ')}`);
     for (const args of [[], ...presets.map((p) => ['-f', join(presetDir, p)])]) {
