@@ -1,7 +1,7 @@
 // The Helm install path against a real kube-apiserver + etcd: `helm install` of charts/asm-cni as the README says
 // (namespace created and labelled first), every object of the release stored by the API server, the webhook answering
 // reviews with the certificate the chart generated, then `helm upgrade` keeping that certificate and caBundle (same CA,
-// the running webhook still answers without a restart), then `helm uninstall`.
+// the running webhook still answers without a restart), then the documented uninstall (uninstall=true, helm uninstall).
 // The webhook runs on loopback as in the admission scenarios: a post-renderer points the webhook configuration at it
 // (clientConfig url, the chart's caBundle kept), and the chart's certificate gets 127.0.0.1 as an extra IP SAN.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -137,11 +137,25 @@ async function main(t: Test): Promise<void> {
     t.ok(webhook.running(), 'the same webhook process, never restarted');
   });
 
-  await t.test('helm uninstall removes the webhook configuration', async (t) => {
-    const r = await runHelm(['uninstall', 'asm-cni', '--namespace', NS]);
-    t.equal(r.code, 0, `helm uninstall succeeded${r.code ? `: ${r.stderr}` : ''}`);
-    const got = await cp.kubectl(['get', 'mutatingwebhookconfiguration', 'zz-asm-cni']);
-    t.not(got.code, 0, 'zz-asm-cni is gone');
+  await t.test('uninstall as docs/install.md says: uninstall=true, then helm uninstall', async (t) => {
+    const r = await runHelm([
+      'upgrade',
+      'asm-cni',
+      chartDir,
+      ...releaseArgs,
+      '--reuse-values',
+      '--set',
+      'uninstall=true',
+    ]);
+    t.equal(r.code, 0, `helm upgrade --set uninstall=true succeeded${r.code ? `: ${r.stderr}` : ''}`);
+    t.match(r.stdout, /uninstall mode/, 'NOTES.txt says what happens next');
+    t.not((await cp.kubectl(['get', 'mutatingwebhookconfiguration', 'zz-asm-cni'])).code, 0, 'zz-asm-cni is gone');
+    const ds = await cp.getJson<{ spec: { template: { spec: { containers: Array<{ command: string[] }> } } } }>([
+      ...['get', 'daemonset', '-n', NS, 'asm-cni-installer'],
+    ]);
+    t.ok(ds.spec.template.spec.containers[0]!.command.includes('uninstall'), 'the installers run in uninstall mode');
+    t.equal((await runHelm(['uninstall', 'asm-cni', '--namespace', NS])).code, 0, 'helm uninstall succeeded');
+    t.not((await cp.kubectl(['get', 'daemonset', '-n', NS, 'asm-cni-installer'])).code, 0, 'the DaemonSet is gone');
   });
 }
 

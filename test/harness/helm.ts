@@ -2,7 +2,7 @@
 // e2e toolchain's kubectl), plus the normalisation under which the chart and `kubectl kustomize manifests/` must agree.
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { parseAllDocuments, parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { run, type RunResult } from './proc.js';
 import { binPath, repoRoot } from './toolchain.js';
@@ -57,8 +57,15 @@ export async function renderChart(args: string[] = [], namespace = 'asm-cni'): P
 export function kustomizeVariants(dir: string, manifestsDir = join(repoRoot, 'manifests')): Record<string, string> {
   const copy = join(dir, 'manifests');
   cpSync(manifestsDir, copy, { recursive: true });
-  mkdirSync(join(copy, 'tls'), { recursive: true });
-  for (const f of ['tls.crt', 'tls.key', 'ca.crt']) writeFileSync(join(copy, 'tls', f), `stand-in ${f}\n`);
+  // A stand-in for every file the secretGenerator reads (certs/generate.sh writes them for an admin).
+  const top = parseYaml(readFileSync(join(copy, 'kustomization.yaml'), 'utf8')) as {
+    secretGenerator?: Array<{ files?: string[] }>;
+  };
+  for (const entry of (top.secretGenerator ?? []).flatMap((g) => g.files ?? [])) {
+    const file = join(copy, entry.slice(entry.indexOf('=') + 1));
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, `stand-in ${entry}\n`);
+  }
   // A component's own containers are outside base/'s `images:` (kustomize applies that inside base only), so an
   // overlay that adds one repeats it, as an admin's overlay must.
   const images = (parseYaml(readFileSync(join(copy, 'base', 'kustomization.yaml'), 'utf8')) as { images?: unknown[] })
