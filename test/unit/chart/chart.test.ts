@@ -179,6 +179,7 @@ async function main(): Promise<void> {
       [['--set', 'webhook.replica=3'], /replica/, 'a typo in a nested key'],
       [['--set', 'imagee.tag=x'], /imagee/, 'a typo at the top level'],
       [['--set', 'installer.tolerations[0].opertor=Exists'], /opertor/, 'a typo inside a toleration'],
+      [['--set', 'installer.affinity.nodeAfinity.x=y'], /nodeAfinity/, 'a typo inside affinity'],
       [['--set-string', 'webhook.replicas=two'], /replicas/, 'a string for an integer'],
       [['--set', 'config.repairPods=maybe'], /repairPods/, 'a string for a boolean'],
       [['--set', 'config.logLevel=verbose'], /logLevel/, 'a value outside the enum'],
