@@ -46,6 +46,15 @@ const hostPaths = (o: K8sObject): Record<string, string> =>
       .filter((v) => v.hostPath)
       .map((v) => [v.name, v.hostPath!.path]),
   );
+/** Values that are Kubernetes types (documented by Kubernetes): their inner keys are optional and not ours. */
+const KUBERNETES_TYPED = new Set([
+  'resources',
+  'nodeSelector',
+  'podLabels',
+  'podAnnotations',
+  'affinity',
+  'seLinuxOptions',
+]);
 const sharedConfig = (objs: K8sObject[]) => parseYaml(find(objs, 'ConfigMap', 'asm-cni-config').data['config.yaml']);
 
 /** Asserts that two rendered object sets are the same under normalise(), object by object for a readable diff. */
@@ -394,16 +403,28 @@ async function main(): Promise<void> {
     t.match(both.stderr, /pem or configMapName, not both/, 'two client-CA sources refused');
   });
 
+  t.test('values.yaml and values.schema.json name the same keys', async (t) => {
+    type Schema = { properties?: Record<string, Schema>; additionalProperties?: unknown };
+    const schema = JSON.parse((await run('cat', [join(chartDir, 'values.schema.json')])).stdout) as Schema;
+    const values = parseYaml((await run('cat', [join(chartDir, 'values.yaml')])).stdout) as Record<string, unknown>;
+    const missing: string[] = [];
+    const open: string[] = [];
+    const walk = (s: Schema, v: unknown, path: string): void => {
+      if (!s.properties) return;
+      if (s.additionalProperties !== false) open.push(path || '(root)');
+      for (const [k, sub] of Object.entries(s.properties)) {
+        const here = v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
+        const at = `${path}${path ? '.' : ''}${k}`;
+        if (here === undefined) missing.push(at);
+        if (!KUBERNETES_TYPED.has(k)) walk(sub, here, at);
+      }
+    };
+    walk(schema, values, '');
+    t.same(missing, [], 'every key the schema knows has a documented default in values.yaml');
+    t.same(open, [], 'every object the schema describes is closed (additionalProperties: false)');
+  });
+
   t.test('every value of our own in values.yaml has a comment', async (t) => {
-    // Keys inside Kubernetes-typed values (resources, nodeSelector, ...) are documented by Kubernetes.
-    const kubernetesTyped = new Set([
-      'resources',
-      'nodeSelector',
-      'podLabels',
-      'podAnnotations',
-      'affinity',
-      'seLinuxOptions',
-    ]);
     const lines = (await run('cat', [join(chartDir, 'values.yaml')])).stdout.split('\n');
     const parents: Array<{ indent: number; key: string }> = [];
     const uncommented: string[] = [];
@@ -414,7 +435,7 @@ async function main(): Promise<void> {
       while (parents.length && parents.at(-1)!.indent >= indent) parents.pop();
       const path = [...parents.map((p) => p.key), m[2]!];
       const isHeader = m[3]!.trim() === '';
-      if (!isHeader && !parents.some((p) => kubernetesTyped.has(p.key)) && !/^\s*#/.test(lines[i - 1] ?? '')) {
+      if (!isHeader && !parents.some((p) => KUBERNETES_TYPED.has(p.key)) && !/^\s*#/.test(lines[i - 1] ?? '')) {
         uncommented.push(path.join('.'));
       }
       if (isHeader) parents.push({ indent, key: m[2]! });
