@@ -5,7 +5,7 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
-tiers=${ASM_TIERS:-"unit go e2e"}
+tiers=${ASM_TIERS:-"unit go e2e image"}
 
 bash test/setup/system-deps.sh || exit 1
 # helm and kustomize for the chart tests (unit and e2e), built from the Go module proxy once and cached.
@@ -31,6 +31,7 @@ for tier in $tiers; do
     unit) run_tier unit npx tap ;;
     go) run_tier go bash test/go-tests.sh ;;
     e2e) run_tier e2e bash test/e2e/run.sh ;;
+    image) run_tier image bash test/image/run.sh ;;
     *) echo "unknown tier $tier"; failed=$((failed + 1)); failed_names+=("$tier") ;;
   esac
 done

@@ -22,6 +22,7 @@ import (
 
 type auditOpts struct {
 	confDir, kubeconfig, crictl, criEndpoint, listen string
+	eventsKubeconfig                                 string
 	interval                                         time.Duration
 	events                                           bool
 }
@@ -39,6 +40,7 @@ func auditCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.listen, "listen", ":9091", "address of /metrics and /healthz")
 	fs.DurationVar(&o.interval, "interval", time.Minute, "time between audits (a CNI config change also starts one)")
 	fs.BoolVar(&o.events, "events", true, "create a Warning Event on each pod that drifts or has lost its redirection (needs the pod's ServiceAccount)")
+	fs.StringVar(&o.eventsKubeconfig, "events-kubeconfig", "", "kubeconfig to create Events with (default: the pod's in-cluster ServiceAccount)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
@@ -72,9 +74,9 @@ func runAudit(ctx context.Context, o auditOpts, log *slog.Logger) error {
 		return on.Pods("", "")
 	}
 	if o.events {
-		ep, err := kube.InCluster()
+		ep, err := eventsEndpoint(o.eventsKubeconfig)
 		if err != nil {
-			return fmt.Errorf("--events needs the pod's ServiceAccount: %w (or pass --events=false)", err)
+			return fmt.Errorf("--events needs the pod's ServiceAccount or --events-kubeconfig: %w (or pass --events=false)", err)
 		}
 		node, _ := os.Hostname()
 		if n := os.Getenv("NODE_NAME"); n != "" {
@@ -104,4 +106,11 @@ func runAudit(ctx context.Context, o auditOpts, log *slog.Logger) error {
 	defer t.Stop()
 	a.Loop(ctx, t.C, trigger, nil)
 	return nil
+}
+
+func eventsEndpoint(kubeconfig string) (*kube.Endpoint, error) {
+	if kubeconfig != "" {
+		return kube.LoadEndpoint(kubeconfig)
+	}
+	return kube.InCluster()
 }
