@@ -22,6 +22,8 @@ cert_dir=${ASM_DEV_CERT_DIR:-certs/dev}
 if [ -z "${ASM_TLS_CERT:-}" ] && { [ ! -s "$cert_dir/tls.crt" ] || [ ! -s "$cert_dir/tls.key" ] || [ ! -s "$cert_dir/ca.crt" ]; }; then
   bash certs/generate.sh --out "$cert_dir" >&2
 fi
+# The dev CA, for the CA expiry metric; only with the dev certificate it issued.
+[ -z "${ASM_TLS_CERT:-}" ] && export ASM_TLS_CA=${ASM_TLS_CA:-$cert_dir/ca.crt}
 export ASM_TLS_CERT=${ASM_TLS_CERT:-$cert_dir/tls.crt}
 export ASM_TLS_KEY=${ASM_TLS_KEY:-$cert_dir/tls.key}
 echo "start: serving with $ASM_TLS_CERT (CA: $cert_dir/ca.crt); try:" >&2

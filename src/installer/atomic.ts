@@ -46,6 +46,22 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array,
   await fsyncDir(dir);
 }
 
+/** Mode of a directory the installer creates: what /opt/cni/bin and /etc/cni/net.d have on a node (root-owned). */
+export const NODE_DIR_MODE = 0o755;
+
+/**
+ * Creates `dir` and its missing parents with `mode` (exactly: the umask does not narrow it). Directories that exist
+ * keep their mode: they are the node's, not ours.
+ */
+export async function ensureDir(dir: string, mode = NODE_DIR_MODE): Promise<void> {
+  const first = await fs.mkdir(dir, { recursive: true, mode });
+  if (first === undefined) return;
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    await fs.chmod(d, mode);
+    if (d === path.resolve(first)) break;
+  }
+}
+
 /** The file's bytes, or null when it does not exist. */
 export async function readIfExists(file: string): Promise<Buffer | null> {
   try {
@@ -64,6 +80,42 @@ export async function writeIfChanged(target: string, data: string | Buffer, mode
     const stat = await fs.stat(target);
     if ((stat.mode & 0o777) === mode) return false;
   }
+  await writeFileAtomic(target, bytes, mode);
+  return true;
+}
+
+/**
+ * The file a write to `file` must replace so that a symbolic link stays a link: the link's final target, or `file`
+ * itself when it is not a link (or does not exist). A link whose target this container cannot see is an error naming
+ * both: replacing the link with a file would hide every later change the primary CNI makes to the target.
+ */
+export async function resolveWriteTarget(file: string): Promise<string> {
+  const st = await fs.lstat(file).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (st === null || !st.isSymbolicLink()) return file;
+  try {
+    return await fs.realpath(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    throw new Error(
+      `${file} is a symbolic link to ${await fs.readlink(file)}, which does not exist in this container: ` +
+        'mount the directory it points into, or replace the link with the file',
+    );
+  }
+}
+
+/**
+ * Replaces the bytes of a config file the node owns, atomically, only when they differ: through a symbolic link to its
+ * target (the link stays), keeping the file's mode (`newMode` for a new file). Returns true when it wrote.
+ */
+export async function replaceContent(file: string, data: string | Buffer, newMode = 0o644): Promise<boolean> {
+  const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+  const target = await resolveWriteTarget(file);
+  const current = await readIfExists(target);
+  if (current !== null && current.equals(bytes)) return false;
+  const mode = current === null ? newMode : (await fs.stat(target)).mode & 0o7777;
   await writeFileAtomic(target, bytes, mode);
   return true;
 }

@@ -5,7 +5,14 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { DEFAULT_CONFIG, parseConfig, type SharedConfig } from '../common/shared-config.js';
-import { writeIfChanged, readIfExists, removeIfExists, removeStaleTempFiles, writeFileAtomic } from './atomic.js';
+import {
+  ensureDir,
+  writeIfChanged,
+  readIfExists,
+  removeIfExists,
+  removeStaleTempFiles,
+  replaceContent,
+} from './atomic.js';
 import {
   canonicalWithoutEntry,
   CniConfigError,
@@ -31,6 +38,11 @@ export interface Readiness {
   entry: boolean;
   /** Why not ready, for /readyz and logs. */
   reasons: string[];
+}
+
+/** What one reconcile pass did: readiness after it, and the steps that failed in it (with their errors). */
+export interface PassResult extends Readiness {
+  failures: Array<{ step: string; error: string }>;
 }
 
 export interface InstallerDeps {
@@ -124,6 +136,7 @@ export class Installer {
     const bytes = await fs.readFile(this.options.pluginBinary).catch((err: Error) => {
       throw new Error(`cannot read plugin binary ${this.options.pluginBinary}: ${err.message}`);
     });
+    await ensureDir(this.options.binDir);
     const wrote = await writeIfChanged(this.binaryTarget, bytes, 0o755);
     if (wrote) {
       this.deps.log.info({ path: this.binaryTarget }, 'plugin binary installed');
@@ -148,6 +161,7 @@ export class Installer {
       });
     }
     const text = renderKubeconfig({ server: options.apiServer, caPem, token });
+    await ensureDir(path.dirname(options.kubeconfigPath));
     const wrote = await writeIfChanged(options.kubeconfigPath, text, 0o600);
     if (wrote) {
       this.deps.log.info({ path: options.kubeconfigPath }, 'plugin kubeconfig written');
@@ -198,7 +212,14 @@ export class Installer {
     const result = insertEntry(text, fileName, this.renderedEntry());
     if (result.fileName === fileName && result.text === text) return 'installed';
     if (result.fileName !== fileName) {
-      // Wrapping X.conf writes X.conflist: never over a file of someone else's (one without our entry).
+      // Wrapping X.conf replaces it with X.conflist: a link would be lost (and its target's later changes with it).
+      if ((await fs.lstat(path.join(netDir, fileName))).isSymbolicLink()) {
+        throw new Error(
+          `cannot wrap ${fileName} into ${result.fileName}: ${fileName} is a symbolic link, which wrapping would ` +
+            'replace; make the link point to a .conflist, or set --cni-conf-name; left it untouched',
+        );
+      }
+      // Never over a file of someone else's (one without our entry).
       const existing = await readIfExists(path.join(netDir, result.fileName));
       if (existing !== null && !(await this.hasEntry(existing.toString('utf8'), result.fileName))) {
         throw new Error(
@@ -210,7 +231,7 @@ export class Installer {
       // The bytes the primary CNI wrote, for uninstall. Updated each time it rewrites its file without us.
       if (await writeIfChanged(path.join(netDir, backupNameFor(fileName)), text, 0o600)) this.deps.onWrite?.('backup');
     }
-    await writeIfChanged(path.join(netDir, result.fileName), result.text, 0o644);
+    await replaceContent(path.join(netDir, result.fileName), result.text);
     if (result.fileName !== fileName) await removeIfExists(path.join(netDir, fileName));
     this.deps.log.info({ file: result.fileName, from: fileName }, 'plugin entry written into the primary CNI config');
     this.deps.onWrite?.('entry');
@@ -252,7 +273,7 @@ export class Installer {
           // The primary CNI has written its .conf again since: keep that and drop our wrapped copy.
           await removeIfExists(path.join(netDir, target));
         } else if (this.sameNetwork(current.toString('utf8'), target, backupText, original)) {
-          await writeFileAtomic(path.join(netDir, original), backup, 0o644);
+          await replaceContent(path.join(netDir, original), backup);
           if (target !== original) await removeIfExists(path.join(netDir, target));
           this.deps.log.info({ file: original }, 'primary CNI config restored to its original bytes');
         } else {
@@ -291,7 +312,7 @@ export class Installer {
   private async stripEntry(fileName: string, text: string): Promise<void> {
     const stripped = removeEntry(text, fileName);
     if (stripped === null) return;
-    await writeFileAtomic(path.join(this.options.netDir, fileName), stripped, 0o644);
+    await replaceContent(path.join(this.options.netDir, fileName), stripped);
     this.deps.log.warn({ file: fileName }, 'CNI config changed since we installed: removed only our entry');
   }
 
@@ -306,20 +327,21 @@ export class Installer {
     if (this.sharedConfig.cniProvider === 'multus') {
       entry = true;
     } else {
-      const { primary } = await selectPrimary(this.options.netDir, this.options.cniConfName ?? undefined).catch(() => ({
-        primary: null,
-      }));
+      let why = '';
+      const { primary } = await selectPrimary(this.options.netDir, this.options.cniConfName ?? undefined).catch(
+        (err: Error) => ((why = `: ${err.message}`), { primary: null }),
+      );
       if (primary !== null) {
         const expected = insertEntry(primary.text, primary.fileName, this.renderedEntry());
         entry = expected.fileName === primary.fileName && expected.text === primary.text;
       }
-      if (!entry) reasons.push(`plugin entry not in the primary CNI config in ${this.options.netDir}`);
+      if (!entry) reasons.push(`plugin entry not in the primary CNI config in ${this.options.netDir}${why}`);
     }
     return { ready: binary && kubeconfig && entry, binary, kubeconfig, entry, reasons };
   }
 
   /** One full pass. Errors of one step are logged and do not stop the others. Returns readiness after the pass. */
-  async reconcile(): Promise<Readiness> {
+  async reconcile(): Promise<PassResult> {
     const steps: Array<[string, () => Promise<unknown>]> = [
       ['config', () => this.loadConfig()],
       ['temp files', () => this.cleanTemps()],
@@ -327,15 +349,17 @@ export class Installer {
       ['kubeconfig', () => this.installKubeconfig()],
       ['entry', () => this.installEntryWhenReady()],
     ];
+    const failures: PassResult['failures'] = [];
     for (const [step, run] of steps) {
       try {
         await run();
       } catch (err) {
         if (step === 'config' && this.config === null) throw err;
+        failures.push({ step, error: (err as Error).message });
         this.deps.log.error({ step, err: (err as Error).message }, 'install step failed; retrying on the next pass');
       }
     }
-    return this.readiness();
+    return { ...(await this.readiness()), failures };
   }
 
   /**

@@ -18,16 +18,28 @@ export interface MainIO {
   err: Writable;
   /** Aborted on SIGTERM/SIGINT: `run` stops and leaves everything installed. */
   signal?: AbortSignal;
+  /** Waits between the passes of `once` (tests count passes instead of waiting). */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
+/**
+ * `once` gives up after this many passes in a row in which a step failed: a failure that outlives ten retries (about
+ * ten seconds) is permanent (say, X.conf beside somebody else's X.conflist). Waiting for a primary config is not a
+ * failure: the primary CNI writes it when it starts.
+ */
+export const ONCE_MAX_FAILED_PASSES = 10;
+
 function tokenSource(options: InstallerOptions, api: CoreV1Api | null): TokenSource {
-  if (options.pluginServiceAccount === null || api === null) return new FileTokenSource(options.saDir);
+  if (!options.pluginServiceAccount || api === null) return new FileTokenSource(options.saDir); // '' too: own token
+  const boundObjectRef = options.nodeName === null ? null : { apiVersion: 'v1', kind: 'Node', name: options.nodeName };
   return new TokenRequestSource(
     async ({ namespace, serviceAccount, expirationSeconds }) => {
       const result = await api.createNamespacedServiceAccountToken({
         name: serviceAccount,
         namespace,
-        body: { spec: { audiences: [], expirationSeconds } },
+        // Bound to this node's Node object: the token carries the node's name and dies with it (the shipped
+        // admission policy accepts no other binding from the installer; docs/install.md).
+        body: { spec: { audiences: [], expirationSeconds, ...(boundObjectRef ? { boundObjectRef } : {}) } },
       });
       const status = result.status;
       if (!status?.token) throw new Error('TokenRequest response has no status.token');
@@ -107,6 +119,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: MainIO): 
   log.level = installer.sharedConfig.logLevel;
 
   if (command === 'once') {
+    let failedPasses = 0;
     for (;;) {
       const r = await installer.reconcile();
       if (r.ready) {
@@ -117,8 +130,15 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: MainIO): 
         log.error({ reasons: r.reasons }, 'install failed');
         return 1;
       }
+      failedPasses = r.failures.length > 0 ? failedPasses + 1 : 0;
+      if (failedPasses >= ONCE_MAX_FAILED_PASSES) {
+        const reasons = r.failures.map((f) => `${f.step}: ${f.error}`);
+        log.error({ reasons, passes: failedPasses }, `install failed: ${reasons.join('; ')}`);
+        return 1;
+      }
       if (io.signal?.aborted) return 1;
-      await sleep(Math.min(options.resyncMs, 1000), io.signal); // waiting for the primary CNI to write its config
+      // waiting for the primary CNI to write its config, or retrying a failed step
+      await (io.sleep ?? sleep)(Math.min(options.resyncMs, 1000), io.signal);
     }
   }
 

@@ -185,10 +185,12 @@ export function parseCommandLine(
     throw new UsageError((err as Error).message);
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
+  // An empty flag means the default (for --plugin-service-account: this pod's own token), as an empty variable does;
+  // given on the command line it still wins over the variable.
   const get = (name: string): string | undefined => {
     const v = values[name];
     if (typeof v === 'boolean') return v ? 'true' : 'false';
-    if (v !== undefined) return v;
+    if (v !== undefined) return v === '' ? undefined : v;
     const e = env[FLAGS[name]!.env];
     return e === undefined || e === '' ? undefined : e;
   };

@@ -1,6 +1,7 @@
 // Which file in the net dir is the node's primary CNI config: the one the container runtime loads.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { resolveWriteTarget } from './atomic.js';
 import { CniConfigError, hasCniExtension, parseCniConfig, PLUGIN_TYPE, type ParsedCniConfig } from './conflist.js';
 
 /** Suffix of the backup of a primary config's original bytes; a dotfile with an extension the runtime ignores. */
@@ -56,8 +57,12 @@ export async function selectPrimary(dir: string, forcedName?: string): Promise<S
       text = await fs.readFile(path.join(dir, fileName), 'utf8');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'EISDIR') continue; // renamed away under us, or a directory
-      throw err;
+      if (code === 'EISDIR') continue;
+      // Renamed away under us: skip. A link whose target this container cannot see is what the runtime loads on the
+      // host, so no later file may be taken for the primary: resolveWriteTarget throws, naming link and target.
+      if (code !== 'ENOENT') throw err;
+      await resolveWriteTarget(path.join(dir, fileName));
+      continue;
     }
     try {
       const parsed = parseCniConfig(text, fileName);

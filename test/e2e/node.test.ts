@@ -22,6 +22,7 @@ import {
 } from '../harness/scenario.js';
 import { createNetns, hasIstioChains, stripComments, type Netns } from '../harness/netns.js';
 import { run, type RunResult } from '../harness/proc.js';
+import { podBoundToken } from '../harness/node-identity.js';
 
 const installerCli = join(repoRoot, 'dist/installer/cli.js');
 const pluginBinary = join(repoRoot, 'dist/cni/asm-cni');
@@ -64,10 +65,16 @@ async function main(t: Test): Promise<void> {
     t.comment(
       `installer runs as ${ids.namespace}/${ids.installerSA}, plugin identity ${ids.namespace}/${ids.pluginSA} (from manifests/)`,
     );
-    saToken = (
-      await env.cp.kubectlOk(['create', 'token', ids.installerSA, '-n', ids.namespace, '--duration=1h'])
-    ).trim();
-    installerArgs = ['--plugin-service-account', ids.pluginSA, '--namespace', ids.namespace];
+    // As the kubelet mints it for the DaemonSet's pod: bound to that pod on a node, so the shipped admission
+    // policies (manifests/base/installer-node-scope.yaml) let it request plugin tokens bound to that node.
+    const nodeName = 'e2e-node';
+    saToken = await podBoundToken(env.cp, {
+      namespace: ids.namespace,
+      serviceAccount: ids.installerSA,
+      node: nodeName,
+      pod: 'asm-cni-installer-e2e',
+    });
+    installerArgs = ['--plugin-service-account', ids.pluginSA, '--namespace', ids.namespace, '--node-name', nodeName];
   } else {
     t.comment('manifests/ name no plugin ServiceAccount: using a test ServiceAccount that may only get pods');
     const ns = await env.cp.namespace('e2e-node-sys');

@@ -119,7 +119,12 @@ async function makePki(dir: string): Promise<void> {
 
 const token = (): string => randomBytes(24).toString('hex');
 
-export async function startControlPlane(): Promise<ControlPlane> {
+export interface ControlPlaneOptions {
+  /** An AuthorizationConfiguration file (--authorization-config) instead of --authorization-mode=RBAC. */
+  authorizationConfig?: string;
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const dir = mkdtempSync(join(tmpdir(), 'asm-cni-e2e-'));
   const removeDir =
     process.env.ASM_E2E_KEEP === '1'
@@ -181,7 +186,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
         `--tls-cert-file=${join(dir, 'apiserver.crt')}`,
         `--tls-private-key-file=${join(dir, 'apiserver.key')}`,
         `--cert-dir=${join(dir, 'apiserver-certs')}`,
-        '--authorization-mode=RBAC',
+        opts.authorizationConfig ? `--authorization-config=${opts.authorizationConfig}` : '--authorization-mode=RBAC',
         `--token-auth-file=${join(dir, 'tokens.csv')}`,
         '--anonymous-auth=false',
         '--enable-admission-plugins=PodSecurity,MutatingAdmissionWebhook,ValidatingAdmissionWebhook',

@@ -40,6 +40,9 @@ export function copyManifests(dir: string, certDir: string): string {
   cpSync(manifestsDir, copy, { recursive: true });
   mkdirSync(join(copy, 'tls'), { recursive: true });
   for (const f of ['tls.crt', 'tls.key', 'ca.crt']) cpSync(join(certDir, f), join(copy, 'tls', f));
+  // The trusted CAs (caBundle); dev certs generated before ca-bundle.crt existed have only ca.crt.
+  const bundle = existsSync(join(certDir, 'ca-bundle.crt')) ? 'ca-bundle.crt' : 'ca.crt';
+  cpSync(join(certDir, bundle), join(copy, 'tls', 'ca-bundle.crt'));
   return copy;
 }
 

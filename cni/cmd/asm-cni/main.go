@@ -9,15 +9,20 @@ import (
 
 	"github.com/asm-cni/asm-cni/cni/internal/cli"
 	"github.com/asm-cni/asm-cni/cni/internal/plugin"
+	"github.com/asm-cni/asm-cni/cni/internal/recovery"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
 var version = "dev"
+
+// commands are the CNI commands; only a test build (tag asmcni_testpanic, testpanic.go) replaces them.
+var commands = plugin.Funcs
 
 func main() {
 	cli.Version = version
 	if os.Getenv("CNI_COMMAND") == "" {
 		os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
-	skel.PluginMainFuncs(plugin.Funcs(), plugin.SupportedVersions, "asm-cni "+version)
+	// A panic becomes a CNI error naming the plugin; its stack goes to stderr, never to stdout.
+	skel.PluginMainFuncs(recovery.Wrap(commands(), "asm-cni", os.Stderr), plugin.SupportedVersions, "asm-cni "+version)
 }

@@ -31,12 +31,14 @@ Flags of serve (environment variable in brackets):
   --cert FILE           PEM serving certificate (chain) [ASM_TLS_CERT] (required)
   --key FILE            PEM private key of the certificate [ASM_TLS_KEY] (required)
   --client-ca FILE      PEM CA bundle; when set, clients must present a certificate it signed [ASM_CLIENT_CA]
+  --ca FILE             PEM bundle holding the CA of the serving certificate (the Secret's ca.crt); read only to
+                        report that CA's expiry (metrics, a warning log) [ASM_TLS_CA]
   --config FILE         shared YAML config (the asm-cni ConfigMap) [ASM_CONFIG] (default: built-in defaults)
   --shutdown-delay S    seconds to keep serving after SIGTERM while endpoints update [ASM_SHUTDOWN_DELAY] (default 5)
   --shutdown-grace S    seconds in-flight requests get after the listener closed [ASM_SHUTDOWN_GRACE] (default 20)
   -h, --help            show this help
 
-Certificate, key, client CA and config files are reloaded when they change (Secret/ConfigMap updates included).
+Certificate, key, CA and config files are reloaded when they change (Secret/ConfigMap updates included).
 `;
 
 export class UsageError extends Error {
@@ -71,6 +73,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Omit<Ser
         cert: { type: 'string' },
         key: { type: 'string' },
         'client-ca': { type: 'string' },
+        ca: { type: 'string' },
         config: { type: 'string' },
         'shutdown-delay': { type: 'string' },
         'shutdown-grace': { type: 'string' },
@@ -94,6 +97,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Omit<Ser
   if (key === undefined)
     throw new UsageError('--key (or ASM_TLS_KEY) is required: the PEM private key of the serving certificate');
   const clientCa = pick(values['client-ca'], 'ASM_CLIENT_CA');
+  const ca = pick(values.ca, 'ASM_TLS_CA');
   const config = pick(values.config, 'ASM_CONFIG');
   return {
     host: pick(values.host, 'ASM_WEBHOOK_HOST') ?? '0.0.0.0',
@@ -102,6 +106,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Omit<Ser
     cert,
     key,
     ...(clientCa !== undefined ? { clientCa } : {}),
+    ...(ca !== undefined ? { ca } : {}),
     ...(config !== undefined ? { config } : {}),
     shutdownDelayMs: seconds(
       '--shutdown-delay (ASM_SHUTDOWN_DELAY)',

@@ -15,6 +15,15 @@ interface OutcomeTally {
   reasons: Map<string, { labels: { outcome: ReviewOutcome; reason: string }; pending: number }>;
 }
 
+/** The certificate the process serves now (set by the TLS reloader), and the CA that issued it when known. */
+export interface ServedCertificate {
+  serial: string;
+  /** SHA-256 fingerprint as openssl prints it (`openssl x509 -noout -fingerprint -sha256`): AB:CD:... */
+  sha256: string;
+  notAfter: Date;
+  ca?: { serial: string; sha256: string; notAfter: Date };
+}
+
 export class WebhookMetrics {
   readonly registry = new client.Registry();
   readonly reviews: client.Counter<'outcome' | 'reason'>;
@@ -24,6 +33,12 @@ export class WebhookMetrics {
   readonly certReloads: client.Counter;
   readonly certReloadFailures: client.Counter;
   readonly certNotAfter: client.Gauge;
+  readonly certExpiry: client.Gauge<'sha256'>;
+  readonly caExpiry: client.Gauge<'sha256'>;
+  readonly certInfo: client.Gauge<'serial' | 'sha256' | 'ca_sha256'>;
+  private served: ServedCertificate | undefined;
+  /** The clock the expiry gauges count down with (ms since the epoch). */
+  private readonly now: () => number;
   readonly tlsClientErrors: client.Counter;
   readonly ready: client.Gauge;
   // The hot path per review. prom-client hashes and validates the labels on every inc() and observe(), bound child or
@@ -31,9 +46,17 @@ export class WebhookMetrics {
   // collected (each scrape). The histogram's child is bound once per outcome.
   private readonly byOutcome = new Map<ReviewOutcome, OutcomeTally>();
 
-  constructor(opts: { defaultMetrics?: boolean } = {}) {
+  constructor(opts: { defaultMetrics?: boolean; now?: () => number } = {}) {
     const registers = [this.registry];
     const byOutcome = this.byOutcome;
+    this.now = opts.now ?? Date.now;
+    // The expiry gauges are computed at each scrape, so they count down between certificate loads. Labelled with the
+    // certificate's fingerprint: a gauge without labels would show 0 (expired!) when there is nothing to report.
+    const countDown = (gauge: client.Gauge<'sha256'>, c: { sha256: string; notAfter: Date } | undefined): void => {
+      gauge.reset();
+      if (c !== undefined) gauge.set({ sha256: c.sha256 }, Math.floor((c.notAfter.getTime() - this.now()) / 1000));
+    };
+    const served = (): ServedCertificate | undefined => this.served;
     this.reviews = new client.Counter({
       name: 'asm_cni_webhook_reviews_total',
       help: 'AdmissionReviews answered, by outcome (patched, skipped, denied, error) and reason code.',
@@ -81,6 +104,30 @@ export class WebhookMetrics {
       help: 'Expiry (notAfter, Unix seconds) of the certificate being served; alert when it gets close.',
       registers,
     });
+    this.certExpiry = new client.Gauge({
+      name: 'asm_cni_webhook_cert_expiry_seconds',
+      help: 'Seconds until the served certificate (by SHA-256 fingerprint) expires, negative once it has; alert well before 0.',
+      labelNames: ['sha256'] as const,
+      registers,
+      collect() {
+        countDown(this, served());
+      },
+    });
+    this.caExpiry = new client.Gauge({
+      name: 'asm_cni_webhook_ca_expiry_seconds',
+      help: 'Seconds until the CA (by SHA-256 fingerprint) that issued the served certificate expires; no sample when the CA bundle is not given or does not hold it.',
+      labelNames: ['sha256'] as const,
+      registers,
+      collect() {
+        countDown(this, served()?.ca);
+      },
+    });
+    this.certInfo = new client.Gauge({
+      name: 'asm_cni_webhook_cert_info',
+      help: 'Always 1: which certificate this process serves now (serial, SHA-256 fingerprint, and its CA\'s fingerprint or ""). Compare across replicas during a rotation.',
+      labelNames: ['serial', 'sha256', 'ca_sha256'] as const,
+      registers,
+    });
     this.tlsClientErrors = new client.Counter({
       name: 'asm_cni_webhook_tls_client_errors_total',
       help: 'Connections dropped during the TLS handshake (plain HTTP, old TLS versions, untrusted client certificates).',
@@ -92,6 +139,13 @@ export class WebhookMetrics {
       registers,
     });
     if (opts.defaultMetrics !== false) client.collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Records the certificate put into service: the info gauge's labels, and what the expiry gauges count down to. */
+  setServedCertificate(c: ServedCertificate): void {
+    this.served = c;
+    this.certInfo.reset();
+    this.certInfo.set({ serial: c.serial, sha256: c.sha256, ca_sha256: c.ca?.sha256 ?? '' }, 1);
   }
 
   /** Counts one review and observes its latency; the hot path, so children are looked up once per label set. */

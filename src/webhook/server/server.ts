@@ -20,6 +20,8 @@ export interface ServeOptions {
   cert: string;
   key: string;
   clientCa?: string;
+  /** PEM bundle holding the CA of the serving certificate (the Secret's ca.crt): its expiry is reported. */
+  ca?: string;
   config?: string;
   /** Keep serving this long after readiness went false on SIGTERM (ms). */
   shutdownDelayMs: number;
@@ -63,7 +65,12 @@ export async function startServer(opts: ServeOptions): Promise<RunningWebhook> {
   });
   readiness.configLoaded = true;
   const certs = new CertReloader({
-    files: { cert: opts.cert, key: opts.key, ...(opts.clientCa !== undefined ? { clientCa: opts.clientCa } : {}) },
+    files: {
+      cert: opts.cert,
+      key: opts.key,
+      ...(opts.clientCa !== undefined ? { clientCa: opts.clientCa } : {}),
+      ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
+    },
     logger,
     metrics,
   });
@@ -110,7 +117,12 @@ export async function startServer(opts: ServeOptions): Promise<RunningWebhook> {
     logger.warn({ dir, err: err.message }, 'cannot watch a directory; relying on polling');
   watches.push(
     watchFiles({
-      files: [opts.cert, opts.key, ...(opts.clientCa !== undefined ? [opts.clientCa] : [])],
+      files: [
+        opts.cert,
+        opts.key,
+        ...(opts.clientCa !== undefined ? [opts.clientCa] : []),
+        ...(opts.ca !== undefined ? [opts.ca] : []),
+      ],
       onChange: () => certs.reload(),
       onWatchError,
       ...opts.watch,

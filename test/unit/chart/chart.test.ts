@@ -204,11 +204,11 @@ async function main(): Promise<void> {
     }
   });
 
-  t.test('kubeVersion: Kubernetes older than 1.30 is refused', async (t) => {
-    const r = await helm(['template', 'asm-cni', chartDir, '--kube-version', '1.29.5']);
+  t.test('kubeVersion: Kubernetes older than 1.31 is refused', async (t) => {
+    const r = await helm(['template', 'asm-cni', chartDir, '--kube-version', '1.30.9']);
     t.not(r.code, 0, 'refused');
-    t.match(r.stderr, />=1\.30\.0-0/, 'naming the requirement');
-    t.equal((await helm(['template', 'asm-cni', chartDir, '--kube-version', '1.30.0'])).code, 0, '1.30 renders');
+    t.match(r.stderr, />=1\.31\.0-0/, 'naming the requirement');
+    t.equal((await helm(['template', 'asm-cni', chartDir, '--kube-version', '1.31.0'])).code, 0, '1.31 renders');
   });
 
   t.test('the generated certificate: ECDSA, signed by the caBundle CA, for the Service names', async (t) => {
@@ -241,7 +241,13 @@ async function main(): Promise<void> {
   t.test('a release namespace other than asm-cni reaches every place that names it', async (t) => {
     const objs = await renderChart([], 'mesh-cni');
     for (const o of objs) {
-      const clusterScoped = ['ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration'].includes(o.kind);
+      const clusterScoped = [
+        'ClusterRole',
+        'ClusterRoleBinding',
+        'MutatingWebhookConfiguration',
+        'ValidatingAdmissionPolicy',
+        'ValidatingAdmissionPolicyBinding',
+      ].includes(o.kind);
       if (!clusterScoped) t.equal(o.metadata.namespace, 'mesh-cni', `${objectKey(o)} in the release namespace`);
     }
     for (const w of webhookConfig(objs).webhooks) {
@@ -249,6 +255,13 @@ async function main(): Promise<void> {
       t.same(w.namespaceSelector.matchExpressions[0].values, ['kube-system', 'mesh-cni'], `${w.name}: skips it`);
     }
     t.same(sharedConfig(objs).excludeNamespaces, ['kube-system', 'istio-system', 'mesh-cni'], 'excluded');
+    for (const p of objs.filter((o) => o.kind === 'ValidatingAdmissionPolicy')) {
+      t.same(
+        p.spec.matchConditions.map((c: { expression: string }) => c.expression),
+        ["request.userInfo.username == 'system:serviceaccount:mesh-cni:asm-cni-installer'"],
+        `${p.metadata.name}: holds the installer of the release namespace`,
+      );
+    }
     const subjects = objs.filter((o) => o.subjects).flatMap((o) => o.subjects as Array<{ namespace: string }>);
     t.ok(subjects.length > 0 && subjects.every((s) => s.namespace === 'mesh-cni'), 'RBAC subjects in mesh-cni');
   });

@@ -7,6 +7,8 @@ import {
   readIfExists,
   removeIfExists,
   removeStaleTempFiles,
+  replaceContent,
+  resolveWriteTarget,
   writeFileAtomic,
   writeIfChanged,
 } from '../../../src/installer/atomic.js';
@@ -95,4 +97,26 @@ t.test('SIGKILL in the middle of writes never leaves a torn file', async (t) => 
   t.ok(leftovers.every(isTempFile), `only temp files left: ${leftovers.join(', ')}`);
   await removeStaleTempFiles(dir, 0);
   t.same(await fs.readdir(dir), ['10-x.conflist']);
+});
+
+t.test('resolveWriteTarget and replaceContent: links are written through, everything else in place', async (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, 'a.conflist');
+  t.equal(await resolveWriteTarget(file), file, 'a missing file is written where it is named');
+  t.equal(await replaceContent(file, 'one\n', 0o640), true);
+  t.equal((await fs.stat(file)).mode & 0o777, 0o640, 'a new file gets the given mode');
+  t.equal(await replaceContent(file, 'one\n'), false, 'same bytes: no write');
+  await fs.chmod(file, 0o600);
+  t.equal(await replaceContent(file, 'two\n'), true);
+  t.equal((await fs.stat(file)).mode & 0o777, 0o600, 'an existing file keeps its mode');
+  const link = path.join(dir, 'link.conflist');
+  await fs.symlink('a.conflist', link);
+  t.equal(await resolveWriteTarget(link), await fs.realpath(file));
+  await replaceContent(link, 'three\n');
+  t.ok((await fs.lstat(link)).isSymbolicLink(), 'the link stays');
+  t.equal(await fs.readFile(file, 'utf8'), 'three\n');
+  await fs.symlink('loop-b', path.join(dir, 'loop-a'));
+  await fs.symlink('loop-a', path.join(dir, 'loop-b'));
+  await t.rejects(resolveWriteTarget(path.join(dir, 'loop-a')), { code: 'ELOOP' }, 'other errors pass through');
+  await t.rejects(resolveWriteTarget(path.join(file, 'below-a-file')), { code: 'ENOTDIR' });
 });

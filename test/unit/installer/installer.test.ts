@@ -38,7 +38,7 @@ t.test('installs binary, kubeconfig and entry; a second run writes nothing', asy
   const { installer, writes } = installerFor(node);
   t.equal((await installer.readiness()).ready, false);
   const r = await installer.reconcile();
-  t.same(r, { ready: true, binary: true, kubeconfig: true, entry: true, reasons: [] });
+  t.same(r, { ready: true, binary: true, kubeconfig: true, entry: true, reasons: [], failures: [] });
   t.same(writes.sort(), ['backup', 'binary', 'entry', 'kubeconfig']);
 
   const bin = path.join(node.binDir, 'asm-cni');
@@ -387,4 +387,94 @@ t.test('wrapping X.conf never overwrites a foreign X.conflist', async (t) => {
   t.equal(await read(node, '10-a.conf'), conf);
   t.equal(await read(node, '10-a.conflist'), foreign);
   t.ok(logs().some((l) => /that file exists and is not ours/.test(String(l.err))));
+});
+
+t.test(
+  'missing bin dir and kubeconfig dir are created with node modes (0755), existing ones keep theirs',
+  async (t) => {
+    const node = await fakeNode(t);
+    await fs.writeFile(path.join(node.netDir, '10-calico.conflist'), CALICO);
+    const binDir = path.join(node.root, 'opt', 'cni', 'bin');
+    const kubeconfigPath = path.join(node.root, 'etc', 'asm-cni', 'kube', 'asm-cni-kubeconfig');
+    await fs.chmod(node.root, 0o711);
+    const old = process.umask(0o077); // a restrictive umask must not narrow the modes
+    t.teardown(() => process.umask(old));
+    const { installer } = installerFor(node, { binDir, kubeconfigPath });
+    const r = await installer.reconcile();
+    t.same(r.failures, []);
+    t.equal(r.ready, true, r.reasons.join('; '));
+    for (const dir of [path.join(node.root, 'opt'), path.join(node.root, 'opt', 'cni'), binDir]) {
+      t.equal((await fs.stat(dir)).mode & 0o777, 0o755, `${path.relative(node.root, dir)} is 0755`);
+    }
+    t.equal((await fs.stat(path.dirname(kubeconfigPath))).mode & 0o777, 0o755);
+    t.equal((await fs.stat(kubeconfigPath)).mode & 0o777, 0o600);
+    t.equal((await fs.stat(node.root)).mode & 0o777, 0o711, 'an existing parent keeps its mode');
+  },
+);
+
+t.test('a symlinked primary config stays a link: written through to its target, restored exactly', async (t) => {
+  const node = await fakeNode(t);
+  const realDir = path.join(node.root, 'real');
+  await fs.mkdir(realDir);
+  const real = path.join(realDir, '10-calico.conflist');
+  await fs.writeFile(real, CALICO, { mode: 0o640 });
+  await fs.chmod(real, 0o640);
+  const link = path.join(node.netDir, '10-calico.conflist');
+  await fs.symlink('../real/10-calico.conflist', link);
+  const { installer } = installerFor(node);
+  const r = await installer.reconcile();
+  t.same(r.failures, []);
+  t.equal(r.ready, true, r.reasons.join('; '));
+  t.ok((await fs.lstat(link)).isSymbolicLink(), 'still a link after install');
+  t.equal(await fs.readlink(link), '../real/10-calico.conflist', 'pointing where it pointed');
+  t.match(await fs.readFile(real, 'utf8'), /"type": "asm-cni"/, 'the entry is in the target');
+  t.equal((await fs.stat(real)).mode & 0o777, 0o640, 'the target keeps its mode');
+  t.same(await ls(realDir), ['10-calico.conflist'], 'no temp file left beside the target');
+  t.equal((await installer.reconcile()).ready, true, 'a second pass is content with the link');
+
+  // the primary CNI rewrites its target: seen through the link, our entry goes back in
+  await fs.writeFile(real, CALICO.replace('"snat": true', '"snat": false'));
+  await installer.reconcile();
+  t.ok((await fs.lstat(link)).isSymbolicLink());
+  t.match(await fs.readFile(real, 'utf8'), /"snat": false[\s\S]*"type": "asm-cni"/);
+
+  await fs.writeFile(real, CALICO); // back to the bytes of the first install, so uninstall restores them exactly
+  await installer.reconcile();
+  await installer.uninstall();
+  t.ok((await fs.lstat(link)).isSymbolicLink(), 'still a link after uninstall');
+  t.equal(await fs.readlink(link), '../real/10-calico.conflist');
+  t.equal(await fs.readFile(real, 'utf8'), CALICO, 'original bytes restored through the link');
+  t.same(await ls(node.netDir), ['10-calico.conflist']);
+});
+
+t.test('a link this container cannot follow, or a linked .conf that would need wrapping, is refused', async (t) => {
+  const node = await fakeNode(t);
+  const link = path.join(node.netDir, '10-calico.conflist');
+  await fs.symlink('/nonexistent/real/10-calico.conflist', link);
+  await fs.writeFile(path.join(node.netDir, '20-other.conflist'), CALICO);
+  const { installer } = installerFor(node);
+  const r = await installer.reconcile();
+  t.equal(r.ready, false);
+  t.match(r.failures, [
+    {
+      step: 'entry',
+      error: /10-calico.conflist is a symbolic link to \/nonexistent\/real\/10-calico.conflist, which does not exist/,
+    },
+  ]);
+  t.equal(await read(node, '20-other.conflist'), CALICO, 'the next file is not taken for the primary');
+  t.match(r.reasons, [/not in the primary CNI config .*: .*10-calico.conflist is a symbolic link/], '/readyz says why');
+  t.equal(await fs.readlink(link), '/nonexistent/real/10-calico.conflist');
+
+  const node2 = await fakeNode(t);
+  const conf = '{"cniVersion":"0.3.1","name":"br","type":"bridge"}\n';
+  await fs.writeFile(path.join(node2.root, 'bridge.conf'), conf);
+  await fs.symlink(path.join(node2.root, 'bridge.conf'), path.join(node2.netDir, '10-br.conf'));
+  const second = installerFor(node2);
+  const r2 = await second.installer.reconcile();
+  t.match(r2.failures, [
+    { step: 'entry', error: /cannot wrap 10-br.conf into 10-br.conflist: 10-br.conf is a symbolic link/ },
+  ]);
+  t.same(await ls(node2.netDir), ['10-br.conf', 'asm-cni-kubeconfig'], 'no .conflist, no backup');
+  t.ok((await fs.lstat(path.join(node2.netDir, '10-br.conf'))).isSymbolicLink());
+  t.equal(await fs.readFile(path.join(node2.root, 'bridge.conf'), 'utf8'), conf);
 });

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
-import { main } from '../../../src/installer/main.js';
+import { main, ONCE_MAX_FAILED_PASSES } from '../../../src/installer/main.js';
 import { startFakeApi, pod } from './fake-api.js';
 import { requirePrereq } from '../../harness/prereq.js';
 import { fakeNode, repoRoot, sleep, waitFor, type Node } from './helpers.js';
@@ -165,7 +165,17 @@ t.test(
     const tr = api.requests.find((r) => r.method === 'POST')!;
     t.equal(tr.path, '/api/v1/namespaces/asm-cni/serviceaccounts/asm-cni-plugin/token');
     t.equal(tr.auth, 'Bearer token-one', 'requested with the installer token');
-    t.same(tr.body, { spec: { audiences: [], expirationSeconds: 3600 } });
+    t.same(
+      tr.body,
+      {
+        spec: {
+          audiences: [],
+          expirationSeconds: 3600,
+          boundObjectRef: { apiVersion: 'v1', kind: 'Node', name: 'node-a' },
+        },
+      },
+      'bound to the Node of NODE_NAME',
+    );
     t.ok((await waitFor(() => api.pods.length === 0, 3000)).ok, 'failed pod repaired');
     controller.abort();
     t.equal(await running, 0);
@@ -242,4 +252,46 @@ t.test('uninstall --uninstall-wait: uninstalls, then reports ready until aborted
   t.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
   controller.abort();
   t.equal(await waiting, 0);
+});
+
+t.test('once ends with exit 1 and the reason on a permanent failure, after a bounded number of passes', async (t) => {
+  const node = await fakeNode(t);
+  const conf = '{"cniVersion":"0.3.1","name":"x","type":"bridge"}\n';
+  const unrelated = '{"cniVersion":"0.3.1","name":"other","plugins":[{"type":"ptp"}]}\n';
+  await fs.writeFile(path.join(node.netDir, '10-x.conf'), conf);
+  await fs.writeFile(path.join(node.netDir, '10-x.conflist'), unrelated);
+  const out = sink();
+  let sleeps = 0;
+  const code = await main(
+    ['once', ...flags(node, ['--api-server', 'https://x:1'])],
+    {},
+    {
+      out: out.stream,
+      err: out.stream,
+      sleep: async () => {
+        sleeps++;
+      },
+    },
+  );
+  t.equal(code, 1);
+  t.equal(sleeps, ONCE_MAX_FAILED_PASSES - 1, 'gives up after the bounded number of failed passes');
+  t.match(out.text(), /"msg":"install failed: entry: cannot wrap 10-x.conf into 10-x.conflist[^"]*not ours/);
+  t.equal(await fs.readFile(path.join(node.netDir, '10-x.conf'), 'utf8'), conf, 'both left untouched');
+  t.equal(await fs.readFile(path.join(node.netDir, '10-x.conflist'), 'utf8'), unrelated);
+});
+
+t.test("once with --plugin-service-account '' uses this pod's own token and requests none", async (t) => {
+  const api = await startFakeApi();
+  t.teardown(() => api.close());
+  const node = await fakeNode(t);
+  await fs.writeFile(path.join(node.netDir, '10-calico.conflist'), CALICO);
+  const out = sink();
+  const code = await main(
+    ['once', ...flags(node, ['--api-server', api.url, '--plugin-service-account', ''])],
+    { ASM_PLUGIN_SERVICE_ACCOUNT: 'asm-cni-plugin' },
+    { out: out.stream, err: out.stream },
+  );
+  t.equal(code, 0, out.text());
+  t.same(api.requests, [], 'no TokenRequest (never serviceaccounts//token)');
+  t.match(await fs.readFile(path.join(node.netDir, 'asm-cni-kubeconfig'), 'utf8'), /token: token-one/);
 });

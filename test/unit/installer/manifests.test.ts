@@ -91,7 +91,11 @@ t.test('every YAML file parses and every kustomization lists every file of its d
   t.ok(
     base
       .filter(
-        (o) => o.kind !== 'Namespace' && !o.kind.startsWith('Cluster') && o.kind !== 'MutatingWebhookConfiguration',
+        (o) =>
+          o.kind !== 'Namespace' &&
+          !o.kind.startsWith('Cluster') &&
+          o.kind !== 'MutatingWebhookConfiguration' &&
+          !o.kind.startsWith('ValidatingAdmissionPolicy'),
       )
       .every((o) => o.metadata.namespace === 'asm-cni'),
     'namespaced objects are in asm-cni',
@@ -150,7 +154,7 @@ t.test('RBAC is least privilege', async (t) => {
     { apiGroups: [''], resources: ['serviceaccounts/token'], resourceNames: ['asm-cni-plugin'], verbs: ['create'] },
   ]);
   const bound = base
-    .filter((o) => o.kind.endsWith('Binding'))
+    .filter((o) => o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding')
     .flatMap((b) => b.subjects.map((s: { name: string }) => s.name));
   t.notOk(bound.includes('asm-cni-webhook'), 'the webhook has no API rights');
   t.equal(find('ServiceAccount', 'asm-cni-webhook').automountServiceAccountToken, false);
@@ -161,6 +165,49 @@ t.test('RBAC is least privilege', async (t) => {
     for (const r of o.rules)
       t.notOk([...r.verbs, ...r.resources, ...r.apiGroups].includes('*'), `${o.metadata.name}: no wildcards`);
   }
+});
+
+t.test('the node-scope policies hold the installer the DaemonSet runs as, and are enforced', async (t) => {
+  const ds = daemonset.spec.template.spec;
+  const installerUser = `system:serviceaccount:${daemonset.metadata.namespace}:${ds.serviceAccountName}`;
+  const policies = base.filter((o) => o.kind === 'ValidatingAdmissionPolicy');
+  t.same(policies.map((p) => p.metadata.name).sort(), [
+    'asm-cni-installer-own-node-pods',
+    'asm-cni-installer-own-node-tokens',
+  ]);
+  for (const p of policies) {
+    t.equal(p.spec.failurePolicy, 'Fail', `${p.metadata.name}: fails closed`);
+    t.same(
+      p.spec.matchConditions.map((c: { expression: string }) => c.expression),
+      [`request.userInfo.username == '${installerUser}'`],
+      `${p.metadata.name}: matches the DaemonSet's ServiceAccount`,
+    );
+    const bindings = base.filter(
+      (o) => o.kind === 'ValidatingAdmissionPolicyBinding' && o.spec.policyName === p.metadata.name,
+    );
+    t.same(
+      bindings.map((b) => b.spec.validationActions),
+      [['Deny']],
+      `${p.metadata.name}: one binding, Deny, every namespace`,
+    );
+    t.notOk(bindings[0]?.spec.matchResources, 'not limited to some namespaces');
+  }
+  const rules = (name: string) => find('ValidatingAdmissionPolicy', name).spec.matchConstraints.resourceRules;
+  t.match(rules('asm-cni-installer-own-node-pods'), [{ resources: ['pods'], operations: ['DELETE'] }]);
+  t.match(rules('asm-cni-installer-own-node-tokens'), [
+    { resources: ['serviceaccounts/token'], operations: ['CREATE'] },
+  ]);
+  const nodeName = ds.containers[0].env.find((e: { name: string }) => e.name === 'NODE_NAME');
+  t.same(nodeName?.valueFrom, { fieldRef: { fieldPath: 'spec.nodeName' } }, 'the installer binds plugin tokens to it');
+  t.not(ds.automountServiceAccountToken, false, 'the installer runs with its kubelet-minted, pod-bound token');
+  // The optional authorizer of docs/install.md names the same identity.
+  const authz = parseYaml(readFileSync(path.join(repoRoot, 'docs', 'examples', 'authorization-config.yaml'), 'utf8'));
+  t.equal(
+    authz.authorizers[0].webhook.matchConditions[0].expression,
+    `request.user == '${installerUser}'`,
+    'docs/examples/authorization-config.yaml names the installer',
+  );
+  t.equal(authz.authorizers[0].webhook.failurePolicy, 'Deny');
 });
 
 /** PodSecurity "restricted" (v1.30 rules) for a pod spec. Returns the violations. */

@@ -133,3 +133,15 @@ t.test('kubeconfig rendering', async (t) => {
   t.equal(renderKubeconfig({ server: 'https://a:1', caPem: 'PEM', token: 'tok' }), text, 'deterministic');
   t.equal(defaultPluginBinary('file:///nowhere/at/all.js'), path.resolve('dist', 'cni', 'asm-cni'));
 });
+
+t.test(
+  "an empty flag means the default and is not overridden by the environment (issue 13: '' = own token)",
+  async (t) => {
+    const env = { ASM_PLUGIN_SERVICE_ACCOUNT: 'asm-cni-plugin', ASM_CNI_CONF_NAME: '00-multus.conf' };
+    const { options } = parseCommandLine(['once', '--plugin-service-account', '', '--cni-conf-name='], env);
+    t.equal(options.pluginServiceAccount, null, "'' means this pod's own token, never serviceaccounts//token");
+    t.equal(options.cniConfName, null, 'an empty flag wins over the environment variable');
+    t.equal(parseCommandLine(['once'], { ASM_PLUGIN_SERVICE_ACCOUNT: '' }).options.pluginServiceAccount, null);
+    t.equal(parseCommandLine(['once'], env).options.pluginServiceAccount, 'asm-cni-plugin');
+  },
+);

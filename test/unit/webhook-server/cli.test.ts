@@ -59,6 +59,8 @@ t.test('serve flags: defaults, environment, flags over environment', async (t) =
     metricsPort: 9091,
   });
   t.match(parseServeArgs([], { ...env, ASM_CONFIG: '' }), { config: undefined }, 'an empty variable counts as unset');
+  t.match(parseServeArgs([], { ...env, ASM_TLS_CA: '/e/bundle.crt' }), { ca: '/e/bundle.crt' }, 'ASM_TLS_CA');
+  t.match(parseServeArgs(['--ca', '/f/ca.crt'], { ...env, ASM_TLS_CA: '/e/bundle.crt' }), { ca: '/f/ca.crt' }, '--ca');
   t.equal(parseServeArgs(['--help'], {}), 'help');
 });
 

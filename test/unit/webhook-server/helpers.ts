@@ -1,16 +1,7 @@
 // Shared by the webhook-server tests: certificates (made by certs/generate.sh), pods from Istio's goldens,
 // AdmissionReview bodies, an in-memory log destination and an HTTPS client.
 import { spawnSync } from 'node:child_process';
-import {
-  mkdtempSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  mkdirSync,
-  symlinkSync,
-  writeFileSync,
-  existsSync,
-} from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -87,35 +78,7 @@ export function clientCert(set: CertSet, dir: string): { cert: Buffer; key: Buff
   return { cert: readFileSync(crt), key: readFileSync(key) };
 }
 
-/**
- * Kubernetes' atomic writer layout for a Secret or ConfigMap volume: files are symlinks through `..data`, which
- * points at a timestamped directory; an update writes a new directory and renames a new `..data` over the old.
- */
-export class AtomicDir {
-  private n = 0;
-  private current: string | undefined;
-  constructor(readonly dir: string) {
-    mkdirSync(dir, { recursive: true });
-  }
-  file(name: string): string {
-    return path.join(this.dir, name);
-  }
-  write(files: Record<string, string | Buffer>): void {
-    const version = `..2026_01_01_00_00_0${this.n++}.${process.pid}`;
-    const vdir = path.join(this.dir, version);
-    mkdirSync(vdir);
-    for (const [name, content] of Object.entries(files)) writeFileSync(path.join(vdir, name), content);
-    const tmp = path.join(this.dir, '..data_tmp');
-    symlinkSync(version, tmp);
-    renameSync(tmp, path.join(this.dir, '..data'));
-    for (const name of Object.keys(files)) {
-      const link = path.join(this.dir, name);
-      if (!existsSync(link)) symlinkSync(path.join('..data', name), link);
-    }
-    if (this.current) rmSync(path.join(this.dir, this.current), { recursive: true, force: true });
-    this.current = version;
-  }
-}
+export { AtomicDir } from '../../harness/atomic-volume.js';
 
 /** Pod template of a Deployment golden, as the API server would send it on CREATE. */
 export function goldenPod(file: string): Record<string, unknown> {
