@@ -8,3 +8,10 @@ cd "$here/cni"
 export ASM_CNI_BINARY="$here/dist/cni/asm-cni"
 go vet ./...
 go test -count=1 -p 1 -timeout 20m ./... "$@"
+# Native fuzzing of the plugin's annotation parsers (issue 10), bounded by a number of inputs, not by time, so a
+# slow machine runs the same work, only longer. ASM_FUZZ_INPUTS raises it for a longer local hunt.
+fuzz_inputs=${ASM_FUZZ_INPUTS:-20000}
+for target in FuzzParsePortList FuzzParseCIDRList FuzzParseInterfaceList FuzzParseInterceptionMode; do
+  echo "fuzz $target (${fuzz_inputs} inputs)"
+  go test -count=1 -run '^$' -fuzz "^${target}\$" -fuzztime="${fuzz_inputs}x" ./internal/rules
+done

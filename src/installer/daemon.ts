@@ -8,12 +8,15 @@ import { createHealthServer } from './health.js';
 import type { Installer, Readiness } from './installer.js';
 import type { InstallerMetrics } from './metrics.js';
 import type { RepairController } from './repair.js';
+import type { TokenCheck } from './token.js';
 
 export interface DaemonOptions {
   installer: Installer;
   log: Logger;
   metrics: InstallerMetrics;
   repair: RepairController | null;
+  /** Probes the plugin's token beside each pass; null when the token is not ours to renew (projected file token). */
+  tokenCheck?: TokenCheck | null;
   /** Directories whose changes trigger a pass: net dir, config dir, service-account dir. */
   watchDirs: string[];
   /** Port of /readyz, /healthz, /metrics; null = no listener, 0 = any free port. */
@@ -42,15 +45,41 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   let retry: NodeJS.Timeout | null = null;
   let retryDelay = 0;
 
+  const TOKEN_REFUSED = "the API server refuses the plugin's token and no new one could be had yet";
+  /** Readiness with the token's state: a refused token fails every meshed pod's sandbox, so the node is not ready. */
+  const withToken = (r: Readiness): Readiness =>
+    o.tokenCheck?.pending ? { ...r, ready: false, reasons: [...r.reasons, TOKEN_REFUSED] } : r;
+
+  // The token check runs beside the passes, never inside one: a slow or unreachable API server must not hold up
+  // putting the entry back into a rewritten CNI config. A refusal triggers a pass, which requests a new token.
+  let checking: Promise<void> | null = null;
+  const checkToken = (): void => {
+    if (!o.tokenCheck || checking || stopped) return;
+    checking = o.tokenCheck
+      .check()
+      .catch((err: Error) => {
+        o.log.warn({ err: err.message }, "could not check the plugin's token");
+        return 'unknown' as const;
+      })
+      .then(async (verdict) => {
+        checking = null;
+        if (verdict !== 'rejected' || stopped) return;
+        await reconcileNow();
+        checkToken(); // the new token, at once
+      });
+  };
+
   const pass = async (): Promise<Readiness> => {
     ensureWatches();
-    const r = await o.installer.reconcile();
+    checkToken();
+    const r = withToken(await o.installer.reconcile());
     o.metrics.ready.set(r.ready ? 1 : 0);
     if (r.ready !== lastReady)
       o.log.info({ ready: r.ready, reasons: r.reasons }, r.ready ? 'node ready' : 'node not ready');
     lastReady = r.ready;
-    // Not ready (a step failed, a file vanished under a racing writer, no primary config yet): try again soon, backing
-    // off from 250ms to the resync interval so a persistent failure never hammers the API server.
+    // Not ready (a step failed, a file vanished under a racing writer, no primary config yet, no token the API server
+    // accepts): try again soon, backing off from 250ms to the resync interval so a persistent failure never hammers
+    // the API server.
     if (retry) clearTimeout(retry);
     retry = null;
     retryDelay = r.ready ? 0 : Math.min(retryDelay === 0 ? 250 : retryDelay * 2, o.resyncMs);
@@ -111,7 +140,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   let server: Server | null = null;
   let port = 0;
   if (o.readinessPort !== null) {
-    server = createHealthServer(() => o.installer.readiness(), o.metrics.registry);
+    server = createHealthServer(async () => withToken(await o.installer.readiness()), o.metrics.registry);
     await new Promise<void>((resolve, reject) => {
       server!.once('error', reject);
       server!.listen(o.readinessPort, () => resolve());
@@ -144,6 +173,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       for (const w of watchers.values()) w.close();
       watchers.clear();
       if (running) await running;
+      if (checking) await checking;
       if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
     },
   };

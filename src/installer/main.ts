@@ -1,16 +1,24 @@
 // `asm-cni-install` commands, wired from options to the installer, token source, repair controller and daemon.
 import path from 'node:path';
 import type { Writable } from 'node:stream';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { AuthenticationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
+import { isoTimestamp } from '../common/logging.js';
 import { startDaemon } from './daemon.js';
 import { createHealthServer } from './health.js';
 import { Installer } from './installer.js';
 import { installerKubeConfig } from './kube.js';
 import { createMetrics } from './metrics.js';
 import { parseCommandLine, UsageError, USAGE, type InstallerOptions } from './options.js';
-import { podApiFrom, RepairController } from './repair.js';
-import { FileTokenSource, TokenRequestSource, type TokenSource } from './token.js';
+import { defaultBackoff, podApiFrom, RepairController } from './repair.js';
+import {
+  FileTokenSource,
+  TokenCheck,
+  TokenRequestSource,
+  type ProbeToken,
+  type RefreshReason,
+  type TokenSource,
+} from './token.js';
 
 export interface MainIO {
   /** Log lines (JSON) and usage text. */
@@ -29,7 +37,11 @@ export interface MainIO {
  */
 export const ONCE_MAX_FAILED_PASSES = 10;
 
-function tokenSource(options: InstallerOptions, api: CoreV1Api | null): TokenSource {
+function tokenSource(
+  options: InstallerOptions,
+  api: CoreV1Api | null,
+  onRefresh: (reason: RefreshReason) => void,
+): TokenSource {
   if (!options.pluginServiceAccount || api === null) return new FileTokenSource(options.saDir); // '' too: own token
   const boundObjectRef = options.nodeName === null ? null : { apiVersion: 'v1', kind: 'Node', name: options.nodeName };
   return new TokenRequestSource(
@@ -49,8 +61,44 @@ function tokenSource(options: InstallerOptions, api: CoreV1Api | null): TokenSou
       namespace: options.namespace,
       serviceAccount: options.pluginServiceAccount,
       expirationSeconds: options.tokenTtlSeconds,
+      onRefresh,
     },
   );
+}
+
+/**
+ * Asks the API server, with the plugin's token and the installer's view of the cluster (same server and CA), who the
+ * token belongs to. Only a 401 means the token is refused: any other answer (even 403 or 404) comes after
+ * authentication succeeded. No answer at all says nothing about the token.
+ */
+export function selfSubjectReviewProbe(installer: KubeConfig, timeoutMs = 30_000): ProbeToken {
+  const cluster = installer.getCurrentCluster()!;
+  return async (token) => {
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [cluster],
+      users: [{ name: 'plugin', token }],
+      contexts: [{ name: 'plugin', cluster: cluster.name, user: 'plugin' }],
+      currentContext: 'plugin',
+    });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const review = kc.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({
+        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
+      });
+      // A hang guard: a check that never answers would never be repeated.
+      const hung = new Promise<'unknown'>((resolve) => {
+        timer = setTimeout(() => resolve('unknown'), timeoutMs);
+      });
+      return await Promise.race([review.then(() => 'accepted' as const), hung]);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code === 401) return 'rejected';
+      return typeof code === 'number' ? 'accepted' : 'unknown';
+    } finally {
+      clearTimeout(timer);
+    }
+  };
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -91,15 +139,33 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: MainIO): 
     io.out.write(`${USAGE}\n`);
     return 0;
   }
-  const log: Logger = pino({ base: { component: 'asm-cni-install' }, level: 'info' }, io.out);
+  // The same line shape as the webhook's and the plugin's (ISO time, level label), so one pipeline reads all three.
+  const log: Logger = pino(
+    {
+      base: { component: 'asm-cni-install' },
+      level: 'info',
+      timestamp: isoTimestamp,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    io.out,
+  );
   const metrics = createMetrics();
   const kubeConfig = options.apiServer === null ? null : installerKubeConfig(options.apiServer, options.saDir);
   const api = kubeConfig?.makeApiClient(CoreV1Api) ?? null;
+  const tokens = tokenSource(options, api, (reason) => {
+    metrics.tokenRefreshes.inc({ reason });
+    log.info({ reason }, 'new plugin token requested');
+  });
+  // Set once the repair controller exists; a rewritten binary or entry is a changed node: repair resumes.
+  let repair: RepairController | null = null;
   const installer = new Installer({
     options,
     log,
-    tokens: tokenSource(options, api),
-    onWrite: (what) => metrics.writes.inc({ what }),
+    tokens,
+    onWrite: (what) => {
+      metrics.writes.inc({ what });
+      if (what === 'binary' || what === 'entry') repair?.nodeChanged(`plugin ${what} rewritten`);
+    },
   });
 
   if (command === 'uninstall') {
@@ -142,12 +208,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: MainIO): 
     }
   }
 
-  const repair =
+  repair =
     api !== null && options.nodeName !== null
       ? new RepairController({
           api: podApiFrom(api),
           nodeName: options.nodeName,
           log,
+          backoff: defaultBackoff(options.repairIntervalMs),
           onOutcome: (outcome) => metrics.repairs.inc({ outcome }),
         })
       : null;
@@ -159,6 +226,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: MainIO): 
     log,
     metrics,
     repair,
+    tokenCheck:
+      tokens instanceof TokenRequestSource && kubeConfig !== null
+        ? new TokenCheck(tokens, selfSubjectReviewProbe(kubeConfig), {
+            minIntervalMs: options.resyncMs,
+            onRejected: () => log.warn("the API server refused the plugin's token; requesting a new one"),
+          })
+        : null,
     watchDirs,
     readinessPort: options.readinessPort === 0 ? null : options.readinessPort,
     resyncMs: options.resyncMs,

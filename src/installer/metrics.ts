@@ -6,6 +6,7 @@ export interface InstallerMetrics {
   ready: Gauge;
   writes: Counter<'what'>;
   repairs: Counter<'outcome'>;
+  tokenRefreshes: Counter<'reason'>;
 }
 
 export function createMetrics(): InstallerMetrics {
@@ -25,8 +26,14 @@ export function createMetrics(): InstallerMetrics {
     }),
     repairs: new Counter({
       name: 'asm_cni_installer_repaired_pods_total',
-      help: 'Pods with a failed istio-validation init container acted on, by outcome (deleted, failed, no-controller)',
+      help: 'Pods with a failed istio-validation init container acted on, by outcome (deleted, failed, no-controller, stopped)',
       labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    tokenRefreshes: new Counter({
+      name: 'asm_cni_installer_token_refreshes_total',
+      help: "New plugin tokens requested, by reason (initial, expiring, rejected: the API server refused the plugin's token)",
+      labelNames: ['reason'],
       registers: [registry],
     }),
   };

@@ -144,7 +144,7 @@ function parseIptablesBackend(text: string): IptablesBackend {
   return backend;
 }
 
-function parseBool(flag: string, text: string): boolean {
+function parseFlagBool(flag: string, text: string): boolean {
   if (/^(1|t|true|yes)$/i.test(text)) return true;
   if (/^(0|f|false|no|)$/i.test(text)) return false;
   throw new UsageError(`--${flag}: expected true or false, got ${JSON.stringify(text)}`);
@@ -230,10 +230,10 @@ export function parseCommandLine(
       pluginLogFile: get('plugin-log-file') ?? '/var/log/asm-cni.log',
       pluginApiTimeout: get('plugin-api-timeout') ?? '5s',
       pluginIptablesBackend: parseIptablesBackend(get('plugin-iptables-backend') ?? 'auto'),
-      skipTlsVerify: parseBool('skip-tls-verify', get('skip-tls-verify') ?? 'false'),
+      skipTlsVerify: parseFlagBool('skip-tls-verify', get('skip-tls-verify') ?? 'false'),
       resyncMs: parseDuration('resync-interval', get('resync-interval') ?? '5s'),
       repairIntervalMs: parseDuration('repair-interval', get('repair-interval') ?? '30s'),
-      uninstallWait: parseBool('uninstall-wait', get('uninstall-wait') ?? 'false'),
+      uninstallWait: parseFlagBool('uninstall-wait', get('uninstall-wait') ?? 'false'),
     },
   };
 }

@@ -3,7 +3,11 @@
 import t, { type Test } from 'tap';
 import { requirePrereq, inCI } from '../harness/prereq.js';
 import { toolchainMissing } from '../harness/toolchain.js';
-import { hasKustomization, render, ref } from '../harness/manifests.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { hasKustomization, render, ref, webhookConfigs, type MutatingWebhook } from '../harness/manifests.js';
+import { startWebhook } from '../harness/webhook.js';
+import { waitFor } from '../harness/net.js';
 import {
   addedCapabilities,
   initNames,
@@ -411,6 +415,79 @@ async function main(t: Test): Promise<void> {
     t.match(get.stderr, /NotFound/, 'nothing was stored');
     const list = await env.cp.getJson<{ items: unknown[] }>(['get', 'pods', '-n', ns]);
     t.equal(list.items.length, 0, 'the namespace has no pods');
+  });
+
+  // Issue 10, defect 5: with the Multus component, a pod Istio rendered in CNI mode reaches the webhook (the API server
+  // evaluates the component's wider matchConditions) and is stored naming the plugin's network. Base (scenario 5)
+  // leaves it alone. The configuration is the component rendered by kubectl kustomize, renamed, calling a second
+  // webhook that runs the component's shared config.
+  await t.test('5. (Multus component) a CNI-mode pod reaches the webhook and is stored with the network', async (t) => {
+    const overlay = join(env.cp.dir, 'overlay-multus');
+    mkdirSync(overlay, { recursive: true });
+    writeFileSync(
+      join(overlay, 'kustomization.yaml'),
+      [
+        'apiVersion: kustomize.config.k8s.io/v1beta1',
+        'kind: Kustomization',
+        `resources: [${relative(overlay, env.manifestsCopy)}]`,
+        `components: [${relative(overlay, join(env.manifestsCopy, 'components', 'multus'))}]`,
+        '',
+      ].join('\n'),
+    );
+    const objects = await render(env.cp, overlay);
+    const configMap = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'asm-cni-config')!;
+    const [config] = webhookConfigs(objects);
+    t.ok(config, 'the component renders a MutatingWebhookConfiguration');
+    const dir = join(env.cp.dir, 'webhook-multus');
+    mkdirSync(dir, { recursive: true });
+    const multus = await startWebhook({
+      dir,
+      certDir: env.webhook.certDir,
+      config: (configMap as unknown as { data: Record<string, string> }).data['config.yaml'],
+    });
+    t.teardown(() => multus.stop(1000));
+    const caBundle = Buffer.from(multus.caPem).toString('base64');
+    const name = 'zz-asm-cni-multus-e2e';
+    const webhooks = (config!.webhooks as MutatingWebhook[]).map((w) => ({
+      ...w,
+      clientConfig: { url: multus.url, caBundle },
+    }));
+    const created = await env.cp.kubectl(['create', '-f', '-'], {
+      input: JSON.stringify({ ...config, metadata: { ...config!.metadata, name }, webhooks }),
+    });
+    t.equal(created.code, 0, `the component's configuration is accepted${created.code ? `: ${created.stderr}` : ''}`);
+    t.teardown(() => env.cp.kubectl(['delete', 'mutatingwebhookconfiguration', name]));
+
+    const ns = await env.cp.namespace('e2e-multus', { labels: BASELINE, devEdit: true });
+    const networks = (p: Pod): string | undefined => p.metadata.annotations?.['k8s.v1.cni.cncf.io/networks'];
+    let probe = 0;
+    // The API server picks the new configuration up asynchronously: wait for it with a dry run (a hang guard only).
+    await waitFor(
+      'the API server calling the Multus-mode webhook',
+      async () => {
+        const pod = oracleCniPod('classic-1.26.8', 'hello.yaml', `multus-probe-${++probe}`);
+        const r = await createPod(env, ns, pod, 'admin', ['--dry-run=server', '-o', 'json']);
+        return r.code === 0 && networks(JSON.parse(r.stdout) as Pod) !== undefined ? true : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 300 },
+    );
+    for (const [shapeName, podName] of [
+      ['classic-1.26.8', 'cni-multus'],
+      ['native-master', 'cni-multus-native'],
+    ] as const) {
+      const pod = oracleCniPod(shapeName, 'hello.yaml', podName);
+      const before = await multus.reviews({ reason: 'multus-network-added' });
+      const r = await createPod(env, ns, pod, 'dev');
+      t.equal(r.code, 0, `${shapeName}: admitted${r.code ? `: ${r.stderr}` : ''}`);
+      const stored = await getPod(env, ns, podName);
+      t.equal(networks(stored), 'default/asm-cni', `${shapeName}: stored naming default/asm-cni`);
+      t.strictSame(shape(stored), shape(pod), `${shapeName}: containers unchanged`);
+      t.equal(
+        await multus.reviews({ reason: 'multus-network-added' }),
+        before + 1,
+        `${shapeName}: one review added it`,
+      );
+    }
   });
 
   if (inCI()) t.comment('CI=true: every prerequisite above was mandatory');

@@ -38,7 +38,7 @@ sweep() {
     while read -r kind value; do
       case $kind in
         pgid)
-          if pgrep -g "$value" -f 'asm-cni/k8s-v[0-9.]+/bin/|npm start|scripts/start.sh|webhook/cli.js' >/dev/null 2>&1; then
+          if pgrep -g "$value" -f 'asm-cni/k8s-v[0-9.]+/bin/|npm start|scripts/start.sh|webhook/cli.js|installer/cli.js' >/dev/null 2>&1; then
             echo "e2e: sweeping leftover process group $value" >&2
             kill -KILL -- "-$value" 2>/dev/null || true
           fi ;;

@@ -132,12 +132,34 @@ rules:
     scope: Namespaced
 {{- end }}
 
-{{/* Has istio-init, or is not injected yet: the matchCondition of the late-injection entries. */}}
-{{- define "asm-cni.lateMatchConditions" -}}
+{{/*
+The init container a pod must carry to be sent to the webhook: istio-init; with the Multus provider also
+istio-validation, since a pod Istio rendered in CNI mode needs the network named too (mirrors
+manifests/components/multus/webhook-patch.yaml, which says why). Returns (dict "name" "expression").
+*/}}
+{{- define "asm-cni.initCondition" -}}
+{{- if eq .Values.config.cniProvider "multus" -}}
+{{- toJson (dict "name" "has-istio-init-or-istio-validation" "expression" "has(object.spec.initContainers) && object.spec.initContainers.exists(c, c.name == 'istio-init' || c.name == 'istio-validation')") -}}
+{{- else -}}
+{{- toJson (dict "name" "has-istio-init" "expression" "has(object.spec.initContainers) && object.spec.initContainers.exists(c, c.name == 'istio-init')") -}}
+{{- end -}}
+{{- end }}
+
+{{/* The rewrite entry's matchCondition. */}}
+{{- define "asm-cni.rewriteMatchConditions" -}}
+{{- $c := include "asm-cni.initCondition" . | fromJson -}}
 matchConditions:
-  - name: has-istio-init-or-not-injected-yet
+  - name: {{ $c.name }}
+    expression: {{ $c.expression | quote }}
+{{- end }}
+
+{{/* The late-injection entries' matchCondition: the init container above, or not injected yet. */}}
+{{- define "asm-cni.lateMatchConditions" -}}
+{{- $c := include "asm-cni.initCondition" . | fromJson -}}
+matchConditions:
+  - name: {{ $c.name }}-or-not-injected-yet
     expression: >-
-      (has(object.spec.initContainers) && object.spec.initContainers.exists(c, c.name == 'istio-init'))
+      ({{ $c.expression }})
       || !has(object.metadata.annotations)
       || !('sidecar.istio.io/status' in object.metadata.annotations)
 {{- end }}

@@ -244,8 +244,12 @@ func explain(reason string) string {
 		return "the pod has only one container"
 	case selection.ReasonHostNetwork:
 		return "the pod uses the host network"
+	case selection.ReasonNotSidecar:
+		return "istio-proxy is not a sidecar (e.g. a gateway: proxy router)"
+	case selection.ReasonEnvoyDisabled:
+		return "istio-proxy runs without Envoy (DISABLE_ENVOY)"
 	case selection.ReasonInterceptionNone:
-		return "interception mode NONE"
+		return "interception mode NONE (annotation, istio-init -m, or the proxy's ISTIO_META_INTERCEPTION_MODE / PROXY_CONFIG)"
 	case selection.ReasonIstioInitPresent:
 		return "istio-init is still in the pod and programs the rules itself"
 	}

@@ -167,6 +167,10 @@ func TestRenderSkipped(t *testing.T) {
 		{"excluded namespace", goldenBasePod, []string{"--namespace", "kube-system"}, "excluded-namespace"},
 		{"custom exclusions", goldenBasePod, []string{"--exclude-namespaces", "default, other"}, "excluded-namespace"},
 		{"interception NONE", strings.Replace(goldenBasePod, "  annotations:\n", "  annotations:\n    sidecar.istio.io/interceptionMode: NONE\n", 1), nil, "interception-none"},
+		// Issue 10: NONE through proxy.istio.io/config leaves only the proxy's env; a gateway; no Envoy.
+		{"NONE from the proxy env", strings.Replace(goldenBasePod, "  - name: istio-proxy\n", "  - name: istio-proxy\n    env:\n    - name: PROXY_CONFIG\n      value: '{\"interceptionMode\":\"NONE\"}'\n", 1), nil, "interception-none"},
+		{"gateway", strings.Replace(goldenBasePod, "  - name: istio-proxy\n", "  - name: istio-proxy\n    args: [proxy, router]\n", 1), nil, "not-sidecar"},
+		{"DISABLE_ENVOY", strings.Replace(goldenBasePod, "  - name: istio-proxy\n", "  - name: istio-proxy\n    env: [{name: DISABLE_ENVOY, value: \"true\"}]\n", 1), nil, "envoy-disabled"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -224,7 +228,8 @@ func TestRenderInputTooLarge(t *testing.T) {
 
 func TestExplainEveryReason(t *testing.T) {
 	for _, r := range []string{"excluded-namespace", "injection-disabled-label", "injection-disabled-annotation",
-		"no-istio-proxy", "single-container", "host-network", "interception-none", "istio-init-present"} {
+		"no-istio-proxy", "single-container", "host-network", "not-sidecar", "envoy-disabled", "interception-none",
+		"istio-init-present"} {
 		if e := explain(r); e == r || e == "" {
 			t.Errorf("reason %s has no explanation", r)
 		}

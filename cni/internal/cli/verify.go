@@ -10,6 +10,7 @@ import (
 
 	"github.com/asm-cni/asm-cni/cni/internal/apply"
 	"github.com/asm-cni/asm-cni/cni/internal/cri"
+	"github.com/asm-cni/asm-cni/cni/internal/plan"
 	"github.com/asm-cni/asm-cni/cni/internal/pod"
 	"github.com/asm-cni/asm-cni/cni/internal/verify"
 )
@@ -20,7 +21,7 @@ var NewNode = func(backend string) (verify.Node, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	return &apply.Applier{Backend: b, Owned: verify.Owned(), Route: verify.Route()}, b.Name, nil
+	return &apply.Applier{Backend: b, Owned: plan.Owned(), Route: plan.Route()}, b.Name, nil
 }
 
 type verifyOpts struct {
@@ -106,7 +107,7 @@ func verifyCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if ns == "" {
 		ns = p.Metadata.Namespace
 	}
-	plan, err := verify.PlanFor(p, ns, splitList(o.exclude))
+	pl, err := plan.For(p, ns, splitList(o.exclude))
 	if err != nil {
 		return couldNot(fmt.Errorf("pod %s: %w (the plugin would fail the pod's network setup)", p.DisplayName(), err))
 	}
@@ -114,7 +115,7 @@ func verifyCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return couldNot(err)
 	}
-	r, err := verify.Check(node, verify.Owned(), plan, o.netns)
+	r, err := verify.Check(node, plan.Owned(), pl, o.netns)
 	if err != nil {
 		return couldNot(fmt.Errorf("pod %s: %w", p.DisplayName(), err))
 	}

@@ -1,43 +1,64 @@
 package plugin
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
 )
 
-// logger writes leveled lines to the log file (log_file) and to stderr. stdout is reserved for the CNI result.
+// logger writes JSON lines (log/slog) to the log file (log_file) and to stderr; stdout is reserved for the CNI
+// result. The keys match the webhook's and the installer's lines (time in ISO 8601 UTC, level as a lowercase
+// label, msg, component), so one log pipeline reads all three parts.
 type logger struct {
-	level  int
-	out    []io.Writer
-	prefix string
-	file   *os.File
+	*slog.Logger
+	file *os.File
 }
 
-var levels = map[string]int{"debug": 0, "info": 1, "warn": 2, "error": 3}
+// Component is the value of the "component" key of every plugin line.
+const Component = "asm-cni"
+
+var levels = map[string]slog.Level{
+	"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError,
+}
 
 func newLogger(level, file string, stderr io.Writer) *logger {
-	l := &logger{level: levels[level], out: []io.Writer{stderr}}
-	if lv, ok := levels[level]; ok {
-		l.level = lv
-	} else {
-		l.level = levels["info"]
+	lv, ok := levels[level]
+	if !ok {
+		lv = slog.LevelInfo
 	}
+	l := &logger{}
+	out := stderr
 	if file != "" {
 		f, err := os.OpenFile(file, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
 		if err != nil {
 			fmt.Fprintf(stderr, "asm-cni: cannot open log_file %s: %v (logging to stderr only)\n", file, err)
 		} else {
 			l.file = f
-			l.out = append(l.out, f)
+			out = io.MultiWriter(stderr, f)
 		}
 	}
+	h := slog.NewJSONHandler(out, &slog.HandlerOptions{Level: lv, ReplaceAttr: replaceAttr})
+	l.Logger = slog.New(h).With("component", Component)
 	return l
 }
 
-func (l *logger) with(prefix string) { l.prefix = prefix }
+// replaceAttr writes time in UTC and the level as "debug", "info", "warn" or "error".
+func replaceAttr(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) > 0 {
+		return a
+	}
+	switch a.Key {
+	case slog.TimeKey:
+		return slog.String(slog.TimeKey, a.Value.Time().UTC().Format(time.RFC3339Nano))
+	case slog.LevelKey:
+		return slog.String(slog.LevelKey, strings.ToLower(a.Value.Any().(slog.Level).String()))
+	}
+	return a
+}
 
 func (l *logger) close() {
 	if l.file != nil {
@@ -45,18 +66,78 @@ func (l *logger) close() {
 	}
 }
 
-func (l *logger) log(level, format string, a ...any) {
-	if levels[level] < l.level {
-		return
-	}
-	msg := fmt.Sprintf(format, a...)
-	line := fmt.Sprintf("%s %-5s asm-cni %s%s\n", time.Now().UTC().Format(time.RFC3339Nano), strings.ToUpper(level), l.prefix, msg)
-	for _, w := range l.out {
-		_, _ = io.WriteString(w, line)
-	}
+// Debugf logs a free-form detail line at debug (what the rule programming does step by step).
+func (l *logger) Debugf(format string, a ...any) { l.Debug(fmt.Sprintf(format, a...)) }
+
+// Decision values of the one line each command logs.
+const (
+	DecisionRedirected = "redirected" // ADD: the pod's rules are programmed
+	DecisionVerified   = "verified"   // CHECK: the pod's rules are all there
+	DecisionRemoved    = "removed"    // DEL: whatever asm-cni programmed is gone
+	DecisionSkipped    = "skipped"    // nothing to do for this pod; "reason" says why
+	DecisionFailed     = "failed"     // the command failed; "error" says why
+)
+
+// call collects what one CNI command did, for the single line it logs when it returns.
+type call struct {
+	l         *logger
+	cmd       string
+	container string
+	netns     string
+	pod       string // namespace/name, empty when CNI_ARGS names no pod
+	uid       string
+	lookup    time.Duration
+	rules     time.Duration
+	looked    bool
+	programed bool
 }
 
-func (l *logger) Debugf(format string, a ...any) { l.log("debug", format, a...) }
-func (l *logger) Infof(format string, a ...any)  { l.log("info", format, a...) }
-func (l *logger) Warnf(format string, a ...any)  { l.log("warn", format, a...) }
-func (l *logger) Errorf(format string, a ...any) { l.log("error", format, a...) }
+func (l *logger) call(cmd string, containerID, netns string) *call {
+	return &call{l: l, cmd: cmd, container: containerID, netns: netns}
+}
+
+// forPod names the pod the call is about (from CNI_ARGS).
+func (c *call) forPod(namespace, name, uid string) {
+	c.pod, c.uid = namespace+"/"+name, uid
+}
+
+// timeLookup and timeRules record how long the pod lookup (API call, decision, rendering) and the rule programming
+// took.
+func (c *call) timeLookup(start time.Time) { c.lookup, c.looked = time.Since(start), true }
+func (c *call) timeRules(start time.Time)  { c.rules, c.programed = time.Since(start), true }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// done logs the call's line: info for a decision, error (warn for DEL, which never fails the runtime) with the
+// error otherwise. reason says why a pod was skipped, or details a success.
+func (c *call) done(decision, reason string, err error) {
+	attrs := []slog.Attr{slog.String("cmd", c.cmd), slog.String("container", c.container)}
+	if c.pod != "" {
+		attrs = append(attrs, slog.String("pod", c.pod))
+	}
+	if c.uid != "" {
+		attrs = append(attrs, slog.String("pod_uid", c.uid))
+	}
+	if c.netns != "" {
+		attrs = append(attrs, slog.String("netns", c.netns))
+	}
+	attrs = append(attrs, slog.String("decision", decision))
+	if reason != "" {
+		attrs = append(attrs, slog.String("reason", reason))
+	}
+	if c.looked {
+		attrs = append(attrs, slog.Float64("lookup_ms", ms(c.lookup)))
+	}
+	if c.programed {
+		attrs = append(attrs, slog.Float64("rules_ms", ms(c.rules)))
+	}
+	level := slog.LevelInfo
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+		level = slog.LevelError
+		if c.cmd == "DEL" {
+			level = slog.LevelWarn
+		}
+	}
+	c.l.LogAttrs(context.Background(), level, c.cmd+" "+decision, attrs...)
+}

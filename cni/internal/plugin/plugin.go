@@ -21,9 +21,8 @@ import (
 	"github.com/asm-cni/asm-cni/cni/internal/config"
 	"github.com/asm-cni/asm-cni/cni/internal/kube"
 	"github.com/asm-cni/asm-cni/cni/internal/netns"
+	"github.com/asm-cni/asm-cni/cni/internal/plan"
 	"github.com/asm-cni/asm-cni/cni/internal/pod"
-	"github.com/asm-cni/asm-cni/cni/internal/rules"
-	"github.com/asm-cni/asm-cni/cni/internal/selection"
 )
 
 // SupportedVersions are the CNI spec versions the plugin speaks (CHECK from 0.4.0, STATUS from 1.1.0).
@@ -57,12 +56,14 @@ func setup(args *skel.CmdArgs) (*config.Config, *logger, error) {
 	conf, err := config.Parse(args.StdinData)
 	if err != nil {
 		l := newLogger("info", "", Stderr)
-		l.Errorf("container %s: %v", args.ContainerID, err)
+		attrs := []any{"container", args.ContainerID, "error", err.Error()}
+		if ref, ok := kube.PodFromArgs(args.Args); ok {
+			attrs = append(attrs, "pod", ref.Namespace+"/"+ref.Name)
+		}
+		l.Error("invalid network config", attrs...)
 		return nil, l, err
 	}
-	l := newLogger(conf.LogLevel, conf.LogFile, Stderr)
-	l.with(fmt.Sprintf("container=%.12s ", args.ContainerID))
-	return conf, l, nil
+	return conf, newLogger(conf.LogLevel, conf.LogFile, Stderr), nil
 }
 
 // target is the pod a call is about, or why there is none.
@@ -82,37 +83,27 @@ func targetOf(args *skel.CmdArgs, conf *config.Config) target {
 	return target{ref: ref}
 }
 
-// lookup reads the pod and decides. A nil spec with a nil error means: no redirection for this pod.
-func lookup(conf *config.Config, t target, l *logger) (*apply.Spec, error) {
+// lookup reads the pod and decides. A nil spec with a nil error means: no redirection for this pod (skip says why).
+func lookup(conf *config.Config, t target, l *logger) (spec *apply.Spec, skip string, err error) {
 	if conf.Kubeconfig == "" {
-		return nil, config.Error("kubeconfig is required to look up pod %s/%s", t.ref.Namespace, t.ref.Name)
+		return nil, "", config.Error("kubeconfig is required to look up pod %s/%s", t.ref.Namespace, t.ref.Name)
 	}
 	body, err := kube.GetPod(context.Background(), conf.Kubeconfig, t.ref.Namespace, t.ref.Name, conf.APITimeout)
 	if err != nil {
-		return nil, lookupErr(err)
+		return nil, "", lookupErr(err)
 	}
 	p, err := pod.Decode(body)
 	if err != nil {
-		return nil, cniErr(CodeBadAPIResponse, "the API server's answer for pod %s/%s is not a pod: %v", t.ref.Namespace, t.ref.Name, err)
+		return nil, "", cniErr(CodeBadAPIResponse, "the API server's answer for pod %s/%s is not a pod: %v", t.ref.Namespace, t.ref.Name, err)
 	}
-	d := selection.Decide(p, t.ref.Namespace, conf.ExcludeNamespaces)
-	if !d.Redirect {
-		l.Infof("pod %s/%s: no redirection (%s)", t.ref.Namespace, t.ref.Name, d.Reason)
-		return nil, nil
-	}
-	s, err := rules.FromPod(p)
+	pl, err := plan.For(p, t.ref.Namespace, conf.ExcludeNamespaces)
 	if err != nil {
-		return nil, cniErr(CodeInvalidAnnotation, "pod %s/%s: %v", t.ref.Namespace, t.ref.Name, err)
+		return nil, "", cniErr(CodeInvalidAnnotation, "pod %s/%s: %v", t.ref.Namespace, t.ref.Name, err)
 	}
-	for _, w := range s.Warnings {
-		l.Warnf("pod %s/%s: %s", t.ref.Namespace, t.ref.Name, w)
+	for _, w := range pl.Warnings {
+		l.Warn(w, "pod", t.ref.Namespace+"/"+t.ref.Name)
 	}
-	rs := rules.Render(s)
-	if rs.Empty() {
-		l.Infof("pod %s/%s: no redirection (interception mode %s renders no rules)", t.ref.Namespace, t.ref.Name, s.InterceptionMode)
-		return nil, nil
-	}
-	return &apply.Spec{IPv4: rs.IPv4, IPv6: rs.IPv6, TPROXY: rs.TPROXY}, nil
+	return pl.Spec, pl.Skip, nil
 }
 
 func lookupErr(err error) error {
@@ -151,8 +142,8 @@ func newApplier(conf *config.Config, l *logger) (*apply.Applier, error) {
 	l.Debugf("iptables backend %s (%s)", b.Name, b.Reason)
 	return &apply.Applier{
 		Backend: b,
-		Owned:   apply.Owned{Chains: rules.ChainNames, Marks: []uint32{rules.TProxyMark, rules.OutboundMark}},
-		Route:   apply.PolicyRoute{Mark: rules.TProxyMark, Table: rules.TProxyRouteTable},
+		Owned:   plan.Owned(),
+		Route:   plan.Route(),
 		Logf:    l.Debugf,
 	}, nil
 }
@@ -192,53 +183,65 @@ func missingPrevResult(conf *config.Config, why string) error {
 }
 
 // CmdAdd programs the pod's redirection and passes prevResult through unchanged (standalone without prevResult:
-// an empty result; IPv6 is then detected from the netns alone).
+// an empty result; IPv6 is then detected from the netns alone). It logs one line saying what it decided.
 func CmdAdd(args *skel.CmdArgs) error {
 	conf, l, err := setup(args)
 	if err != nil {
 		return err
 	}
 	defer l.close()
+	c := l.call("ADD", args.ContainerID, args.Netns)
 	if err := missingPrevResult(conf, "asm-cni is a chained plugin and must come after the network plugin in a conflist"); err != nil {
-		l.Errorf("no prevResult")
+		c.done(DecisionFailed, "", err)
 		return err
 	}
 	if conf.PrevResult != nil {
 		if _, err := current.NewResultFromResult(conf.PrevResult); err != nil {
-			return config.Error("prevResult cannot be read as a CNI result: %v", err)
+			err = config.Error("prevResult cannot be read as a CNI result: %v", err)
+			c.done(DecisionFailed, "", err)
+			return err
 		}
 	}
 	t := targetOf(args, conf)
+	if t.ref.Name != "" {
+		c.forPod(t.ref.Namespace, t.ref.Name, t.ref.UID)
+	}
 	if t.skip != "" {
-		l.Infof("pass through: %s", t.skip)
+		c.done(DecisionSkipped, t.skip, nil)
 		return passthrough(conf)
 	}
-	l.with(fmt.Sprintf("container=%.12s pod=%s/%s ", args.ContainerID, t.ref.Namespace, t.ref.Name))
 	if err := netns.NotHost(args.Netns); err != nil {
-		l.Errorf("%v", err)
-		return cniErr(types.ErrInvalidNetNS, "CNI_NETNS %s: %v", args.Netns, err)
+		err = cniErr(types.ErrInvalidNetNS, "CNI_NETNS %s: %v", args.Netns, err)
+		c.done(DecisionFailed, "", err)
+		return err
 	}
 	start := time.Now()
-	spec, err := lookup(conf, t, l)
+	spec, skip, err := lookup(conf, t, l)
+	c.timeLookup(start)
 	if err != nil {
-		l.Errorf("%v", err)
+		c.done(DecisionFailed, "", err)
 		return err
 	}
 	if spec == nil {
+		c.done(DecisionSkipped, skip, nil)
 		return passthrough(conf)
 	}
-	l.Debugf("pod read and rules rendered in %s", time.Since(start).Round(10*time.Microsecond))
+	start = time.Now()
 	a, err := newApplier(conf, l)
 	if err != nil {
-		l.Errorf("%v", err)
-		return cniErr(CodeApplyFailed, "%v", err)
+		c.timeRules(start)
+		err = cniErr(CodeApplyFailed, "%v", err)
+		c.done(DecisionFailed, "", err)
+		return err
 	}
 	res, err := a.Apply(args.Netns, *spec, hasIPv6(conf.PrevResult))
+	c.timeRules(start)
 	if err != nil {
-		l.Errorf("redirection not applied: %v", err)
-		return cniErr(CodeApplyFailed, "redirection for pod %s/%s not applied (nothing left behind): %v", t.ref.Namespace, t.ref.Name, err)
+		err = cniErr(CodeApplyFailed, "redirection for pod %s/%s not applied (nothing left behind): %v", t.ref.Namespace, t.ref.Name, err)
+		c.done(DecisionFailed, "", err)
+		return err
 	}
-	l.Infof("redirection applied (iptables %s, IPv6 %v, TPROXY %v)", a.Backend.Name, res.IPv6, spec.TPROXY)
+	c.done(DecisionRedirected, fmt.Sprintf("iptables %s, IPv6 %v, TPROXY %v", a.Backend.Name, res.IPv6, spec.TPROXY), nil)
 	return passthrough(conf)
 }
 
@@ -252,20 +255,28 @@ func CmdDel(args *skel.CmdArgs) error {
 		conf = &config.Config{IptablesBackend: config.BackendAuto}
 	}
 	defer l.close()
+	c := l.call("DEL", args.ContainerID, args.Netns)
+	if ref, ok := kube.PodFromArgs(args.Args); ok {
+		c.forPod(ref.Namespace, ref.Name, ref.UID)
+	}
 	if args.Netns == "" || !netns.Exists(args.Netns) {
-		l.Debugf("DEL: network namespace %q is gone; nothing to remove", args.Netns)
+		c.done(DecisionSkipped, "network namespace is gone; nothing to remove", nil)
 		return nil
 	}
+	start := time.Now()
 	a, err := newApplier(conf, l)
 	if err != nil {
-		l.Warnf("DEL: %v; nothing removed", err)
+		c.timeRules(start)
+		c.done(DecisionFailed, "nothing removed", err)
 		return nil
 	}
-	if err := a.Remove(args.Netns); err != nil {
-		l.Warnf("DEL: removing redirection from %s: %v", args.Netns, err)
+	err = a.Remove(args.Netns)
+	c.timeRules(start)
+	if err != nil {
+		c.done(DecisionFailed, "removing redirection", err)
 		return nil
 	}
-	l.Debugf("DEL: redirection removed from %s", args.Netns)
+	c.done(DecisionRemoved, "", nil)
 	return nil
 }
 
@@ -276,30 +287,51 @@ func CmdCheck(args *skel.CmdArgs) error {
 		return err
 	}
 	defer l.close()
+	c := l.call("CHECK", args.ContainerID, args.Netns)
 	if err := missingPrevResult(conf, "CHECK needs the result of the chain"); err != nil {
+		c.done(DecisionFailed, "", err)
 		return err
 	}
 	t := targetOf(args, conf)
+	if t.ref.Name != "" {
+		c.forPod(t.ref.Namespace, t.ref.Name, t.ref.UID)
+	}
 	if t.skip != "" {
+		c.done(DecisionSkipped, t.skip, nil)
 		return nil
 	}
-	l.with(fmt.Sprintf("container=%.12s pod=%s/%s ", args.ContainerID, t.ref.Namespace, t.ref.Name))
-	spec, err := lookup(conf, t, l)
-	if err != nil || spec == nil {
+	start := time.Now()
+	spec, skip, err := lookup(conf, t, l)
+	c.timeLookup(start)
+	if err != nil {
+		c.done(DecisionFailed, "", err)
 		return err
 	}
+	if spec == nil {
+		c.done(DecisionSkipped, skip, nil)
+		return nil
+	}
+	start = time.Now()
 	a, err := newApplier(conf, l)
 	if err != nil {
-		return cniErr(CodeApplyFailed, "%v", err)
+		c.timeRules(start)
+		err = cniErr(CodeApplyFailed, "%v", err)
+		c.done(DecisionFailed, "", err)
+		return err
 	}
-	if err := a.Check(args.Netns, *spec, hasIPv6(conf.PrevResult)); err != nil {
-		l.Errorf("CHECK: %v", err)
+	err = a.Check(args.Netns, *spec, hasIPv6(conf.PrevResult))
+	c.timeRules(start)
+	if err != nil {
 		var me *apply.MissingError
 		if errors.As(err, &me) {
-			return cniErr(CodeRedirectionMissing, "pod %s/%s: %v", t.ref.Namespace, t.ref.Name, err)
+			err = cniErr(CodeRedirectionMissing, "pod %s/%s: %v", t.ref.Namespace, t.ref.Name, err)
+		} else {
+			err = cniErr(types.ErrInternal, "pod %s/%s: %v", t.ref.Namespace, t.ref.Name, err)
 		}
-		return cniErr(types.ErrInternal, "pod %s/%s: %v", t.ref.Namespace, t.ref.Name, err)
+		c.done(DecisionFailed, "", err)
+		return err
 	}
+	c.done(DecisionVerified, "", nil)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -68,24 +69,67 @@ func TestLoggerLevelsAndFile(t *testing.T) {
 	var stderr bytes.Buffer
 	file := filepath.Join(t.TempDir(), "asm-cni.log")
 	l := newLogger("warn", file, &stderr)
-	l.with("pod=a/b ")
-	l.Infof("hidden")
-	l.Warnf("shown %d", 1)
+	l.Info("hidden")
+	l.Debugf("hidden %d", 2)
+	l.Warn("shown", "n", 1)
 	l.close()
 	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, out := range []string{stderr.String(), string(data)} {
-		if strings.Contains(out, "hidden") || !strings.Contains(out, "WARN  asm-cni pod=a/b shown 1") {
+		var m map[string]any
+		if strings.Contains(out, "hidden") || json.Unmarshal([]byte(out), &m) != nil {
 			t.Fatalf("log output %q", out)
+		}
+		if m["level"] != "warn" || m["msg"] != "shown" || m["n"] != 1.0 || m["component"] != "asm-cni" {
+			t.Fatalf("fields %v", m)
+		}
+		if ts, _ := m["time"].(string); !strings.HasSuffix(ts, "Z") {
+			t.Fatalf("time not in UTC: %v", m["time"])
 		}
 	}
 	stderr.Reset()
-	l = newLogger("info", "/nonexistent/dir/asm-cni.log", &stderr)
-	l.Infof("still logged")
-	if !strings.Contains(stderr.String(), "cannot open log_file") || !strings.Contains(stderr.String(), "still logged") {
+	l = newLogger("bogus", "/nonexistent/dir/asm-cni.log", &stderr)
+	l.Info("still logged")
+	l.Debug("below the default level")
+	l.close()
+	if !strings.Contains(stderr.String(), "cannot open log_file") || !strings.Contains(stderr.String(), `"msg":"still logged"`) ||
+		strings.Contains(stderr.String(), "below") {
 		t.Fatalf("stderr %q", stderr.String())
+	}
+}
+
+// The line of a call carries what the call knew: the pod only when there is one, durations only when measured,
+// the error at error level (warn for DEL, which never fails).
+func TestCallLine(t *testing.T) {
+	for _, c := range []struct {
+		cmd, decision, level string
+		err                  error
+	}{
+		{"ADD", DecisionFailed, "error", errors.New("boom")},
+		{"DEL", DecisionFailed, "warn", errors.New("boom")},
+		{"CHECK", DecisionSkipped, "info", nil},
+	} {
+		var out bytes.Buffer
+		l := newLogger("info", "", &out)
+		call := l.call(c.cmd, "c1", "")
+		call.done(c.decision, "", c.err)
+		var m map[string]any
+		if err := json.Unmarshal(out.Bytes(), &m); err != nil {
+			t.Fatal(err)
+		}
+		if m["level"] != c.level || m["msg"] != c.cmd+" "+c.decision || m["container"] != "c1" {
+			t.Errorf("%s: %v", c.cmd, m)
+		}
+		for _, k := range []string{"pod", "pod_uid", "netns", "reason", "lookup_ms", "rules_ms"} {
+			if _, ok := m[k]; ok {
+				t.Errorf("%s: unexpected %s in %v", c.cmd, k, m)
+			}
+		}
+		if (c.err != nil) != (m["error"] == "boom") {
+			t.Errorf("%s: error field %v", c.cmd, m["error"])
+		}
 	}
 }
 
@@ -104,5 +148,23 @@ func TestMissingPrevResult(t *testing.T) {
 		if err := missingPrevResult(c, "why"); err != nil {
 			t.Fatalf("%+v: %v", c, err)
 		}
+	}
+}
+
+// A config that cannot be parsed is logged (to stderr: there is no log_file yet) with the pod it was for.
+func TestInvalidConfigLogNamesThePod(t *testing.T) {
+	var buf bytes.Buffer
+	saved := Stderr
+	Stderr = &buf
+	defer func() { Stderr = saved }()
+	if err := CmdAdd(&skel.CmdArgs{ContainerID: "c1", StdinData: []byte("{"), Args: "K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web"}); err == nil {
+		t.Fatal("ADD with an unparsable config succeeded")
+	}
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatalf("%v: %q", err, buf.String())
+	}
+	if m["level"] != "error" || m["msg"] != "invalid network config" || m["pod"] != "shop/web" || m["container"] != "c1" {
+		t.Fatalf("%v", m)
 	}
 }

@@ -48,6 +48,23 @@ func TestRestoreAccepts(t *testing.T) {
 		s.IncludeOutboundIPRanges = cidrs("10.0.0.0/8,2001:db8::/32,127.0.0.1/32")
 		s.IncludeInboundPorts = ports("80", "443")
 	})
+	// Issue 10: the edge values Istio accepts (port 0, leading zeros, odd interface names) load as rendered.
+	for name, ann := range map[string]map[string]string{
+		"plugin/issue-10-edge-values-redirect": {
+			AnnotationIncludeInboundPorts: "0,000080", AnnotationExcludeOutboundPorts: "0, 00443", AnnotationIncludeOutboundPorts: "0",
+			AnnotationExcludeInterfaces:        "$x,eth0@if3,.,..,eth0:1,é,-j,!,#x,'x',a\\b,*,eth1/2",
+			AnnotationRerouteVirtualInterfaces: "\ufeffveth,,v+",
+		},
+		"plugin/issue-10-edge-values-tproxy": {
+			AnnotationInterceptionMode: "TPROXY", AnnotationIncludeInboundPorts: "0,080", AnnotationExcludeInterfaces: "$x,-x",
+		},
+	} {
+		s, err := FromPod(podWith(ann))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		configs[name] = s.Engine()
+	}
 	names := make([]string, 0, len(configs))
 	for n := range configs {
 		names = append(names, n)

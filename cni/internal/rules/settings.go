@@ -5,20 +5,22 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode"
 
+	"github.com/asm-cni/asm-cni/cni/internal/istio"
 	"github.com/asm-cni/asm-cni/cni/internal/pod"
 )
 
-// Interception modes (sidecar.istio.io/interceptionMode).
+// Interception modes (sidecar.istio.io/interceptionMode), as package istio defines them.
 const (
-	ModeRedirect = "REDIRECT"
-	ModeTProxy   = "TPROXY"
-	ModeNone     = "NONE"
+	ModeRedirect = istio.ModeRedirect
+	ModeTProxy   = istio.ModeTProxy
+	ModeNone     = istio.ModeNone
 )
 
 // The pod annotations the plugin reads: exactly the ones Istio's CNI plugin reads.
 const (
-	AnnotationInterceptionMode         = "sidecar.istio.io/interceptionMode"
+	AnnotationInterceptionMode         = istio.AnnotationInterceptionMode
 	AnnotationIncludeOutboundIPRanges  = "traffic.sidecar.istio.io/includeOutboundIPRanges"
 	AnnotationExcludeOutboundIPRanges  = "traffic.sidecar.istio.io/excludeOutboundIPRanges"
 	AnnotationIncludeInboundPorts      = "traffic.sidecar.istio.io/includeInboundPorts"
@@ -245,9 +247,11 @@ func ParseInterceptionMode(v string) (string, error) {
 	return "", fmt.Errorf("want one of REDIRECT, TPROXY, NONE")
 }
 
-// ParsePortList parses a comma-separated list of decimal ports 1-65535 (at most 5 digits; spaces around the
-// value and around entries are allowed; an empty value is an empty list). With wildcard, exactly "*" means
-// every port.
+// ParsePortList parses a comma-separated list of ports as Istio's CNI plugin does: the value and each entry
+// trimmed of Unicode white space (strings.TrimSpace), an empty value is an empty list, every entry is decimal
+// digits read as 0-65535 (strconv.ParseUint, base 10, 16 bits: no sign, no empty entry, leading zeros allowed).
+// Entries are written back without leading zeros: iptables reads "080" as bad octal and "00443" as port 291.
+// With wildcard, exactly "*" means every port.
 func ParsePortList(v string, wildcard bool) (PortList, error) {
 	if v == "*" {
 		if wildcard {
@@ -264,8 +268,8 @@ func ParsePortList(v string, wildcard bool) (PortList, error) {
 	for _, part := range parts {
 		p := strings.TrimSpace(part)
 		n, err := strconv.ParseUint(p, 10, 16)
-		if err != nil || n == 0 || len(p) > 5 {
-			return PortList{}, fmt.Errorf("%q is not a port (want 1-65535)", p)
+		if err != nil {
+			return PortList{}, fmt.Errorf("%q is not a port (want 0-65535)", p)
 		}
 		ports = append(ports, strconv.FormatUint(n, 10))
 	}
@@ -302,10 +306,10 @@ func ParseCIDRList(v string, wildcard bool) (CIDRList, error) {
 	return out, nil
 }
 
-// ParseInterfaceList parses a comma-separated list of network interface names (spaces around the value and
-// around entries are allowed; an empty value is an empty list). A name is 1-15 bytes of letters, digits and
-// _ . @ -, optionally ending in iptables' "+" wildcard; "." and ".." are refused. The same rule as the
-// webhook's, and it keeps a value from smuggling text into the restore input.
+// ParseInterfaceList parses a comma-separated list of network interface names: the value and each entry
+// trimmed of Unicode white space, empty entries dropped (as Istio's rule engine drops them), an empty value
+// is an empty list. Each name is one word that iptables-restore takes verbatim and iptables-save prints back
+// verbatim (validInterfaceName), so DEL and CHECK can find the rule again.
 func ParseInterfaceList(v string) ([]string, error) {
 	t := strings.TrimSpace(v)
 	if t == "" {
@@ -315,6 +319,9 @@ func ParseInterfaceList(v string) ([]string, error) {
 	out := make([]string, 0, len(parts))
 	for _, part := range parts {
 		name := strings.TrimSpace(part)
+		if name == "" {
+			continue
+		}
 		if err := validInterfaceName(name); err != nil {
 			return nil, fmt.Errorf("%q is not an interface name: %v", name, err)
 		}
@@ -323,26 +330,23 @@ func ParseInterfaceList(v string) ([]string, error) {
 	return out, nil
 }
 
+// MaxInterfaceName is the longest name iptables takes (Linux IFNAMSIZ 16, less the terminating NUL), in bytes.
+const MaxInterfaceName = 15
+
+// validInterfaceName accepts what iptables -i/-o accepts as written (Istio passes the names through
+// unchecked), except what would not survive the restore input and the save output as one word: white space
+// and control characters split or end the line, '"' opens a quote in iptables-restore, and "+" alone makes
+// iptables drop the -i match altogether (every interface). "$x", "eth0@if3", "." are fine: iptables takes them.
 func validInterfaceName(n string) error {
-	if n == "" {
-		return fmt.Errorf("empty")
+	if len(n) > MaxInterfaceName {
+		return fmt.Errorf("longer than %d bytes", MaxInterfaceName)
 	}
-	if len(n) > 15 {
-		return fmt.Errorf("longer than 15 bytes")
+	if n == "+" {
+		return fmt.Errorf("\"+\" alone matches every interface")
 	}
-	if n == "." || n == ".." {
-		return fmt.Errorf("reserved name")
-	}
-	body := strings.TrimSuffix(n, "+")
-	if body == "" {
-		return fmt.Errorf("no name before the + wildcard")
-	}
-	for i := 0; i < len(body); i++ {
-		c := body[i]
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '_' || c == '.' || c == '@' || c == '-'
-		if !ok {
-			return fmt.Errorf("contains %q (allowed: letters, digits, _ . @ -, optional trailing +)", c)
+	for _, r := range n {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || r == '"' {
+			return fmt.Errorf("contains %q (no white space, control characters or '\"')", r)
 		}
 	}
 	return nil

@@ -92,6 +92,14 @@ func TestFromPodAnnotations(t *testing.T) {
 		{"ports written canonically", map[string]string{AnnotationIncludeOutboundPorts: "080"}, func(t *testing.T, s Settings) {
 			eq(t, s.IncludeOutboundPorts, []string{"80"})
 		}},
+		{"issue 10: leading zeros beyond five digits, port 0, Go white space", map[string]string{
+			AnnotationExcludeInboundPorts: "\u0085000080, 0\u00a0"}, func(t *testing.T, s Settings) {
+			eq(t, s.ExcludeInboundPorts, []string{"80", "0", "15020", "15021", "15090"})
+		}},
+		{"issue 10: interface names iptables takes, empty entries dropped", map[string]string{
+			AnnotationExcludeInterfaces: "$x,,eth0@if3, .,"}, func(t *testing.T, s Settings) {
+			eq(t, s.ExcludeInterfaces, []string{"$x", "eth0@if3", "."})
+		}},
 		{"exclude interfaces", map[string]string{AnnotationExcludeInterfaces: "eth1, net1"}, func(t *testing.T, s Settings) {
 			eq(t, s.ExcludeInterfaces, []string{"eth1", "net1"})
 		}},
@@ -129,17 +137,18 @@ func TestFromPodInvalid(t *testing.T) {
 		{AnnotationIncludeInboundPorts, "bad"},
 		{AnnotationIncludeInboundPorts, "80,"},
 		{AnnotationIncludeInboundPorts, " * "},
-		{AnnotationIncludeInboundPorts, "0"},
+		{AnnotationIncludeInboundPorts, "\ufeff80"},
 		{AnnotationExcludeInboundPorts, "*"},
 		{AnnotationExcludeInboundPorts, "65536"},
 		{AnnotationIncludeOutboundPorts, "*"},
 		{AnnotationIncludeOutboundPorts, "-1"},
-		{AnnotationIncludeOutboundPorts, "000080"},
+		{AnnotationIncludeOutboundPorts, "99999999999999999999"},
 		{AnnotationExcludeOutboundPorts, "80:90"},
 		{AnnotationExcludeInterfaces, "eth0 -j ACCEPT"},
 		{AnnotationExcludeInterfaces, "averyveryverylongname"},
-		{AnnotationExcludeInterfaces, "eth0,,eth1"},
-		{AnnotationRerouteVirtualInterfaces, "a/b"},
+		{AnnotationExcludeInterfaces, "eth0,+"},
+		{AnnotationRerouteVirtualInterfaces, "a\"b"},
+		{AnnotationRerouteVirtualInterfaces, "eth\u00a01"},
 		{AnnotationKubevirtInterfaces, "eth1\n-A OUTPUT -j ACCEPT"},
 	}
 	for _, c := range cases {

@@ -4,8 +4,8 @@ package selection
 
 import (
 	"strconv"
-	"strings"
 
+	"github.com/asm-cni/asm-cni/cni/internal/istio"
 	"github.com/asm-cni/asm-cni/cni/internal/pod"
 )
 
@@ -18,14 +18,10 @@ const (
 	ReasonNoIstioProxy       = "no-istio-proxy"
 	ReasonSingleContainer    = "single-container"
 	ReasonHostNetwork        = "host-network"
+	ReasonNotSidecar         = "not-sidecar"
+	ReasonEnvoyDisabled      = "envoy-disabled"
 	ReasonInterceptionNone   = "interception-none"
 	ReasonIstioInitPresent   = "istio-init-present"
-	InjectKey                = "sidecar.istio.io/inject"
-	InterceptionModeKey      = "sidecar.istio.io/interceptionMode"
-	IstioInitName            = "istio-init"
-	InterceptionModeNone     = "NONE"
-	InterceptionModeRedirect = "REDIRECT"
-	interceptionModeFlag     = "-m"
 )
 
 // Decision says whether the plugin programs redirection for a pod, and why.
@@ -47,14 +43,15 @@ func Decide(p *pod.Pod, namespace string, excluded []string) Decision {
 		}
 	}
 	// The label, when present, decides alone; only a value ParseBool reads as false disables.
-	if v, ok := p.Metadata.Labels[InjectKey]; ok {
+	if v, ok := p.Metadata.Labels[istio.AnnotationInject]; ok {
 		if isFalse(v) {
 			return skip(ReasonDisabledLabel)
 		}
-	} else if v, ok := p.Metadata.Annotations[InjectKey]; ok && isFalse(v) {
+	} else if v, ok := p.Metadata.Annotations[istio.AnnotationInject]; ok && isFalse(v) {
 		return skip(ReasonDisabledAnnotation)
 	}
-	if p.ProxyContainer() == nil {
+	proxy := p.ProxyContainer()
+	if proxy == nil {
 		return skip(ReasonNoIstioProxy)
 	}
 	if countRunning(p) <= 1 {
@@ -63,11 +60,19 @@ func Decide(p *pod.Pod, namespace string, excluded []string) Decision {
 	if p.Spec.HostNetwork {
 		return skip(ReasonHostNetwork)
 	}
-	if InterceptionMode(p) == InterceptionModeNone {
+	// A gateway ("proxy router") serves its own ports: redirecting its traffic to 15001/15006 breaks it.
+	if t := istio.ProxyType(proxy); t != "" && t != istio.ProxyTypeSidecar {
+		return skip(ReasonNotSidecar)
+	}
+	// No Envoy to redirect to.
+	if istio.EnvoyDisabled(proxy) {
+		return skip(ReasonEnvoyDisabled)
+	}
+	if istio.InterceptionMode(p) == istio.ModeNone {
 		return skip(ReasonInterceptionNone)
 	}
 	// istio-init still there: the webhook did not rewrite this pod, and istio-init programs it itself.
-	if p.InitContainer(IstioInitName) != nil {
+	if p.InitContainer(istio.InitContainer) != nil {
 		return skip(ReasonIstioInitPresent)
 	}
 	return Decision{Redirect: true, Reason: ReasonSelected}
@@ -89,35 +94,4 @@ func countRunning(p *pod.Pod) int {
 		}
 	}
 	return n
-}
-
-// InterceptionMode is the pod's interception mode: the sidecar.istio.io/interceptionMode annotation when
-// present; else istio-init's -m argument ("-m X" or "-m=X", the last one wins, as the webhook reads it);
-// else REDIRECT. The value is returned as written (validation is the rules package's job).
-func InterceptionMode(p *pod.Pod) string {
-	if v, ok := p.Metadata.Annotations[InterceptionModeKey]; ok {
-		return v
-	}
-	if c := p.InitContainer(IstioInitName); c != nil {
-		if v, ok := flagValue(c.Args, interceptionModeFlag); ok {
-			return v
-		}
-	}
-	return InterceptionModeRedirect
-}
-
-// flagValue finds the last occurrence of a flag in "-f value" or "-f=value" form; a value taken by
-// "-f value" is not itself read as a flag.
-func flagValue(args []string, name string) (string, bool) {
-	val, found := "", false
-	for i := 0; i < len(args); i++ {
-		switch {
-		case args[i] == name && i+1 < len(args):
-			val, found = args[i+1], true
-			i++
-		case strings.HasPrefix(args[i], name+"="):
-			val, found = args[i][len(name)+1:], true
-		}
-	}
-	return val, found
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/asm-cni/asm-cni/cni/internal/istio"
 	"github.com/asm-cni/asm-cni/cni/internal/pod"
 	"github.com/asm-cni/asm-cni/cni/internal/rules/rulestest"
 	"github.com/asm-cni/asm-cni/cni/internal/testenv"
@@ -63,7 +64,8 @@ func TestSharedVectors(t *testing.T) {
 	}
 	// The vectors must exercise every plugin reason, or a branch of Decide goes untested.
 	for _, r := range []string{ReasonSelected, ReasonExcludedNamespace, ReasonDisabledLabel, ReasonDisabledAnnotation,
-		ReasonNoIstioProxy, ReasonSingleContainer, ReasonHostNetwork, ReasonInterceptionNone, ReasonIstioInitPresent} {
+		ReasonNoIstioProxy, ReasonSingleContainer, ReasonHostNetwork, ReasonNotSidecar, ReasonEnvoyDisabled, ReasonInterceptionNone,
+		ReasonIstioInitPresent} {
 		if reasons[r] == 0 {
 			t.Errorf("no vector yields reason %s", r)
 		}
@@ -110,7 +112,7 @@ func TestDecideOwnCases(t *testing.T) {
 			p.Spec.InitContainers = []pod.Container{c}
 		}), "shop", ReasonIstioInitPresent},
 		{"lowercase none is not NONE", mk(func(p *pod.Pod) {
-			p.Metadata.Annotations = map[string]string{InterceptionModeKey: "none"}
+			p.Metadata.Annotations = map[string]string{istio.AnnotationInterceptionMode: "none"}
 		}), "shop", ReasonSelected},
 	}
 	for _, c := range cases {

@@ -7,6 +7,7 @@ import (
 	"github.com/asm-cni/asm-cni/cni/internal/config"
 	"github.com/asm-cni/asm-cni/cni/internal/cri"
 	"github.com/asm-cni/asm-cni/cni/internal/kube"
+	"github.com/asm-cni/asm-cni/cni/internal/plan"
 	"github.com/asm-cni/asm-cni/cni/internal/pod"
 )
 
@@ -63,7 +64,7 @@ func (o OnNode) sandbox(s cri.Sandbox) (Report, error) {
 	if s.UID != "" && p.Metadata.UID != "" && s.UID != p.Metadata.UID {
 		return Report{}, fmt.Errorf("the sandbox belongs to an earlier pod of that name (uid %s, the API server has %s)", s.UID, p.Metadata.UID)
 	}
-	plan, err := PlanFor(p, s.Namespace, o.Conf.ExcludeNamespaces)
+	pl, err := plan.For(p, s.Namespace, o.Conf.ExcludeNamespaces)
 	if err != nil {
 		return Report{}, fmt.Errorf("the plugin would refuse this pod: %w", err)
 	}
@@ -74,7 +75,7 @@ func (o OnNode) sandbox(s cri.Sandbox) (Report, error) {
 	if path == "" {
 		return Report{Verdict: NotRedirected, Reason: "host-network"}, nil
 	}
-	return Check(o.Node, Owned(), plan, path)
+	return Check(o.Node, plan.Owned(), pl, path)
 }
 
 // Unredirected reports whether a drift is total: the plugin redirects the pod and none of its rules is there

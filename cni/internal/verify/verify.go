@@ -8,9 +8,8 @@ import (
 	"fmt"
 
 	"github.com/asm-cni/asm-cni/cni/internal/apply"
-	"github.com/asm-cni/asm-cni/cni/internal/pod"
+	"github.com/asm-cni/asm-cni/cni/internal/plan"
 	"github.com/asm-cni/asm-cni/cni/internal/rules"
-	"github.com/asm-cni/asm-cni/cni/internal/selection"
 )
 
 // Verdict is the outcome for one pod; each has its exit status (ExitCode).
@@ -64,30 +63,6 @@ type Report struct {
 	Warnings    []string           `json:"warnings,omitempty"`
 }
 
-// Plan is what the plugin does for a pod: a spec to program, or the reason it programs nothing.
-type Plan struct {
-	Spec     *apply.Spec
-	Skip     string
-	Warnings []string
-}
-
-// PlanFor decides for pod p as the plugin's ADD does. An error is an annotation the plugin would refuse.
-func PlanFor(p *pod.Pod, namespace string, exclude []string) (Plan, error) {
-	d := selection.Decide(p, namespace, exclude)
-	if !d.Redirect {
-		return Plan{Skip: d.Reason}, nil
-	}
-	s, err := rules.FromPod(p)
-	if err != nil {
-		return Plan{}, err
-	}
-	rs := rules.Render(s)
-	if rs.Empty() {
-		return Plan{Skip: selection.ReasonInterceptionNone, Warnings: s.Warnings}, nil
-	}
-	return Plan{Spec: &apply.Spec{IPv4: rs.IPv4, IPv6: rs.IPv6, TPROXY: rs.TPROXY}, Warnings: s.Warnings}, nil
-}
-
 // Node is what verify needs of the node: the live state of a namespace and the canonical form of a spec.
 // *apply.Applier is the real one.
 type Node interface {
@@ -95,18 +70,8 @@ type Node interface {
 	Canonical(spec apply.Spec, withV6 bool) (v4, v6 apply.Dump, err error)
 }
 
-// Owned is what belongs to asm-cni in a pod's namespace, as the plugin declares it.
-func Owned() apply.Owned {
-	return apply.Owned{Chains: rules.ChainNames, Marks: []uint32{rules.TProxyMark, rules.OutboundMark}}
-}
-
-// Route is the plugin's TPROXY policy routing.
-func Route() apply.PolicyRoute {
-	return apply.PolicyRoute{Mark: rules.TProxyMark, Table: rules.TProxyRouteTable}
-}
-
 // Check reads the namespace at path and gives the verdict for plan.
-func Check(n Node, owned apply.Owned, plan Plan, path string) (Report, error) {
+func Check(n Node, owned apply.Owned, plan plan.Plan, path string) (Report, error) {
 	r := Report{Netns: path, Warnings: plan.Warnings}
 	st, err := n.Read(path)
 	if err != nil {

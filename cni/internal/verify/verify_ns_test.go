@@ -9,6 +9,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/asm-cni/asm-cni/cni/internal/apply"
+	"github.com/asm-cni/asm-cni/cni/internal/plan"
 	"github.com/asm-cni/asm-cni/cni/internal/pod"
 	"github.com/asm-cni/asm-cni/cni/internal/verify"
 	"github.com/asm-cni/asm-cni/cni/test/nettest"
@@ -20,7 +21,7 @@ func node(t *testing.T, backend string) *apply.Applier {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &apply.Applier{Backend: b, Owned: verify.Owned(), Route: verify.Route()}
+	return &apply.Applier{Backend: b, Owned: plan.Owned(), Route: plan.Route()}
 }
 
 func decode(t *testing.T, m map[string]any) *pod.Pod {
@@ -36,9 +37,9 @@ func decode(t *testing.T, m map[string]any) *pod.Pod {
 	return p
 }
 
-func plan(t *testing.T, annotations map[string]string) verify.Plan {
+func planFor(t *testing.T, annotations map[string]string) plan.Plan {
 	t.Helper()
-	pl, err := verify.PlanFor(decode(t, nettest.Pod("apps", "web", annotations, nil)), "apps", nil)
+	pl, err := plan.For(decode(t, nettest.Pod("apps", "web", annotations, nil)), "apps", nil)
 	if err != nil || pl.Spec == nil {
 		t.Fatalf("plan: %+v %v", pl, err)
 	}
@@ -46,7 +47,7 @@ func plan(t *testing.T, annotations map[string]string) verify.Plan {
 }
 
 // programmed is a fresh namespace holding what the plugin's ADD programs for pl.
-func programmed(t *testing.T, a *apply.Applier, pl verify.Plan) ns.NetNS {
+func programmed(t *testing.T, a *apply.Applier, pl plan.Plan) ns.NetNS {
 	t.Helper()
 	n := nettest.NewNS(t)
 	if _, err := a.Apply(n.Path(), *pl.Spec, false); err != nil {
@@ -55,9 +56,9 @@ func programmed(t *testing.T, a *apply.Applier, pl verify.Plan) ns.NetNS {
 	return n
 }
 
-func check(t *testing.T, a *apply.Applier, pl verify.Plan, n ns.NetNS) verify.Report {
+func check(t *testing.T, a *apply.Applier, pl plan.Plan, n ns.NetNS) verify.Report {
 	t.Helper()
-	r, err := verify.Check(a, verify.Owned(), pl, n.Path())
+	r, err := verify.Check(a, plan.Owned(), pl, n.Path())
 	if err != nil {
 		t.Fatalf("verify: %v", err)
 	}
@@ -85,7 +86,7 @@ func TestVerdicts(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			a := node(t, backend)
 			ipt := "iptables-" + backend
-			basic := plan(t, nil)
+			basic := planFor(t, nil)
 
 			t.Run("exact match", func(t *testing.T) {
 				if r := check(t, a, basic, programmed(t, a, basic)); r.Verdict != verify.Match || len(r.Differences) != 0 {
@@ -107,7 +108,7 @@ func TestVerdicts(t *testing.T) {
 				wantDiff(t, check(t, a, basic, n), "extra", "--dport 9999 -j RETURN")
 			})
 			t.Run("changed port", func(t *testing.T) {
-				pl := plan(t, map[string]string{"traffic.sidecar.istio.io/excludeInboundPorts": "3333"})
+				pl := planFor(t, map[string]string{"traffic.sidecar.istio.io/excludeInboundPorts": "3333"})
 				n := programmed(t, a, pl)
 				pos := ruleIndex(t, nettest.Run(t, n, ipt, "-w", "-t", "nat", "-S", "ISTIO_INBOUND"), "--dport 3333 ")
 				nettest.Run(t, n, ipt, "-w", "-t", "nat", "-R", "ISTIO_INBOUND", pos, "-p", "tcp", "--dport", "3334", "-j", "RETURN")
@@ -121,7 +122,7 @@ func TestVerdicts(t *testing.T) {
 				wantDiff(t, check(t, a, basic, n), "order", "nat/ISTIO_OUTPUT")
 			})
 			t.Run("tproxy without its ip rule", func(t *testing.T) {
-				pl := plan(t, map[string]string{"sidecar.istio.io/interceptionMode": "TPROXY"})
+				pl := planFor(t, map[string]string{"sidecar.istio.io/interceptionMode": "TPROXY"})
 				n := programmed(t, a, pl)
 				if r := check(t, a, pl, n); r.Verdict != verify.Match {
 					t.Fatalf("tproxy pod as programmed: want match, got %+v", r)
@@ -143,7 +144,7 @@ func TestVerdicts(t *testing.T) {
 			withInit := nettest.Pod("apps", "web", nil, nil)
 			spec := withInit["spec"].(map[string]any)
 			spec["initContainers"] = []any{map[string]any{"name": "istio-init", "image": "docker.io/istio/proxyv2:1.29.6"}}
-			skipped, err := verify.PlanFor(decode(t, withInit), "apps", nil)
+			skipped, err := plan.For(decode(t, withInit), "apps", nil)
 			if err != nil || skipped.Spec != nil {
 				t.Fatalf("a pod with istio-init: want a skip, got %+v %v", skipped, err)
 			}
@@ -182,7 +183,7 @@ func ruleIndex(t *testing.T, listing, fragment string) string {
 func TestIPv6(t *testing.T) {
 	nettest.RequireTools(t)
 	a := node(t, "nft")
-	pl := plan(t, nil)
+	pl := planFor(t, nil)
 	n := nettest.NewNS(t)
 	nettest.Run(t, n, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0")
 	nettest.Run(t, n, "ip", "link", "set", "eth0", "up")
@@ -209,7 +210,7 @@ func TestIPv6(t *testing.T) {
 func TestReadOnly(t *testing.T) {
 	nettest.RequireTools(t)
 	a := node(t, "nft")
-	pl := plan(t, nil)
+	pl := planFor(t, nil)
 	n := programmed(t, a, pl)
 	nettest.Run(t, n, "iptables-nft", "-w", "-t", "nat", "-D", "ISTIO_OUTPUT", "-d", "127.0.0.1/32", "-j", "RETURN")
 	before := nettest.Save(t, n, "nft", false)

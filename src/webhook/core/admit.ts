@@ -2,7 +2,8 @@
 // The server owns the envelope, logging and metrics; this owns what the answer is.
 import type { Operation } from 'fast-json-patch';
 import type { SharedConfig } from '../../common/shared-config.js';
-import { asObject, stringEntry, viewPod, interceptionMode, type PodView } from './annotations.js';
+import { asObject, stringEntry } from './json.js';
+import { viewPod, interceptionMode, type PodView } from './pod-view.js';
 import { planNetworkOnly, planRewrite } from './rewrite.js';
 import { webhookSelection, type WebhookReason } from './selection.js';
 import { problemMessage, validateTraffic, type AnnotationProblem } from './validate.js';

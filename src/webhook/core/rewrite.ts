@@ -4,20 +4,11 @@
 // they are serialized into the response right away.
 import type { Operation } from 'fast-json-patch';
 import type { SharedConfig } from '../../common/shared-config.js';
-import {
-  ANNOTATION,
-  DEFAULT_PROXY_ID,
-  ISTIO_INIT,
-  ISTIO_VALIDATION,
-  type JsonObject,
-  type PodView,
-  asArray,
-  asObject,
-  initArgs,
-  istioInit,
-  pointerToken,
-  stringEntry,
-} from './annotations.js';
+import { ANNOTATION, DEFAULT_PROXY_ID, ISTIO_INIT, ISTIO_VALIDATION } from '../../common/istio-names.js';
+import { goTrimSpace } from './go-strings.js';
+import { type JsonObject, asArray, asObject, quote, stringEntry } from './json.js';
+import { pointerToken } from './json-pointer.js';
+import { type PodView, initArgs, istioInit } from './pod-view.js';
 import { type AnnotationProblem } from './validate.js';
 
 /** A traffic annotation the rewrite derives from one of istio-init's arguments. */
@@ -173,10 +164,6 @@ class AnnotationWrites {
     if (stringEntry(this.view.annotations, key) !== value) this.writes.push([key, value]);
   }
 
-  get size(): number {
-    return this.writes.length;
-  }
-
   emit(ops: Operation[]): void {
     if (this.writes.length === 0) return;
     if (this.view.annotations === undefined) {
@@ -213,16 +200,26 @@ export function planRewrite(view: PodView, mode: string, config: SharedConfig, n
   if (init === undefined) return { ops, warnings, problems, derived: [] };
 
   const validation = validationContainer(init, proxyIds(view.proxy, mode));
-  if (view.istioInitIndex === 0) {
+  // A pod injected twice can carry istio-validation beside istio-init: the API server refuses two init containers of
+  // one name, so the old one goes and the one derived from istio-init (what the plugin will program) takes index 0.
+  const stale = staleValidations(view);
+  if (view.istioInitIndex === 0 && stale.length === 0) {
     ops.push({ op: 'replace', path: '/spec/initContainers/0', value: validation });
   } else {
-    ops.push({ op: 'remove', path: `/spec/initContainers/${view.istioInitIndex}` });
+    for (const i of [view.istioInitIndex, ...stale].sort((a, b) => b - a)) {
+      ops.push({ op: 'remove', path: `/spec/initContainers/${i}` });
+    }
     ops.push({ op: 'add', path: '/spec/initContainers/0', value: validation });
   }
+  if (stale.length > 0) warnings.push(DUPLICATE_VALIDATION_WARNING);
 
   const writes = new AnnotationWrites(view);
   const derived = annotationsFromInitArgs(asArray(init.args), view.annotations);
-  for (const d of derived) writes.set(d.annotation, d.value);
+  for (const d of derived) {
+    const own = stringEntry(view.annotations, d.annotation);
+    if (own !== undefined && !sameMeaning(d.annotation, own, d.value)) warnings.push(replacedWarning(d, own));
+    writes.set(d.annotation, d.value);
+  }
 
   const status = stringEntry(view.annotations, ANNOTATION.status);
   if (status !== undefined) {
@@ -235,6 +232,50 @@ export function planRewrite(view: PodView, mode: string, config: SharedConfig, n
   if (mode === 'TPROXY') warnings.push(TPROXY_WARNING);
   writes.emit(ops);
   return { ops, warnings, problems, derived };
+}
+
+export const DUPLICATE_VALIDATION_WARNING = `the pod already had an ${ISTIO_VALIDATION} init container beside ${ISTIO_INIT} (injected twice?): replaced by the one derived from ${ISTIO_INIT}`;
+
+/** Indices of init containers already named istio-validation. */
+function staleValidations(view: PodView): number[] {
+  const out: number[] = [];
+  view.initContainers.forEach((c, i) => {
+    if (asObject(c)?.name === ISTIO_VALIDATION) out.push(i);
+  });
+  return out;
+}
+
+/**
+ * Whether the pod's own value says what istio-init's argument says. Lists compare as sets of trimmed, non-empty
+ * entries (ports without leading zeros); excludeInboundPorts leaves out the ports the plugin always excludes
+ * (15020, 15021, 15090: Istio's -d adds them), so Istio's ordinary rendering never warns.
+ */
+function sameMeaning(annotation: string, own: string, derived: string): boolean {
+  if (own === derived) return true;
+  const isPorts = PORT_ANNOTATIONS.has(annotation);
+  const entries = (v: string): string => {
+    const set = new Set<string>();
+    for (const raw of v.split(',')) {
+      let e = goTrimSpace(raw);
+      if (isPorts && /^[0-9]+$/.test(e)) e = String(Number(e));
+      if (e === '' || (annotation === ANNOTATION.excludeInboundPorts && ALWAYS_EXCLUDED.has(e))) continue;
+      set.add(e);
+    }
+    return [...set].sort().join(',');
+  };
+  return entries(own) === entries(derived);
+}
+const PORT_ANNOTATIONS = new Set<string>([
+  ANNOTATION.includeInboundPorts,
+  ANNOTATION.excludeInboundPorts,
+  ANNOTATION.includeOutboundPorts,
+  ANNOTATION.excludeOutboundPorts,
+]);
+const ALWAYS_EXCLUDED = new Set(['15020', '15021', '15090']);
+
+/** Issue 10, defect 8: the pod's own value is replaced by what istio-init would have applied; say so. */
+function replacedWarning(d: DerivedAnnotation, own: string): string {
+  return `annotation ${d.annotation}=${quote(own)} replaced by ${quote(d.value)} (${d.source}): what istio-init would have applied`;
 }
 
 export const TPROXY_WARNING =

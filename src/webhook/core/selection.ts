@@ -1,6 +1,9 @@
 // The selection predicate shared with the Go plugin (test/vectors/README.md): the seed rule, then the webhook's
 // extra conditions. The first condition that applies names the reason.
-import { ANNOTATION, LABEL_INJECT, type PodView, interceptionMode, quote, stringEntry } from './annotations.js';
+import { ANNOTATION, LABEL_INJECT, MODE } from '../../common/istio-names.js';
+import { goParseBool } from './go-strings.js';
+import { quote, stringEntry } from './json.js';
+import { type PodView, envoyDisabled, interceptionMode, isNotSidecar } from './pod-view.js';
 
 export type SeedReason =
   | 'excluded-namespace'
@@ -9,33 +12,10 @@ export type SeedReason =
   | 'no-istio-proxy'
   | 'single-container'
   | 'selected';
-export type WebhookReason = SeedReason | 'not-create' | 'host-network' | 'interception-none' | 'no-istio-init';
-export type PluginReason = SeedReason | 'host-network' | 'interception-none' | 'istio-init-present';
-
-/**
- * Go's strconv.ParseBool, exactly: `1 t T TRUE true True` and `0 f F FALSE false False`; anything else
- * (no trimming, no other casing) is unparseable and gives undefined.
- */
-export function parseBool(value: string): boolean | undefined {
-  switch (value) {
-    case '1':
-    case 't':
-    case 'T':
-    case 'TRUE':
-    case 'true':
-    case 'True':
-      return true;
-    case '0':
-    case 'f':
-    case 'F':
-    case 'FALSE':
-    case 'false':
-    case 'False':
-      return false;
-    default:
-      return undefined;
-  }
-}
+/** Rows 6-9: skip reasons common to webhook and plugin beyond the seed. */
+export type ExtraReason = 'host-network' | 'not-sidecar' | 'envoy-disabled' | 'interception-none';
+export type WebhookReason = SeedReason | ExtraReason | 'not-create' | 'no-istio-init';
+export type PluginReason = SeedReason | ExtraReason | 'istio-init-present';
 
 export interface SeedResult {
   reason: SeedReason;
@@ -50,13 +30,13 @@ export function seedSelection(view: PodView, namespace: string, excludeNamespace
   // The label, when present, decides alone; the annotation is consulted only without it.
   const label = stringEntry(view.labels, LABEL_INJECT);
   if (label !== undefined) {
-    const b = parseBool(label);
+    const b = goParseBool(label);
     if (b === false) return { reason: 'injection-disabled-label' };
     if (b === undefined) injectWarning = unparseable('label', label);
   } else {
     const annotation = stringEntry(view.annotations, ANNOTATION.inject);
     if (annotation !== undefined) {
-      const b = parseBool(annotation);
+      const b = goParseBool(annotation);
       if (b === false) return { reason: 'injection-disabled-annotation' };
       if (b === undefined) injectWarning = unparseable('annotation', annotation);
     }
@@ -76,10 +56,15 @@ function unparseable(where: 'label' | 'annotation', value: string): string {
   return `${where} ${LABEL_INJECT}=${quote(value)} is not a boolean (true/false, 1/0, t/f, True/False, TRUE/FALSE): ignored, injection stays on`;
 }
 
-/** Rows 6-7, common to webhook and plugin: no CNI call for hostNetwork pods; NONE means no redirection at all. */
-function extraReason(view: PodView): 'host-network' | 'interception-none' | undefined {
+/**
+ * Rows 6-9, common to webhook and plugin: no CNI call for hostNetwork pods; a gateway (`proxy router`) or a proxy
+ * without Envoy is not redirected, as Istio's plugin does; NONE (from any source) means no redirection at all.
+ */
+function extraReason(view: PodView): ExtraReason | undefined {
   if (view.spec?.hostNetwork === true) return 'host-network';
-  if (interceptionMode(view) === 'NONE') return 'interception-none';
+  if (isNotSidecar(view.proxy)) return 'not-sidecar';
+  if (envoyDisabled(view.proxy)) return 'envoy-disabled';
+  if (interceptionMode(view) === MODE.none) return 'interception-none';
   return undefined;
 }
 
@@ -89,7 +74,7 @@ export interface WebhookSelection {
   injectWarning?: string;
 }
 
-/** The webhook's decision: row 0 (operation), the seed, rows 6-7, then row 8 (nothing to rewrite without istio-init). */
+/** The webhook's decision: row 0 (operation), the seed, rows 6-9, then row 10 (nothing to rewrite without istio-init). */
 export function webhookSelection(
   view: PodView,
   namespace: string,

@@ -1,7 +1,11 @@
-// Validation of the traffic annotations the CNI plugin reads, with the rules Istio's injector applies, so that no pod
-// reaches a node with a value the plugin would refuse. The same rules are written as shared vectors in
-// test/vectors/annotations.json, which the Go plugin's tests read too.
-import { ANNOTATION, quote } from './annotations.js';
+// Validation of the traffic annotations the CNI plugin reads, with the plugin's own rules (cni/internal/rules), so that
+// the webhook denies exactly what the plugin would refuse: no pod reaches a node with a value the plugin refuses, and
+// no pod Istio runs is denied for a value the plugin takes. The rules are written as shared vectors in
+// test/vectors/annotations.json, read by the Go tests too, and test/unit/webhook-core/differential.test.ts feeds
+// generated values to both.
+import { ANNOTATION } from '../../common/istio-names.js';
+import { quote } from './json.js';
+import { goTrimSpace, isGoControl, isGoSpace, utf8Length } from './go-strings.js';
 
 /** A rule returns undefined for a valid value, else a short reason. */
 type Rule = (value: string) => string | undefined;
@@ -133,32 +137,50 @@ function cidrList(value: string): string | undefined {
   return undefined;
 }
 
-// --- ports, as Istio's injector parses them: the list and each entry trimmed, decimal 1-65535.
+// --- ports, as the plugin (and Istio's plugin) parses them: Go's TrimSpace on the value and each entry,
+// decimal digits read as 0-65535 (leading zeros allowed; the plugin writes them back without).
+
+function isPort(entry: string): boolean {
+  if (entry.length === 0) return false;
+  let n = 0;
+  for (let i = 0; i < entry.length; i++) {
+    const c = entry.charCodeAt(i);
+    if (!isDigit(c)) return false;
+    n = n * 10 + (c - 48);
+    if (n > 65535) return false;
+  }
+  return true;
+}
 
 function portList(value: string): string | undefined {
-  const trimmed = value.trim();
+  const trimmed = goTrimSpace(value);
   if (trimmed.length === 0) return undefined;
   for (const raw of trimmed.split(',')) {
-    const entry = raw.trim();
-    if (!/^[0-9]+$/.test(entry)) return `${quote(raw)} is not a port number`;
-    const port = Number(entry);
-    if (port < 1 || port > 65535) return `port ${entry} is out of range 1-65535`;
+    const entry = goTrimSpace(raw);
+    if (!isPort(entry)) return `${quote(entry)} is not a port (0-65535)`;
   }
   return undefined;
 }
 
-// --- network interface names, as iptables -i takes them (Linux IFNAMSIZ, optional "+" wildcard suffix).
+// --- network interface names: what iptables -i takes as written and iptables-save prints back as one word
+// (the plugin's validInterfaceName); empty entries are dropped, as Istio's rule engine drops them.
 
-const INTERFACE = /^[A-Za-z0-9_.-]+\+?$/;
+const MAX_INTERFACE_BYTES = 15;
 function interfaceList(value: string): string | undefined {
-  const trimmed = value.trim();
+  const trimmed = goTrimSpace(value);
   if (trimmed.length === 0) return undefined;
   for (const raw of trimmed.split(',')) {
-    const name = raw.trim();
-    if (name.length === 0) return 'empty interface name in the list';
-    if (name.length > 15) return `interface name ${quote(name)} is longer than 15 characters`;
-    if (name === '.' || name === '..' || !INTERFACE.test(name)) {
-      return `${quote(name)} is not an interface name (letters, digits, _ . -, optional trailing +)`;
+    const name = goTrimSpace(raw);
+    if (name.length === 0) continue;
+    if (utf8Length(name) > MAX_INTERFACE_BYTES) {
+      return `interface name ${quote(name)} is longer than ${MAX_INTERFACE_BYTES} bytes`;
+    }
+    if (name === '+') return 'interface name "+" alone matches every interface';
+    for (const ch of name) {
+      const cp = ch.codePointAt(0)!;
+      if (isGoSpace(cp) || isGoControl(cp) || cp === 0x22) {
+        return `interface name ${quote(name)} contains white space, a control character or '"'`;
+      }
     }
   }
   return undefined;
@@ -211,6 +233,12 @@ export function validateTraffic(
     }
     const value = annotations?.[annotation];
     if (value === undefined) continue;
+    // The plugin reads the deprecated kubevirtInterfaces only without istio.io/reroute-virtual-interfaces.
+    if (
+      annotation === ANNOTATION.kubevirtInterfaces &&
+      annotations?.[ANNOTATION.rerouteVirtualInterfaces] !== undefined
+    )
+      continue;
     if (typeof value !== 'string') {
       problems.push({ annotation, value: JSON.stringify(value), detail: 'annotation values must be strings' });
       continue;

@@ -3,7 +3,8 @@
 import type { Operation } from 'fast-json-patch';
 import type { SharedConfig } from '../../common/shared-config.js';
 import { admit, type AdmitOutcome } from './admit.js';
-import { asArray, asObject, pointerToken, stringEntry, type JsonObject } from './annotations.js';
+import { asArray, asObject, stringEntry, type JsonObject } from './json.js';
+import { pointerToken } from './json-pointer.js';
 
 /** Kinds with a pod template at spec.template (CronJob: spec.jobTemplate.spec.template). */
 const TEMPLATE_PATHS: Readonly<Record<string, readonly string[]>> = {

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { Document, parseAllDocuments, isSeq, isCollection } from 'yaml';
 import { ConfigError, DEFAULT_CONFIG, parseConfig, type SharedConfig } from '../../common/shared-config.js';
-import { asObject } from '../core/annotations.js';
+import { asObject } from '../core/json.js';
 import { admitDocument } from '../core/workloads.js';
 
 export interface MutateIO {

@@ -5,8 +5,15 @@ import { startDaemon } from '../../../src/installer/daemon.js';
 import { Installer } from '../../../src/installer/installer.js';
 import { createMetrics } from '../../../src/installer/metrics.js';
 import type { RepairController } from '../../../src/installer/repair.js';
-import { FileTokenSource } from '../../../src/installer/token.js';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { installerKubeConfig } from '../../../src/installer/kube.js';
+import { selfSubjectReviewProbe } from '../../../src/installer/main.js';
+import { FileTokenSource, TokenCheck, TokenRequestSource } from '../../../src/installer/token.js';
+import { startFakeApi } from './fake-api.js';
 import { fakeNode, memoryLogger, sleep, waitFor, type Node } from './helpers.js';
+
+/** A deadline that only catches a hang. */
+const HANG = 30_000;
 
 const CALICO = '{"name":"k8s-pod-network","cniVersion":"0.3.1","plugins":[{"type":"calico"},{"type":"portmap"}]}\n';
 
@@ -187,4 +194,101 @@ t.test('a failing pass is retried with backoff, long before the resync interval'
     (await waitFor(() => entryLast(path.join(node.netDir, '10-calico.conflist')), 3000)).ok,
     'installed once the token is there',
   );
+});
+
+t.test(
+  'a token the API server refuses is replaced in the next pass; not ready while no new one can be had',
+  async (t) => {
+    const api = await startFakeApi();
+    t.teardown(() => api.close());
+    const node = await fakeNode(t);
+    await fs.writeFile(path.join(node.netDir, '10-calico.conflist'), CALICO);
+    const mem = memoryLogger();
+    const metrics = createMetrics();
+    const installerKc = installerKubeConfig(api.url, node.saDir);
+    const core = installerKc.makeApiClient(CoreV1Api);
+    const tokens = new TokenRequestSource(
+      async ({ namespace, serviceAccount, expirationSeconds }) => {
+        const r = await core.createNamespacedServiceAccountToken({
+          name: serviceAccount,
+          namespace,
+          body: { spec: { audiences: [], expirationSeconds } },
+        });
+        return { token: r.status!.token, expirationTimestamp: new Date(r.status!.expirationTimestamp) };
+      },
+      {
+        namespace: 'asm-cni',
+        serviceAccount: 'asm-cni-plugin',
+        expirationSeconds: 3600,
+        onRefresh: (reason) => metrics.tokenRefreshes.inc({ reason }),
+      },
+    );
+    const installer = new Installer({ options: node.options, log: mem.log, tokens });
+    const daemon = await startDaemon({
+      installer,
+      log: mem.log,
+      metrics,
+      repair: null,
+      tokenCheck: new TokenCheck(tokens, selfSubjectReviewProbe(installerKc), { minIntervalMs: 0 }),
+      watchDirs: [],
+      readinessPort: 0,
+      resyncMs: 60_000,
+      repairIntervalMs: 60_000,
+    });
+    t.teardown(() => daemon.stop());
+    const kubeconfig = () => fs.readFile(node.options.kubeconfigPath, 'utf8');
+    t.match(await kubeconfig(), /token: plugin-token-1/);
+
+    // The ServiceAccount is deleted: its token is refused, and no new one can be had yet. The check runs beside the
+    // pass that starts it; the pass it then triggers finds no new token: not ready.
+    api.rejectedTokens.add('plugin-token-1');
+    api.tokenStatus = 404;
+    const readyz = async () => {
+      const res = await fetch(`http://127.0.0.1:${daemon.port}/readyz`);
+      return { status: res.status, text: await res.text() };
+    };
+    void daemon.reconcileNow();
+    t.ok((await waitFor(async () => (await readyz()).status === 503, HANG)).ok, 'not ready once the token is refused');
+    t.match((await readyz()).text, /refuses the plugin's token/);
+    t.match(await kubeconfig(), /token: plugin-token-1/, 'nothing better to write yet');
+
+    // Recreated: the retry passes mint a new token and rewrite the kubeconfig; the new token is checked at once.
+    api.tokenStatus = 200;
+    const replaced = await waitFor(async () => /token: plugin-token-2/.test(await kubeconfig()), HANG);
+    t.ok(replaced.ok, 'kubeconfig rewritten with a new token');
+    t.equal((await fs.stat(node.options.kubeconfigPath)).mode & 0o777, 0o600, 'still 0600');
+    const ssr = () => api.requests.filter((q) => q.path.endsWith('/selfsubjectreviews'));
+    t.ok((await waitFor(() => ssr().at(-1)?.auth === 'Bearer plugin-token-2', HANG)).ok, 'the new token is checked');
+    t.equal((await daemon.reconcileNow()).ready, true);
+    const text = await metrics.registry.metrics();
+    t.match(text, /asm_cni_installer_token_refreshes_total\{reason="initial"\} 1/);
+    t.match(text, /asm_cni_installer_token_refreshes_total\{reason="rejected"\} 1/);
+  },
+);
+
+t.test('a token check that throws is logged and the pass goes on', async (t) => {
+  const node = await fakeNode(t);
+  await fs.writeFile(path.join(node.netDir, '10-calico.conflist'), CALICO);
+  const mem = memoryLogger();
+  const daemon = await startDaemon({
+    installer: new Installer({ options: node.options, log: mem.log, tokens: new FileTokenSource(node.saDir) }),
+    log: mem.log,
+    metrics: createMetrics(),
+    repair: null,
+    tokenCheck: {
+      check: async () => {
+        throw new Error('probe blew up');
+      },
+      pending: false,
+    } as unknown as TokenCheck,
+    watchDirs: [],
+    readinessPort: null,
+    resyncMs: 60_000,
+    repairIntervalMs: 60_000,
+  });
+  t.teardown(() => daemon.stop());
+  t.equal((await daemon.reconcileNow()).ready, true, 'installed regardless');
+  const logged = () =>
+    mem.lines().some((l) => l.msg === "could not check the plugin's token" && l.err === 'probe blew up');
+  t.ok((await waitFor(logged, HANG)).ok, 'logged');
 });

@@ -1,5 +1,5 @@
 // A tiny fake Kubernetes API over plain HTTP on loopback: pod list (field selector), pod delete (uid precondition),
-// and TokenRequest. Enough for the repair controller and the plugin's token, checked through @kubernetes/client-node.
+// Event create, SelfSubjectReview (401 for a token in `rejectedTokens`) and TokenRequest. Enough for the repair controller and the plugin's token, checked through @kubernetes/client-node.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -11,6 +11,8 @@ export interface FakeApi {
   /** Status to answer token requests with (200 by default). */
   tokenStatus: number;
   tokenCount: number;
+  events: Array<Record<string, any>>;
+  rejectedTokens: Set<string>;
   close(): Promise<void>;
 }
 
@@ -31,6 +33,8 @@ export async function startFakeApi(): Promise<FakeApi> {
     requests: [],
     tokenStatus: 200,
     tokenCount: 0,
+    events: [],
+    rejectedTokens: new Set(),
     close: async () => {},
   };
   const server: Server = createServer(async (req, res) => {
@@ -63,6 +67,15 @@ export async function startFakeApi(): Promise<FakeApi> {
       if (uid !== undefined && uid !== pod.metadata?.uid) return status(409, 'Conflict', 'Precondition failed: UID');
       api.pods = api.pods.filter((p) => p !== pod);
       return json(200, pod);
+    }
+    if (req.method === 'POST' && (m = /^\/api\/v1\/namespaces\/([^/]+)\/events$/.exec(url.pathname))) {
+      api.events.push(payload as Record<string, any>);
+      return json(201, payload);
+    }
+    if (req.method === 'POST' && url.pathname === '/apis/authentication.k8s.io/v1/selfsubjectreviews') {
+      const token = (req.headers.authorization ?? '').replace(/^Bearer /, '');
+      if (api.rejectedTokens.has(token)) return status(401, 'Unauthorized', 'Unauthorized');
+      return json(201, { ...(payload as object), status: { userInfo: { username: 'plugin' } } });
     }
     if (
       req.method === 'POST' &&

@@ -149,6 +149,7 @@ t.test('RBAC is least privilege', async (t) => {
   t.same(rulesOf('ClusterRole', 'asm-cni-plugin'), [{ apiGroups: [''], resources: ['pods'], verbs: ['get'] }]);
   t.same(rulesOf('ClusterRole', 'asm-cni-installer'), [
     { apiGroups: [''], resources: ['pods'], verbs: ['list', 'delete'] },
+    { apiGroups: [''], resources: ['events'], verbs: ['create'] },
   ]);
   t.same(rulesOf('Role', 'asm-cni-installer-plugin-token'), [
     { apiGroups: [''], resources: ['serviceaccounts/token'], resourceNames: ['asm-cni-plugin'], verbs: ['create'] },

@@ -11,6 +11,7 @@ import { parseConfig, DEFAULT_CONFIG, type SharedConfig } from '../../../src/com
 import { admit } from '../../../src/webhook/core/admit.js';
 import { parseCommandLine } from '../../../src/installer/options.js';
 import { hostPathOf, renderEntry } from '../../../src/installer/entry.js';
+import { evaluate } from '@marcbachmann/cel-js';
 import { repoRoot } from './helpers.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -25,7 +26,13 @@ const kustomization = parseYaml(readFileSync(path.join(dir, 'kustomization.yaml'
 const listedResources: string[] = kustomization.resources ?? [];
 const listedPatches: string[] = (kustomization.patches ?? []).map((p: { path?: string }) => p.path).filter(Boolean);
 const objects = listedResources.flatMap((r) => docs(path.join(dir, r)));
-const patches = listedPatches.flatMap((p) => docs(path.join(dir, p)));
+// Strategic-merge patches are objects; a JSON 6902 patch is one document holding a list of operations.
+const patchDocs = listedPatches.flatMap((p) => docs(path.join(dir, p)));
+const patches = patchDocs.filter((d) => !Array.isArray(d));
+const webhookOps = patchDocs.find((d) => Array.isArray(d)) as jsonpatch.Operation[];
+const webhookTarget = (kustomization.patches ?? []).find(
+  (p: { path?: string }) => p.path === 'webhook-patch.yaml',
+)?.target;
 const nad = objects.find((o) => o.kind === 'NetworkAttachmentDefinition');
 const configMapPatch = patches.find((o) => o.kind === 'ConfigMap');
 const baseConfigMap = docs(path.join(manifests, 'base', 'configmap.yaml')).find((o) => o.kind === 'ConfigMap');
@@ -64,8 +71,9 @@ t.test('the component renders: a Component whose files all parse and are all lis
   t.same(
     patches.map((o) => o.kind),
     ['ConfigMap'],
-    'and patches only the shared ConfigMap',
+    'and patches the shared ConfigMap',
   );
+  t.ok(Array.isArray(webhookOps) && webhookOps.length > 0, 'and the webhook configuration (JSON 6902 ops)');
   t.notOk(kustomization.namespace, 'no namespace transformer (it would move the NAD out of default)');
 });
 
@@ -163,3 +171,85 @@ t.test("the NAD's config is the plugin's config in standalone mode, with the ins
   const { cniVersion: _v, name: _n, standalone: _s, ...rest } = conf;
   t.same(rest, entry, 'kubeconfig, exclude_namespaces, log_level, log_file, api_timeout as the installer renders them');
 });
+
+// Issue 10, defect 5: in Multus mode a pod Istio rendered in CNI mode (istio-validation, no istio-init) must reach the
+// webhook, or it never names the network and the plugin never runs for it. Base leaves such pods out (chained mode
+// needs nothing for them); the component's ops widen every entry's matchCondition.
+const baseWebhooks = docs(path.join(manifests, 'base', 'mutating-webhook.yaml')).find(
+  (o) => o.kind === 'MutatingWebhookConfiguration',
+);
+const multusWebhooks = jsonpatch.applyPatch(structuredClone(baseWebhooks), webhookOps, true, false).newDocument;
+const goldenPod = (file: string): any => {
+  const o = docs(path.join(repoRoot, 'test', 'unit', 'installer', 'oracle', 'inject', file)).find(Boolean);
+  const tpl = o.spec?.template ?? o;
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'hello', namespace: 'team-a', ...structuredClone(tpl.metadata ?? {}) },
+    spec: structuredClone(tpl.spec),
+  };
+};
+const calls = (hook: any, pod: any): boolean =>
+  evaluate(hook.matchConditions[0].expression, { object: pod }) as boolean;
+const admitted = (pod: any, config: SharedConfig) => {
+  const out = admit(
+    {
+      uid: 'u',
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      resource: { group: '', version: 'v1', resource: 'pods' },
+      namespace: pod.metadata.namespace,
+      operation: 'CREATE',
+      object: pod,
+    },
+    config,
+  );
+  return { ...out, pod: jsonpatch.applyPatch(structuredClone(pod), out.patch, true, false).newDocument };
+};
+
+t.test('the webhook patch targets our configuration and replaces one condition per entry, guarded', async (t) => {
+  t.same(webhookTarget, {
+    group: 'admissionregistration.k8s.io',
+    version: 'v1',
+    kind: 'MutatingWebhookConfiguration',
+    name: baseWebhooks.metadata.name,
+  });
+  // The test ops make kustomize (and this apply, validating) fail if base reorders its entries.
+  const guarded = webhookOps.filter((o) => o.op === 'test').map((o) => (o as { value: string }).value);
+  t.same(
+    guarded,
+    baseWebhooks.webhooks.map((w: any) => w.name),
+    'every entry, by name',
+  );
+  for (const w of multusWebhooks.webhooks) t.equal(w.matchConditions.length, 1, `${w.name}: one condition`);
+  const stripped = structuredClone(multusWebhooks);
+  for (const [i, w] of stripped.webhooks.entries()) w.matchConditions = baseWebhooks.webhooks[i].matchConditions;
+  t.same(stripped, baseWebhooks, 'nothing else changes');
+});
+
+t.test(
+  'Multus mode: the CNI-mode golden reaches the webhook and gets the network; chained mode is unchanged',
+  async (t) => {
+    const bare = goldenPod('hello.yaml');
+    const cniMode = goldenPod('hello.yaml.cni.injected');
+    const injected = goldenPod('hello.yaml.injected');
+    const [rewrite, ...late] = multusWebhooks.webhooks;
+    const [baseRewrite, ...baseLate] = baseWebhooks.webhooks;
+    t.equal(calls(baseRewrite, cniMode) || baseLate.some((w: any) => calls(w, cniMode)), false, 'base: never called');
+    t.equal(calls(rewrite, cniMode), true, 'multus: the first entry calls the webhook');
+    for (const w of late) {
+      t.equal(calls(w, cniMode), true, `${w.name}: a CNI-mode pod (injector after us: reinvocation)`);
+      t.equal(calls(w, bare), true, `${w.name}: a pod not injected yet`);
+    }
+    t.equal(calls(rewrite, bare), false, 'a bare pod does not reach the first entry');
+    const first = admitted(cniMode, multusConfig);
+    t.same([first.decision, first.reason], ['patched', 'multus-network-added']);
+    t.match(first.pod.metadata.annotations['k8s.v1.cni.cncf.io/networks'], /default\/asm-cni/);
+    // Reinvoked or matched again by a later entry: nothing more to do.
+    t.same(admitted(first.pod, multusConfig).patch, [], 'the stored pod gives an empty patch');
+    // An istio-init pod is rewritten once and named once; the rewritten pod then matches, with an empty patch.
+    const ours = admitted(injected, multusConfig);
+    t.equal(ours.decision, 'patched');
+    t.equal(calls(rewrite, ours.pod), true);
+    t.same(admitted(ours.pod, multusConfig).patch, [], 'rewritten pods are left as they are');
+  },
+);

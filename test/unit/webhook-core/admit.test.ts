@@ -205,3 +205,59 @@ t.test('warnings and messages stay short, whatever the value', async (t) => {
   for (const w of admit(req({ object: tproxy }), config()).warnings)
     t.ok(w.length <= 120, `TPROXY warning ${w.length} chars`);
 });
+
+t.test(
+  'issue 10, defect 8: a pod value istio-init contradicts is replaced, with a warning naming both values',
+  async (t) => {
+    const own = clone(base) as Obj;
+    own.metadata.annotations['traffic.sidecar.istio.io/includeOutboundIPRanges'] = '10.0.0.0/33';
+    const out = admit(req({ object: own }), config());
+    t.same(
+      [out.decision, out.reason],
+      ['patched', 'selected'],
+      'the value written is istio-init\'s "*", which is valid',
+    );
+    t.same(out.warnings, [
+      'annotation traffic.sidecar.istio.io/includeOutboundIPRanges="10.0.0.0/33" replaced by "*" (istio-init argument -i): what istio-init would have applied',
+    ]);
+    t.equal(
+      (applyOps(own, out.patch) as Obj).metadata.annotations['traffic.sidecar.istio.io/includeOutboundIPRanges'],
+      '*',
+    );
+    // Istio's own rendering of the same value (-d adds the ports the plugin always excludes) is no contradiction.
+    const same = clone(base) as Obj;
+    same.metadata.annotations['traffic.sidecar.istio.io/excludeInboundPorts'] = ' 0080,15021';
+    const args: string[] = same.spec.initContainers[0].args;
+    args[args.indexOf('-d') + 1] = '15090,15021,80,15020';
+    t.same(admit(req({ object: same }), config()).warnings, []);
+    args[args.indexOf('-d') + 1] = '15090,15021,81,15020';
+    t.match(admit(req({ object: same }), config()).warnings, [
+      /excludeInboundPorts=" 0080,15021" replaced by "81,15020"/,
+    ]);
+  },
+);
+
+t.test('issue 10, defect 6: a pod with istio-validation and istio-init ends with one istio-validation', async (t) => {
+  for (const order of [
+    ['istio-validation', 'istio-init'],
+    ['istio-init', 'setup', 'istio-validation'],
+    ['istio-validation', 'setup', 'istio-init', 'istio-validation'],
+  ]) {
+    const twice = clone(base) as Obj;
+    const init = twice.spec.initContainers[0];
+    twice.spec.initContainers = order.map((name) =>
+      name === 'istio-init' ? init : { name, image: 'old', args: ['--run-validation'] },
+    );
+    const out = admit(req({ object: twice }), config());
+    t.equal(out.decision, 'patched', order.join(','));
+    const after = applyOps(twice, out.patch) as Obj;
+    t.not(after.spec.initContainers[0].image, 'old', 'the istio-validation kept is the one derived from istio-init');
+    const names = after.spec.initContainers.map((c: Obj) => c.name);
+    t.same(
+      names,
+      ['istio-validation', ...order.filter((n) => n === 'setup')],
+      `${order.join(',')} → ${names.join(',')}`,
+    );
+    t.match(out.warnings.join('\n'), /already had an istio-validation init container/);
+  }
+});

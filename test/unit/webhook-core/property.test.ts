@@ -3,7 +3,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { admit, type AdmitOutcome } from '../../../src/webhook/core/admit.js';
-import { viewPod } from '../../../src/webhook/core/annotations.js';
+import { viewPod } from '../../../src/webhook/core/pod-view.js';
 import { pluginSelection } from '../../../src/webhook/core/selection.js';
 import type { SharedConfig } from '../../../src/common/shared-config.js';
 import { ALLOWED_PATH, applyOps, clone, config, touchedPaths } from './fixtures/helpers.js';

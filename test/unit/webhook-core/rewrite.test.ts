@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
-import { viewPod, pointerToken } from '../../../src/webhook/core/annotations.js';
+import { viewPod } from '../../../src/webhook/core/pod-view.js';
+import { pointerToken } from '../../../src/webhook/core/json-pointer.js';
 import {
   annotationsFromInitArgs,
   appendNetwork,

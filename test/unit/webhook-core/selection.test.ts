@@ -1,14 +1,15 @@
 import t from 'tap';
-import { viewPod, interceptionMode, initArgs } from '../../../src/webhook/core/annotations.js';
-import { parseBool, pluginSelection, seedSelection, webhookSelection } from '../../../src/webhook/core/selection.js';
+import { viewPod, interceptionMode, initArgs } from '../../../src/webhook/core/pod-view.js';
+import { goParseBool } from '../../../src/webhook/core/go-strings.js';
+import { pluginSelection, seedSelection, webhookSelection } from '../../../src/webhook/core/selection.js';
 import { admit } from '../../../src/webhook/core/admit.js';
 import { config, selectionCases } from './fixtures/helpers.js';
 
 const DEFAULT_EXCLUDED = ['kube-system', 'istio-system'];
 
-t.test('parseBool has Go strconv.ParseBool semantics', async (t) => {
-  for (const v of ['1', 't', 'T', 'TRUE', 'true', 'True']) t.equal(parseBool(v), true, v);
-  for (const v of ['0', 'f', 'F', 'FALSE', 'false', 'False']) t.equal(parseBool(v), false, v);
+t.test('goParseBool has Go strconv.ParseBool semantics', async (t) => {
+  for (const v of ['1', 't', 'T', 'TRUE', 'true', 'True']) t.equal(goParseBool(v), true, v);
+  for (const v of ['0', 'f', 'F', 'FALSE', 'false', 'False']) t.equal(goParseBool(v), false, v);
   for (const v of [
     '',
     'yes',
@@ -27,7 +28,7 @@ t.test('parseBool has Go strconv.ParseBool semantics', async (t) => {
     '1.0',
     'False\n',
   ]) {
-    t.equal(parseBool(v), undefined, JSON.stringify(v));
+    t.equal(goParseBool(v), undefined, JSON.stringify(v));
   }
 });
 
@@ -68,7 +69,7 @@ t.test('admit() agrees with every vector, and warns about unparseable inject val
     const deciding = meta?.labels?.['sidecar.istio.io/inject'] ?? meta?.annotations?.['sidecar.istio.io/inject'];
     const consulted =
       (c.operation ?? 'CREATE') === 'CREATE' && !(c.excludeNamespaces ?? DEFAULT_EXCLUDED).includes(c.namespace);
-    const expectWarning = consulted && deciding !== undefined && parseBool(deciding) === undefined;
+    const expectWarning = consulted && deciding !== undefined && goParseBool(deciding) === undefined;
     t.equal(
       out.warnings.some((w) => w.includes('sidecar.istio.io/inject') && w.includes(JSON.stringify(deciding))),
       expectWarning,

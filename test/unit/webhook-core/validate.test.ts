@@ -7,7 +7,7 @@ import {
   problemMessage,
   validateTraffic,
 } from '../../../src/webhook/core/validate.js';
-import { annotationCases } from './fixtures/helpers.js';
+import { annotationCases, show } from './fixtures/helpers.js';
 
 t.test('every shared annotation vector', async (t) => {
   const cases = annotationCases();
@@ -18,7 +18,7 @@ t.test('every shared annotation vector', async (t) => {
     t.equal(
       detail === undefined,
       c.valid,
-      `${c.annotation}=${JSON.stringify(c.value)} valid=${c.valid}${detail ? ` (${detail})` : ''}`,
+      `${c.annotation}=${show(c.value)} valid=${c.valid}${detail ? ` (${show(detail)})` : ''}`,
     );
   }
   t.ok(cases.some((c) => c.valid) && cases.some((c) => !c.valid));
@@ -122,11 +122,20 @@ t.test('validateTraffic: the pod value, or the value the rewrite writes instead'
   );
   t.equal(
     problemMessage(overridden[0]!),
-    'annotation traffic.sidecar.istio.io/excludeInboundPorts="*,15020" (from istio-init argument -d) is invalid: "*" is not a port number',
+    'annotation traffic.sidecar.istio.io/excludeInboundPorts="*,15020" (from istio-init argument -d) is invalid: "*" is not a port (0-65535)',
   );
   t.equal(
     problemMessage(problems[0]!),
-    'annotation traffic.sidecar.istio.io/includeInboundPorts="bad" is invalid: "bad" is not a port number',
+    'annotation traffic.sidecar.istio.io/includeInboundPorts="bad" is invalid: "bad" is not a port (0-65535)',
   );
   t.same(validateTraffic(undefined), []);
+});
+
+t.test('kubevirtInterfaces is validated only where the plugin reads it (no reroute-virtual-interfaces)', async (t) => {
+  const bad = { 'traffic.sidecar.istio.io/kubevirtInterfaces': 'eth 1' };
+  t.same(
+    validateTraffic(bad).map((p) => p.annotation),
+    ['traffic.sidecar.istio.io/kubevirtInterfaces'],
+  );
+  t.same(validateTraffic({ ...bad, 'istio.io/reroute-virtual-interfaces': 'eth1' }), []);
 });

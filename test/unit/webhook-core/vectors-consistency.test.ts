@@ -40,6 +40,8 @@ t.test('the README table parses into the known reason codes', async (t) => {
       'no-istio-init',
       'no-istio-proxy',
       'not-create',
+      'not-sidecar',
+      'envoy-disabled',
       'selected',
       'single-container',
     ].sort(),
