@@ -120,14 +120,22 @@ async function main(): Promise<void> {
 
   t.test('webhook.networkPolicy.enabled renders the NetworkPolicy', async (t) => {
     const chart = await renderChart(['--set', 'webhook.networkPolicy.enabled=true']);
-    const policies = chart.filter((o) => o.kind === 'NetworkPolicy');
-    t.ok(policies.length > 0, 'a NetworkPolicy is rendered');
     t.notOk(
       defaults.some((o) => o.kind === 'NetworkPolicy'),
       'none by default (as manifests/ without the component)',
     );
+    const withCidrs = await renderChart([
+      ...['--set', 'webhook.networkPolicy.enabled=true'],
+      ...['--set', 'webhook.networkPolicy.apiServerCIDRs={192.0.2.10/32,198.51.100.0/24}'],
+    ]);
+    t.same(
+      find(withCidrs, 'NetworkPolicy', 'asm-cni-webhook').spec.ingress[0].from,
+      [{ ipBlock: { cidr: '192.0.2.10/32' } }, { ipBlock: { cidr: '198.51.100.0/24' } }],
+      'apiServerCIDRs restrict the admission port',
+    );
     if (!variants.networkPolicy) {
-      t.comment('manifests/components/network-policy does not exist yet: nothing to compare with');
+      t.ok(find(chart, 'NetworkPolicy', 'asm-cni-webhook'), 'rendered');
+      t.comment('manifests/components/network-policy is not on this branch yet: nothing to compare with');
       return;
     }
     const kustomized = (await build('networkPolicy')).filter((o) => o.kind !== 'Namespace');
