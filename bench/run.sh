@@ -54,10 +54,10 @@ awk '$1 > 1.0 { printf "bench: warning: load average %s before the run: other wo
 rm -f "$build/webhook.json" "$build/plugin.json"
 status=0
 if [ "$only" = all ] || [ "$only" = webhook ]; then
-  "${pin[@]}" node "$build/js/webhook-bench.js" --out "$build/webhook.json" "${floor_only[@]}" || status=1
+  "${pin[@]}" node "$build/js/bench/src/webhook-bench.js" --out "$build/webhook.json" "${floor_only[@]}" || status=1
 fi
 if [ "$only" = all ] || [ "$only" = plugin ]; then
-  "${prio[@]}" node "$build/js/plugin-bench.js" --out "$build/plugin.json" --driver "$build/plugin-bench" "${floor_only[@]}" || status=1
+  "${prio[@]}" node "$build/js/bench/src/plugin-bench.js" --out "$build/plugin.json" --driver "$build/plugin-bench" "${floor_only[@]}" || status=1
 fi
 # Partial and what-if runs write their results beside the harness, never over the committed ones.
 out_dir=${ASM_BENCH_OUT_DIR:-bench}
@@ -65,6 +65,6 @@ if [ -z "${ASM_BENCH_OUT_DIR:-}" ] && { [ "$only" != all ] || [ ${#floor_only[@]
   out_dir=$build
   echo "bench: partial or what-if run: results go to $out_dir/ (bench/results.* are left as they are)" >&2
 fi
-node "$build/js/report.js" --webhook "$build/webhook.json" --plugin "$build/plugin.json" --out-dir "$out_dir" \
+node "$build/js/bench/src/report.js" --webhook "$build/webhook.json" --plugin "$build/plugin.json" --out-dir "$out_dir" \
   --started "$started" --load-start "$load_start"
 exit $status

@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 
-export const ORACLE_DIR = process.env.ASM_ORACLE_DIR ?? '/work/shared/oracles/istio';
+export { oraclesDir as ORACLE_DIR } from '../../test/harness/oracles.js';
+import { oraclesDir as ORACLE_DIR } from '../../test/harness/oracles.js';
 
 type Obj = Record<string, any>;
 

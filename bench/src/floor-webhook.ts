@@ -23,10 +23,11 @@ const server = createServer({ cert: readFileSync(values.cert), key: readFileSync
   const chunks: Buffer[] = [];
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {
-    let uid = '';
+    let uid: string;
     try {
       const review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { request?: { uid?: unknown } };
-      uid = String(review.request?.uid ?? '');
+      const raw = review.request?.uid;
+      uid = typeof raw === 'string' ? raw : '';
     } catch {
       res.writeHead(400, { 'content-type': 'text/plain' });
       res.end('bad json');

@@ -101,7 +101,7 @@ class Connection {
       this.chunked = /\r\ntransfer-encoding:\s*chunked/i.test(head);
       this.bodyStart = end + 4;
     }
-    let body: Buffer | null = null;
+    let body: Buffer | null;
     if (this.contentLength >= 0) {
       if (this.buf.length - this.bodyStart < this.contentLength) return;
       body = this.buf.subarray(this.bodyStart, this.bodyStart + this.contentLength);

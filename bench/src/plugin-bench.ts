@@ -4,13 +4,13 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateCerts } from './certs.js';
 import { ORACLE_DIR, pluginPod } from './fixtures.js';
-import { percentileCurve, ratio, summarize } from './stats.js';
+import { percentileCurve, ratio, summarize } from '../../test/harness/stats.js';
+import { repoRoot as ROOT } from '../../test/harness/toolchain.js';
 
-const ROOT = resolve(import.meta.dirname, '../../..');
 const env = (k: string, d: string): string => process.env[k] ?? d;
 
 function log(msg: string): void {
@@ -62,7 +62,7 @@ interface DriverOutput {
   iptablesMode: string;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { out: { type: 'string' }, driver: { type: 'string' }, 'floor-only': { type: 'boolean', default: false } },
   });
@@ -75,7 +75,7 @@ function main(): void {
 
   const work = mkdtempSync(join(tmpdir(), 'asm-cni-bench-plugin-'));
   try {
-    const certs = generateCerts(work);
+    const certs = await generateCerts(work);
     const podFile = join(work, 'pod.json');
     writeFileSync(podFile, JSON.stringify(pluginPod('bench')));
     const rules = floorRules(plugin, podFile);
@@ -174,9 +174,7 @@ function main(): void {
   }
 }
 
-try {
-  main();
-} catch (e) {
+main().catch((e: unknown) => {
   process.stderr.write(`[bench plugin] FAILED: ${e instanceof Error ? e.message : String(e)}\n`);
   process.exit(1);
-}
+});

@@ -4,12 +4,11 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Summary } from './stats.js';
+import type { Summary } from '../../test/harness/stats.js';
 import { renderChart, type Panel } from './svg.js';
-
-const ROOT = resolve(import.meta.dirname, '../../..');
+import { repoRoot as ROOT } from '../../test/harness/toolchain.js';
 
 function cmd(file: string, args: string[]): string | null {
   try {
@@ -30,7 +29,9 @@ function readJson(file: string | undefined): any {
 
 export function machine(loadAtStart: string | undefined): Record<string, unknown> {
   const model =
-    /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? 'unknown';
+    /^model name[^:\n]*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ??
+    cpus()[0]?.model ??
+    'unknown';
   return {
     cpuModel: model,
     cores: cpus().length,

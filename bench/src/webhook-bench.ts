@@ -13,18 +13,19 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { generateCerts, type BenchCerts } from './certs.js';
 import { buildReviewPayloads, type ReviewPayload } from './fixtures.js';
 import { answerMatches, runOpenLoop, type OpenLoopResult } from './openloop.js';
-import { cpuSeconds, freePort, memoryMB, startServer, stopServer, waitReady, type Server } from './proc.js';
+import { freePort } from '../../test/harness/free-port.js';
+import { cpuSeconds, memoryMiB, startServer, stopServer, waitReady, type Server } from '../../test/harness/proc.js';
 import { logicCost } from './logic-cost.js';
 import { hotspots } from './profile-top.js';
-import { percentileCurve, ratio, summarize, type Summary } from './stats.js';
+import { percentileCurve, ratio, summarize, type Summary } from '../../test/harness/stats.js';
+import { repoRoot as ROOT } from '../../test/harness/toolchain.js';
 
-const ROOT = resolve(import.meta.dirname, '../../..');
 const env = (k: string, d: string): string => process.env[k] ?? d;
 const CFG = {
   connections: Number(env('ASM_BENCH_CONNECTIONS', '16')),
@@ -221,7 +222,7 @@ async function sanityCheck(
   for (const p of payloads) {
     if (seen.has(p.shape)) continue;
     seen.add(p.shape);
-    const text = await waitReady(server, CFG.path, certs.ca, p.body, 5000);
+    const text = await waitReady(server, CFG.path, certs.ca, p.body);
     if (!answerMatches(p, Buffer.from(text), verify)) {
       throw new Error(`bench: ${server.name} answered the ${p.shape} review unexpectedly: ${text.slice(0, 400)}`);
     }
@@ -251,7 +252,7 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'asm-cni-bench-webhook-'));
   let certs: BenchCerts;
   try {
-    certs = generateCerts(work);
+    certs = await generateCerts(work);
   } catch (e) {
     rmSync(work, { recursive: true, force: true });
     throw e;
@@ -344,7 +345,7 @@ async function main(): Promise<void> {
         }
         t.served += 3;
       }
-      const rssStart = withProduct ? memoryMB(targets[1]!.server.pid) : null;
+      const rssStart = withProduct ? memoryMiB(targets[1]!.server.pid) : undefined;
       for (const t of targets) {
         log(`${t.server.name}: warm-up ${CFG.warmupSec}s`);
         const warm = await maxThroughput(t.server, payloads, CFG.warmupSec);
@@ -390,7 +391,7 @@ async function main(): Promise<void> {
         log(`webhook: ${topUp} more reviews to reach ${CFG.rssReviews}`);
         const top = topUp > 0 ? await maxThroughput(t.server, payloads, 0, topUp) : null;
         t.served += top ? top.requests + top.errors : 0;
-        const mem = memoryMB(t.server.pid);
+        const mem = memoryMiB(t.server.pid)!;
         const metrics = await scrapeMetrics(metricsPort);
         const logic = await logicCost(join(ROOT, 'dist'), payloads);
         log(
@@ -399,7 +400,7 @@ async function main(): Promise<void> {
         result.webhook = {
           ...ours,
           logicCpuUsPerReview: logic,
-          memory: { reviews: t.served, rssStartMB: rssStart!.rssMB, rssMB: mem.rssMB, peakMB: mem.peakMB },
+          memory: { reviews: t.served, rssStartMB: rssStart!.rss, rssMB: mem.rss, peakMB: mem.peak },
           errors: t.warmErrors + ours.max.errors + ours.rate.errors + ours.rate.mismatches + (top?.errors ?? 0),
           metrics,
           logBytes: statSync(webhookLog).size,
@@ -412,7 +413,7 @@ async function main(): Promise<void> {
           // What the throughput ratio is on dedicated cores when the servers, not the client, are the limit.
           webhookCapacityRatio: ratio(fl.max.cpuUsPerReview, ours.max.cpuUsPerReview),
           floorClientBound: fl.max.clientCpuCores >= 0.85 && fl.max.serverCpuCores < 0.85,
-          webhookRssMB: mem.rssMB,
+          webhookRssMB: mem.rss,
         };
       }
     } finally {

@@ -4,7 +4,7 @@
 // key and certificate do not match and must keep the old pair until they do).
 import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import type { KeyPair } from './certs.js';
+import type { KeyPair } from '../../test/harness/certs.js';
 
 export class SecretDir {
   private generation = 0;

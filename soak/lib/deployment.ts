@@ -31,7 +31,7 @@ export function webhookDeploymentLimits(): DeploymentLimits {
   const source = join(repoRoot, 'manifests/base/webhook-deployment.yaml');
   try {
     for (const d of parseAllDocuments(readFileSync(source, 'utf8'))) {
-      const doc = d.toJS() as any;
+      const doc = d.toJS();
       if (doc?.kind !== 'Deployment') continue;
       const c =
         (doc.spec?.template?.spec?.containers ?? []).find((x: any) => String(x?.command ?? '').includes('webhook')) ??
@@ -52,7 +52,7 @@ export function webhookTimeoutSeconds(): number | undefined {
   try {
     let min: number | undefined;
     for (const d of parseAllDocuments(readFileSync(join(repoRoot, 'manifests/base/mutating-webhook.yaml'), 'utf8'))) {
-      const doc = d.toJS() as any;
+      const doc = d.toJS();
       for (const w of doc?.webhooks ?? [])
         if (typeof w?.timeoutSeconds === 'number') min = Math.min(min ?? Infinity, w.timeoutSeconds);
     }

@@ -96,7 +96,7 @@ export class Recorder {
       const r = await client.call('/mutate', body(t, uid), deadlineMs);
       if (r.retries > 0) {
         this.retried++;
-        for (const c of r.retryCauses) bump(this.retryCauses, c.replace(/:.*$/, ''));
+        for (const c of r.retryCauses) bump(this.retryCauses, c.split(':', 1)[0]!);
       }
       const v = r.status === 0 ? { ok: false, problem: r.error ?? 'no answer' } : judge(r.status, r.body, uid);
       if (!v.ok) {

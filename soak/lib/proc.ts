@@ -1,10 +1,11 @@
 // Child processes, temp dirs and other things the soak creates, and their removal even when a check fails.
-import { spawn, execFile, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { openSync, closeSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { openSync, closeSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export { freePort } from '../../test/harness/free-port.js';
+import { memoryMiB } from '../../test/harness/proc.js';
 
 type Cleanup = () => void | Promise<void>;
 const cleanups: Cleanup[] = [];
@@ -89,47 +90,7 @@ export function track(proc: ChildProcess): Child {
   return child;
 }
 
-/** Runs a command to completion and returns its output (never throws on a non-zero exit). */
-export function run(
-  cmd: string,
-  args: string[],
-  opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
-): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
-  const started = performance.now();
-  return new Promise((resolve) => {
-    const p = execFile(
-      cmd,
-      args,
-      { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 << 20, killSignal: 'SIGKILL' },
-      (err, stdout, stderr) => {
-        const code = err
-          ? typeof (err as NodeJS.ErrnoException).code === 'number'
-            ? Number((err as NodeJS.ErrnoException).code)
-            : (p.exitCode ?? -1)
-          : 0;
-        resolve({ code, stdout: String(stdout), stderr: String(stderr), ms: performance.now() - started });
-      },
-    );
-    if (opts.input !== undefined) p.stdin?.end(opts.input);
-  });
-}
+export { run, runOk as mustRun } from '../../test/harness/proc.js';
 
-export async function mustRun(
-  cmd: string,
-  args: string[],
-  opts: { input?: string; env?: NodeJS.ProcessEnv } = {},
-): Promise<string> {
-  const r = await run(cmd, args, opts);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
-  return r.stdout;
-}
-
-/** Resident set size of a process in MiB, from /proc (undefined once it is gone). */
-export function rssMiB(pid: number): number | undefined {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : undefined;
-  } catch {
-    return undefined;
-  }
-}
+/** Resident set size of a process in MiB (undefined once it is gone). */
+export const rssMiB = (pid: number): number | undefined => memoryMiB(pid)?.rss;

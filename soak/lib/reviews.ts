@@ -6,13 +6,13 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { oraclesDir as oraclesPath } from '../../test/harness/oracles.js';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 export function oraclesDir(): string {
-  const candidates = [process.env.ASM_ORACLES, join(repoRoot, '../shared/oracles/istio'), '/work/shared/oracles/istio'];
-  for (const c of candidates) if (c && existsSync(join(c, 'inject'))) return c;
-  throw new Error('Istio oracles not found (set ASM_ORACLES to the oracles/istio folder)');
+  if (existsSync(join(oraclesPath, 'inject'))) return oraclesPath;
+  throw new Error(`Istio oracles not found at ${oraclesPath} (set ASM_ORACLES to the oracles/istio folder)`);
 }
 
 type Obj = Record<string, any>;

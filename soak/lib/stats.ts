@@ -1,4 +1,10 @@
-// Latency figures from raw samples (milliseconds). Samples are few enough (< 10^6) to sort.
+// The soak's latency figures (milliseconds, one decimal) and waits, on the harness's statistics and polling.
+import { summarize as summarizeAll, round } from '../../test/harness/stats.js';
+import { poll, type Probe } from '../../test/harness/wait.js';
+
+export { round };
+export { sleep } from '../../test/harness/wait.js';
+
 export interface LatencySummary {
   count: number;
   p50: number;
@@ -9,39 +15,10 @@ export interface LatencySummary {
 
 export function summarize(samples: number[]): LatencySummary {
   if (samples.length === 0) return { count: 0, p50: 0, p90: 0, p99: 0, max: 0 };
-  const sorted = Float64Array.from(samples).sort();
-  const at = (q: number): number => round(sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? 0);
-  return {
-    count: sorted.length,
-    p50: at(0.5),
-    p90: at(0.9),
-    p99: at(0.99),
-    max: round(sorted[sorted.length - 1] ?? 0),
-  };
+  const { count, p50, p90, p99, max } = summarizeAll(samples, 1);
+  return { count, p50, p90, p99, max };
 }
 
-export function round(n: number, digits = 1): number {
-  const f = 10 ** digits;
-  return Math.round(n * f) / f;
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `probe` until it returns a truthy value or `timeoutMs` passes; returns the value or undefined. */
-export async function waitFor<T>(
-  probe: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs: number,
-  everyMs = 50,
-): Promise<T | undefined> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v) return v;
-    } catch {
-      /* not yet */
-    }
-    if (Date.now() >= until) return undefined;
-    await sleep(everyMs);
-  }
-}
+/** The soak's form of poll(): the probe's truthy answer, or undefined once timeoutMs passed. */
+export const waitFor = <T>(probe: Probe<T>, timeoutMs: number, everyMs = 50): Promise<T | undefined> =>
+  poll(probe, { timeoutMs, intervalMs: everyMs });

@@ -21,7 +21,7 @@ import {
 } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
-import { makeCA } from '../lib/certs.js';
+import { makeCA } from '../../test/harness/certs.js';
 import { freePort, run, startLogged, subDir, onCleanup } from '../lib/proc.js';
 import { Asserts, type Report } from '../lib/report.js';
 import { oraclesDir, repoRoot } from '../lib/reviews.js';
@@ -283,7 +283,7 @@ function canon(x: unknown): string {
       ? v.map(sort)
       : v && typeof v === 'object'
         ? Object.fromEntries(
-            Object.keys(v as object)
+            Object.keys(v)
               .sort()
               .map((k) => [k, sort((v as Record<string, unknown>)[k])]),
           )

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseAllDocuments } from 'yaml';
-import { makeCA, makeLeaf } from '../lib/certs.js';
+import { makeCA, makeLeaf } from '../../test/harness/certs.js';
 import { addNetns, addPodNetns, canUseNetns, inNetns, nsPath } from '../lib/netns.js';
 import { onCleanup, subDir, track, type Child } from '../lib/proc.js';
 import { Asserts, type Report } from '../lib/report.js';
@@ -122,7 +122,7 @@ export async function pluginSuite(report: Report): Promise<void> {
     return {
       ok: a.ok,
       summary: a.summary(
-        `api_timeout ${s.apiTimeout}: ${fails.length} failing ADDs all ended in ≤${worst} ms (bound ${boundMs}) with code ${[...new Set(fails.map((r) => r.cniCode))]}; ` +
+        `api_timeout ${s.apiTimeout}: ${fails.length} failing ADDs all ended in ≤${worst} ms (bound ${boundMs}) with code ${[...new Set(fails.map((r) => r.cniCode))].join(',')}; ` +
           `slow-within-bound and 503-then-OK succeeded in ${rows
             .filter((r) => r.code === 0)
             .map((r) => r.ms)
@@ -197,7 +197,7 @@ async function fakeApi(ctx: Ctx, name: string, spec: Obj): Promise<Child> {
     if (!child.exit) proc.kill('SIGTERM');
     await child.exited;
   });
-  const lines = createInterface({ input: proc.stdout! });
+  const lines = createInterface({ input: proc.stdout });
   const ready = await Promise.race([
     new Promise<boolean>((resolve) => lines.on('line', (l) => l.startsWith('ready') && resolve(true))),
     child.exited.then(() => false),

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { AdmissionClient } from '../lib/client.js';
-import { makeCA, makeLeaf } from '../lib/certs.js';
+import { makeCA, makeLeaf } from '../../test/harness/certs.js';
 import { configYaml, replaceFile } from '../lib/config.js';
 import { Baseline, Recorder, openLoop } from '../lib/load.js';
 import { onCleanup, subDir } from '../lib/proc.js';
@@ -232,7 +232,7 @@ export async function webhookAbuseSuite(report: Report): Promise<void> {
     a.summary(
       `${st.seconds}s; well-formed reviews at ${s.abuseRate}/s: sent ${st.sent}, answered ${st.answered}, failed ${st.failed}, p99 ${st.latency.p99} ms (max ${st.latency.max}); ` +
         `slow clients cut after ≤${maxClose(slowH)} ms (headers) / ≤${maxClose(slowB)} ms (body); ${idleOpened} idle connections (${idleStillOpen} still open at the end); ` +
-        `oversized → declared ${[...new Set(declared.map((x) => x.status))]} / chunked ${[...new Set(chunked.map((x) => x.status || 'closed'))]}; nested → ${nested.map((x) => x.status)}; random bytes → ${[...new Set(garbage.map((x) => x.status))]}; ` +
+        `oversized → declared ${[...new Set(declared.map((x) => x.status))].join(',')} / chunked ${[...new Set(chunked.map((x) => x.status || 'closed'))].join(',')}; nested → ${nested.map((x) => x.status).join(',')}; random bytes → ${[...new Set(garbage.map((x) => x.status))].join(',')}; ` +
         `RSS ${rssStart}→max ${rssMax}→${rssEnd} MiB`,
     ),
     {

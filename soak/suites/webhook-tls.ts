@@ -4,7 +4,7 @@
 // "refused" means the webhook refused it, not that this machine's OpenSSL could not offer it.
 import { createServer, connect, type ConnectionOptions } from 'node:tls';
 import { join } from 'node:path';
-import { makeCA, makeLeaf, type KeyPair } from '../lib/certs.js';
+import { makeCA, makeLeaf, type KeyPair } from '../../test/harness/certs.js';
 import { configYaml, replaceFile } from '../lib/config.js';
 import { onCleanup, subDir } from '../lib/proc.js';
 import { Asserts, type Report } from '../lib/report.js';

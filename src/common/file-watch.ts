@@ -7,11 +7,16 @@
 // bursts, so they are debounced, but never for longer than maxWaitMs; and a slow poll backs the watch up on
 // filesystems where inotify says nothing (some network and overlay mounts). The callback decides whether anything
 // really changed (by content), so a spurious event costs a few small reads.
+// Whole directories can be watched too (the installer's CNI net dir: any file there may be the primary config);
+// a directory that does not exist yet, or whose watch failed, is watched again on rewatch().
 import { watch, realpathSync, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 
 export interface WatchOptions {
-  files: string[];
+  /** Files whose changes count (their directories are watched, and their symlink targets' directories). */
+  files?: string[];
+  /** Directories in which any change counts. */
+  dirs?: string[];
   onChange: () => void;
   /** Quiet time after the last event before onChange runs (ms). */
   debounceMs?: number;
@@ -19,11 +24,13 @@ export interface WatchOptions {
   maxWaitMs?: number;
   /** Unconditional re-check interval (ms); 0 disables polling. */
   pollMs?: number;
-  /** Told about a directory that cannot be watched (polling still covers it). */
+  /** Told about a directory that cannot be watched (polling or rewatch() still covers it). */
   onWatchError?: (dir: string, err: Error) => void;
 }
 
 export interface FileWatch {
+  /** Watches again the directories that could not be watched (missing then, or their watch failed since). */
+  rewatch(): void;
   close(): void;
 }
 
@@ -31,13 +38,18 @@ export const DEFAULT_DEBOUNCE_MS = 250;
 export const DEFAULT_MAX_WAIT_MS = 1_000;
 export const DEFAULT_POLL_MS = 30_000;
 
-/** Each directory to watch, with the names in it that matter. */
-function directoriesOf(files: string[]): Map<string, Set<string>> {
-  const dirs = new Map<string, Set<string>>();
+/** Every name in the directory counts. */
+const ALL = null;
+
+/** Each directory to watch, with the names in it that matter (ALL for a watched directory). */
+function directoriesOf(files: string[], dirs: string[]): Map<string, Set<string> | typeof ALL> {
+  const out = new Map<string, Set<string> | typeof ALL>();
   const add = (path: string) => {
     const dir = dirname(path);
-    if (!dirs.has(dir)) dirs.set(dir, new Set());
-    dirs.get(dir)!.add(basename(path));
+    const names = out.get(dir);
+    if (names === ALL) return;
+    if (names === undefined) out.set(dir, new Set([basename(path)]));
+    else names.add(basename(path));
   };
   for (const file of files) {
     add(file);
@@ -47,12 +59,13 @@ function directoriesOf(files: string[]): Map<string, Set<string>> {
       // The file is missing right now; its own directory is still watched.
     }
   }
-  return dirs;
+  for (const dir of dirs) out.set(dir, ALL);
+  return out;
 }
 
-/** kubelet's atomic writer: `..data`, `..data_tmp` and the timestamped `..2024_...` directories. */
-const relevant = (names: Set<string>, filename: string | null): boolean =>
-  filename === null || names.has(filename) || filename.startsWith('..');
+/** A watched name, or kubelet's atomic writer: `..data`, `..data_tmp` and the timestamped `..2024_...` directories. */
+export const relevant = (names: Set<string> | typeof ALL, filename: string | null): boolean =>
+  names === ALL || filename === null || names.has(filename) || filename.startsWith('..');
 
 export function watchFiles(opts: WatchOptions): FileWatch {
   const debounceMs = opts.debounceMs ?? DEFAULT_DEBOUNCE_MS;
@@ -73,26 +86,38 @@ export function watchFiles(opts: WatchOptions): FileWatch {
     timer = setTimeout(fire, Math.max(0, Math.min(debounceMs, burstStart + maxWaitMs - now)));
     timer.unref();
   };
-  const watchers: FSWatcher[] = [];
-  for (const [dir, names] of directoriesOf(opts.files)) {
-    try {
-      const w = watch(dir, { persistent: false }, (_event, filename) => {
-        if (relevant(names, filename)) schedule();
-      });
-      w.on('error', (err) => opts.onWatchError?.(dir, err));
-      watchers.push(w);
-    } catch (err) {
-      opts.onWatchError?.(dir, err as Error);
+  const targets = directoriesOf(opts.files ?? [], opts.dirs ?? []);
+  const watchers = new Map<string, FSWatcher>();
+  const rewatch = () => {
+    for (const [dir, names] of targets) {
+      if (closed || watchers.has(dir)) continue;
+      try {
+        const w = watch(dir, { persistent: false }, (_event, filename) => {
+          if (relevant(names, filename)) schedule();
+        });
+        w.on('error', (err) => {
+          w.close();
+          watchers.delete(dir); // watched again on the next rewatch() (the directory may be recreated)
+          opts.onWatchError?.(dir, err);
+          schedule();
+        });
+        watchers.set(dir, w);
+      } catch (err) {
+        opts.onWatchError?.(dir, err as Error);
+      }
     }
-  }
+  };
+  rewatch();
   const poll = pollMs > 0 ? setInterval(schedule, pollMs) : undefined;
   poll?.unref();
   return {
+    rewatch,
     close() {
       closed = true;
       if (timer) clearTimeout(timer);
       if (poll) clearInterval(poll);
-      for (const w of watchers) w.close();
+      for (const w of watchers.values()) w.close();
+      watchers.clear();
     },
   };
 }

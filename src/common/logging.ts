@@ -25,7 +25,7 @@ export interface LoggerOptions {
 export interface WebhookLogger {
   logger: Logger;
   /** Writes out anything buffered; call before the process exits. */
-  flush(): void;
+  flush: () => void;
 }
 
 /** Bytes of log lines collected before a write: about 50 review lines under load. */
@@ -45,24 +45,6 @@ function prettyStream(): DestinationStream | undefined {
   } catch {
     return undefined;
   }
-}
-
-let cachedSecond = Number.NaN;
-let cachedPrefix = '';
-
-/**
- * pino's `"time"` field in ISO 8601 with milliseconds (`,"time":"2026-11-21T10:37:54.947Z"`), exactly what
- * pino.stdTimeFunctions.isoTime writes, without a Date and its formatting per line: the part up to the seconds is
- * formatted once per second and only the milliseconds are appended.
- */
-export function isoTimestamp(now: number = Date.now()): string {
-  const second = Math.floor(now / 1000);
-  if (second !== cachedSecond) {
-    cachedSecond = second;
-    cachedPrefix = `,"time":"${new Date(second * 1000).toISOString().slice(0, 20)}`; // "YYYY-MM-DDTHH:MM:SS."
-  }
-  const ms = now - second * 1000;
-  return `${cachedPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`;
 }
 
 export function createLogger(opts: LoggerOptions = {}): WebhookLogger {
@@ -89,7 +71,7 @@ export function createLogger(opts: LoggerOptions = {}): WebhookLogger {
     {
       level: opts.level ?? 'info',
       base: { component: 'asm-cni-webhook' },
-      timestamp: isoTimestamp,
+      timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
     dest,

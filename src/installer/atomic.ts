@@ -102,6 +102,7 @@ export async function resolveWriteTarget(file: string): Promise<string> {
     throw new Error(
       `${file} is a symbolic link to ${await fs.readlink(file)}, which does not exist in this container: ` +
         'mount the directory it points into, or replace the link with the file',
+      { cause: err },
     );
   }
 }

@@ -1,9 +1,9 @@
 // The long-running side of `asm-cni-install run`: file watches plus a periodic resync drive the installer, the health
 // listener serves /readyz, and the repair controller runs once the node is ready.
-import { watch, type FSWatcher } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { watchFiles } from '../common/file-watch.js';
 import { createHealthServer } from './health.js';
 import type { Installer, Readiness } from './installer.js';
 import type { InstallerMetrics } from './metrics.js';
@@ -37,10 +37,8 @@ export interface Daemon {
 }
 
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
-  const watchers = new Map<string, FSWatcher>();
   let stopped = false;
   let running: Promise<Readiness> | null = null;
-  let debounce: NodeJS.Timeout | null = null;
   let lastReady = false;
   let retry: NodeJS.Timeout | null = null;
   let retryDelay = 0;
@@ -70,7 +68,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   };
 
   const pass = async (): Promise<Readiness> => {
-    ensureWatches();
+    watch.rewatch();
     checkToken();
     const r = withToken(await o.installer.reconcile());
     o.metrics.ready.set(r.ready ? 1 : 0);
@@ -111,31 +109,14 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     return running;
   };
 
-  const schedule = (): void => {
-    if (stopped) return;
-    if (debounce) clearTimeout(debounce);
-    debounce = setTimeout(() => {
-      debounce = null;
-      void reconcileNow();
-    }, o.debounceMs ?? 20);
-  };
-
-  function ensureWatches(): void {
-    for (const dir of o.watchDirs) {
-      if (stopped || watchers.has(dir)) continue;
-      try {
-        const w = watch(dir, { persistent: false }, schedule);
-        w.on('error', () => {
-          w.close();
-          watchers.delete(dir); // re-established on the next pass (the dir may be recreated)
-          schedule();
-        });
-        watchers.set(dir, w);
-      } catch {
-        // Not there yet: the resync timer keeps passes going and retries the watch.
-      }
-    }
-  }
+  // A burst of file events (a CNI writing its config, our own write) becomes one pass; a directory that does not
+  // exist yet is watched from the first pass after it appears.
+  const watch = watchFiles({
+    dirs: o.watchDirs,
+    onChange: () => void reconcileNow(),
+    debounceMs: o.debounceMs ?? 20,
+    pollMs: 0, // the resync timer below is the poll
+  });
 
   let server: Server | null = null;
   let port = 0;
@@ -169,12 +150,10 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       clearInterval(resync);
       if (retry) clearTimeout(retry);
       clearInterval(repair);
-      if (debounce) clearTimeout(debounce);
-      for (const w of watchers.values()) w.close();
-      watchers.clear();
+      watch.close();
       if (running) await running;
       if (checking) await checking;
-      if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
+      if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }

@@ -101,7 +101,7 @@ export class Installer {
       this.deps.log.info({ file, config: this.config }, 'config loaded');
       return true;
     } catch (err) {
-      if (this.config === null) throw new Error(`${file}: ${(err as Error).message}`);
+      if (this.config === null) throw new Error(`${file}: ${(err as Error).message}`, { cause: err });
       this.configText = text; // log a bad edit once, not on every resync
       this.deps.log.error({ file, err: (err as Error).message }, 'invalid config; keeping the last good one');
       return false;
@@ -221,7 +221,7 @@ export class Installer {
       }
       // Never over a file of someone else's (one without our entry).
       const existing = await readIfExists(path.join(netDir, result.fileName));
-      if (existing !== null && !(await this.hasEntry(existing.toString('utf8'), result.fileName))) {
+      if (existing !== null && !this.hasEntry(existing.toString('utf8'), result.fileName)) {
         throw new Error(
           `cannot wrap ${fileName} into ${result.fileName}: that file exists and is not ours; left both untouched`,
         );
@@ -267,7 +267,7 @@ export class Installer {
       }
       handled.add(target);
       const current = await readIfExists(path.join(netDir, target));
-      if (current !== null && (await this.hasEntry(current.toString('utf8'), target))) {
+      if (current !== null && this.hasEntry(current.toString('utf8'), target)) {
         const originalNow = target !== original ? await readIfExists(path.join(netDir, original)) : null;
         if (originalNow !== null) {
           // The primary CNI has written its .conf again since: keep that and drop our wrapped copy.
@@ -286,12 +286,12 @@ export class Installer {
     for (const name of names) {
       if (handled.has(name) || !/\.(conflist|conf|json)$/.test(name)) continue;
       const text = await readIfExists(path.join(netDir, name));
-      if (text !== null && (await this.hasEntry(text.toString('utf8'), name)))
+      if (text !== null && this.hasEntry(text.toString('utf8'), name))
         await this.stripEntry(name, text.toString('utf8'));
     }
   }
 
-  private async hasEntry(text: string, fileName: string): Promise<boolean> {
+  private hasEntry(text: string, fileName: string): boolean {
     try {
       const parsed = parseCniConfig(text, fileName);
       return parsed.kind === 'list' && hasOurEntry(parsed);

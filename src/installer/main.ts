@@ -3,7 +3,6 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { AuthenticationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
-import { isoTimestamp } from '../common/logging.js';
 import { startDaemon } from './daemon.js';
 import { createHealthServer } from './health.js';
 import { Installer } from './installer.js';
@@ -115,7 +114,7 @@ async function waitUninstalled(
   signal: AbortSignal | undefined,
 ): Promise<void> {
   const done = { ready: true, binary: false, kubeconfig: false, entry: false, reasons: [] };
-  const server = options.readinessPort === 0 ? null : createHealthServer(async () => done, metrics.registry);
+  const server = options.readinessPort === 0 ? null : createHealthServer(() => Promise.resolve(done), metrics.registry);
   if (server) await new Promise<void>((resolve) => server.listen(options.readinessPort, resolve));
   log.info('uninstalled; waiting for SIGTERM');
   await new Promise<void>((resolve) => {
@@ -144,7 +143,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: MainIO): 
     {
       base: { component: 'asm-cni-install' },
       level: 'info',
-      timestamp: isoTimestamp,
+      timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
     io.out,

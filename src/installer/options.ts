@@ -4,6 +4,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { apiServerUrl, KUBECONFIG_FILE_NAME } from './kubeconfig.js';
+import { UsageError } from '../common/usage-error.js';
+export { UsageError };
 
 export type Command = 'run' | 'once' | 'uninstall';
 
@@ -36,10 +38,6 @@ export interface InstallerOptions {
 
 export const IPTABLES_BACKENDS = ['auto', 'nft', 'legacy'] as const;
 export type IptablesBackend = (typeof IPTABLES_BACKENDS)[number];
-
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
 
 interface FlagSpec {
   env: string;
@@ -146,7 +144,7 @@ function parseIptablesBackend(text: string): IptablesBackend {
 
 function parseFlagBool(flag: string, text: string): boolean {
   if (/^(1|t|true|yes)$/i.test(text)) return true;
-  if (/^(0|f|false|no|)$/i.test(text)) return false;
+  if (/^(0|f|false|no)?$/i.test(text)) return false;
   throw new UsageError(`--${flag}: expected true or false, got ${JSON.stringify(text)}`);
 }
 

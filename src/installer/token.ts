@@ -106,7 +106,7 @@ export class TokenRequestSource implements TokenSource {
       // reconcile tries again.
       if (this.cached && !this.rejected && now < this.cached.expiresAt)
         return { token: this.cached.token, expiresAt: this.cached.expiresAt };
-      throw new Error(`${this.description} failed: ${(err as Error).message}`);
+      throw new Error(`${this.description} failed: ${(err as Error).message}`, { cause: err });
     }
   }
 }

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { hasKustomization, render, ref, webhookConfigs, type MutatingWebhook } from '../harness/manifests.js';
 import { startWebhook } from '../harness/webhook.js';
-import { waitFor } from '../harness/net.js';
+import { waitFor } from '../harness/wait.js';
 import {
   addedCapabilities,
   initNames,

@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { requirePrereq } from '../harness/prereq.js';
 import { toolchainMissing } from '../harness/toolchain.js';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
-import { freePort, httpGet, waitFor } from '../harness/net.js';
+import { freePort, httpGet } from '../harness/net.js';
+import { waitFor } from '../harness/wait.js';
 import { logTail, startProcess } from '../harness/proc.js';
 import { podBoundToken } from '../harness/node-identity.js';
 

@@ -21,7 +21,8 @@ import { hasKustomization, manifestsDir, render, webhookConfigs, type MutatingWe
 import { initNames, oraclePod, type Pod } from '../harness/pods.js';
 import { AtomicDir } from '../harness/atomic-volume.js';
 import { startProcess, logTail, type Managed } from '../harness/proc.js';
-import { freePort, httpGet, httpsGet, waitFor } from '../harness/net.js';
+import { freePort, httpGet, httpsGet } from '../harness/net.js';
+import { waitFor } from '../harness/wait.js';
 import { sumCounter } from '../harness/webhook.js';
 import { repoRoot } from '../harness/toolchain.js';
 import { existsSync } from 'node:fs';
@@ -361,7 +362,7 @@ async function main(t: Test): Promise<void> {
       const stored = await storedBundles();
       t.ok(
         stored.every((b) => pemCount(b) === 2),
-        `every webhook's stored caBundle holds two CAs (${stored.map(pemCount)})`,
+        `every webhook's stored caBundle holds two CAs (${stored.map(pemCount).join(',')})`,
       );
       t.ok(
         stored.every((b) => b === readFileSync(join(tlsDir, 'ca-bundle.crt'), 'utf8')),

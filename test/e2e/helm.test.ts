@@ -9,8 +9,10 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { chartDir, helm, helmPath, parseObjects, TLS_SECRET, urlPostRenderer, objectKey } from '../harness/helm.js';
-import { freePort, waitFor } from '../harness/net.js';
-import { initNames, oraclePod, ORACLE_DIR, type Pod } from '../harness/pods.js';
+import { freePort } from '../harness/net.js';
+import { waitFor } from '../harness/wait.js';
+import { oraclesDir } from '../harness/oracles.js';
+import { initNames, oraclePod, type Pod } from '../harness/pods.js';
 import { requirePrereq } from '../harness/prereq.js';
 import { toolchainMissing } from '../harness/toolchain.js';
 import { startWebhook } from '../harness/webhook.js';
@@ -28,7 +30,7 @@ async function main(t: Test): Promise<void> {
   const missing = toolchainMissing();
   if (!requirePrereq(t, !missing, missing ?? '')) return;
   if (!requirePrereq(t, existsSync(helmPath()), `helm is not built (run bash test/setup/helm.sh)`)) return;
-  if (!requirePrereq(t, existsSync(ORACLE_DIR), `the Istio oracles are not at ${ORACLE_DIR}`)) return;
+  if (!requirePrereq(t, existsSync(oraclesDir), `the Istio oracles are not at ${oraclesDir} (ASM_ORACLES)`)) return;
 
   const cp: ControlPlane = await startControlPlane();
   t.teardown(() => cp.stop());
@@ -64,7 +66,7 @@ async function main(t: Test): Promise<void> {
     waitFor(
       'the API server calling the webhook of the Helm release',
       async () => (initNames(await createInjectedPod(true)).includes('istio-init') ? undefined : true),
-      { timeoutMs: 60_000, intervalMs: 300 },
+      { intervalMs: 300 },
     );
 
   await t.test('helm install stores every object of the chart in the real API server', async (t) => {

@@ -268,7 +268,7 @@ async function main(t: Test): Promise<void> {
     const weak = (await env.cp.kubectlOk(['create', 'token', 'no-rights', '-n', sysNs, '--duration=1h'])).trim();
     const kc = readFileSync(node.kubeconfig, 'utf8');
     const weakKc = join(env.cp.dir, 'weak.kubeconfig');
-    const swapped = kc.replace(/^(\s*token:\s*).*$/m, `$1${weak}`);
+    const swapped = kc.replace(/^([ \t]*token:).*$/m, `$1 ${weak}`);
     t.not(swapped, kc, 'the installed kubeconfig has a token to swap');
     writeFileSync(weakKc, swapped, { mode: 0o600 });
     const n = await netns();

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startProcess, logTail, onExitCleanup, run, runOk, type Managed, type RunResult } from './proc.js';
-import { freePort, httpsGet, waitFor } from './net.js';
+import { freePort, httpsGet } from './net.js';
+import { waitFor } from './wait.js';
 import { binPath } from './toolchain.js';
 
 export type Who = 'admin' | 'dev';
@@ -282,7 +283,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const tails = procs.map((p) => `--- ${p.name} ---\n${logTail(p.logFile)}`).join('\n');
     await stopAll();
     removeDir();
-    throw new Error(`${err instanceof Error ? err.message : String(err)}\n${tails}`);
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\n${tails}`, { cause: err });
   }
 }
 

@@ -1,4 +1,4 @@
-// Loopback-only helpers: free ports, HTTPS/HTTP GETs and polling.
+// Loopback-only helpers: free ports and HTTPS/HTTP GETs (waiting lives in wait.ts).
 import https from 'node:https';
 import http from 'node:http';
 
@@ -35,30 +35,3 @@ export const httpsGet = (
   );
 
 export const httpGet = (url: string, timeoutMs = 3000): Promise<HttpAnswer> => get(url, {}, timeoutMs);
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Polls check() until it returns a value other than undefined, or throws after timeoutMs with the last error seen.
- * `abort` lets the caller stop early (e.g. the process being waited for has exited).
- */
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  opts: { timeoutMs?: number; intervalMs?: number; abort?: () => string | undefined } = {},
-): Promise<T> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
-  let last = '';
-  for (;;) {
-    const aborted = opts.abort?.();
-    if (aborted) throw new Error(`${what}: ${aborted}`);
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err instanceof Error ? err.message : String(err);
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last})` : ''}`);
-    await sleep(opts.intervalMs ?? 250);
-  }
-}

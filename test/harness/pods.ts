@@ -3,10 +3,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { repoRoot } from './toolchain.js';
+import { oraclesDir } from './oracles.js';
 
-// The oracles live next to the repository (../shared/oracles); ASM_ORACLE_DIR points elsewhere when needed.
-export const ORACLE_DIR = process.env.ASM_ORACLE_DIR ?? join(repoRoot, '..', 'shared', 'oracles', 'istio', 'inject');
+const ORACLE_DIR = join(oraclesDir, 'inject');
 
 export type Shape = 'classic-1.26.8' | 'native-master';
 
@@ -36,14 +35,14 @@ function oracleFile(shape: Shape, file: string): string {
   try {
     return readFileSync(join(ORACLE_DIR, shape, file), 'utf8');
   } catch {
-    throw new Error(`oracle file ${shape}/${file} not found under ${ORACLE_DIR} (set ASM_ORACLE_DIR)`);
+    throw new Error(`oracle file ${shape}/${file} not found under ${ORACLE_DIR} (set ASM_ORACLES)`);
   }
 }
 
 /** The pod of the first workload in an oracle file (`hello.yaml.injected`, ...), named `name`. */
 export function oraclePod(shape: Shape, file: string, name: string): Pod {
   const docs = parseAllDocuments(oracleFile(shape, file))
-    .map((d) => d.toJS() as any)
+    .map((d) => d.toJS())
     .filter((d) => d && typeof d === 'object');
   const w = docs[0];
   if (!w) throw new Error(`no document in ${shape}/${file}`);

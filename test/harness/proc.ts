@@ -1,7 +1,10 @@
 // Child processes of the e2e harness (etcd, kube-apiserver, the webhook): each runs in its own process group so that
 // stopping it also stops what it spawned (npm -> bash -> node), and every group is killed when this process exits,
-// whether the tests passed, failed, timed out (tap sends SIGTERM) or were interrupted.
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+// whether the tests passed, failed, timed out (tap sends SIGTERM) or were interrupted. Also what bench and soak share:
+// running a command to completion, a server pinned to a CPU, its CPU time and memory from /proc.
+import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
+import { request } from 'node:https';
+import { waitFor } from './wait.js';
 import { appendFileSync, openSync, closeSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -137,6 +140,8 @@ export interface RunResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** How long the command ran (ms). */
+  ms: number;
 }
 
 /** Runs a command to completion; never rejects on a non-zero exit (the result says it). */
@@ -145,11 +150,18 @@ export function run(
   args: string[],
   opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
 ): Promise<RunResult> {
+  const started = performance.now();
   return new Promise((resolve) => {
     const child = execFile(
       command,
       args,
-      { env: opts.env ?? process.env, cwd: opts.cwd, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 * 1024 * 1024 },
+      {
+        env: opts.env ?? process.env,
+        cwd: opts.cwd,
+        timeout: opts.timeoutMs ?? 60_000,
+        killSignal: 'SIGKILL', // a command past its timeout is stuck: SIGTERM may be ignored
+        maxBuffer: 64 * 1024 * 1024,
+      },
       (err, stdout, stderr) => {
         const code = err
           ? typeof (err as { code?: unknown }).code === 'number'
@@ -160,6 +172,7 @@ export function run(
           code,
           stdout: String(stdout),
           stderr: String(stderr) + (err && code === 1 && !stderr ? err.message : ''),
+          ms: performance.now() - started,
         });
       },
     );
@@ -175,4 +188,104 @@ export async function runOk(command: string, args: string[], opts: Parameters<ty
     throw new Error(`${command} ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
   }
   return r.stdout;
+}
+
+/** A server under measurement (bench): started with `taskset -c CPU` when a CPU is given. */
+export interface Server {
+  name: string;
+  child: ChildProcess;
+  pid: number;
+  port: number;
+}
+
+/** `taskset -c CPU cmd...` when a CPU is given: taskset execs the command, so the pid is the server's own. */
+export function startServer(
+  name: string,
+  cmd: string[],
+  opts: { cpu?: string; env?: NodeJS.ProcessEnv; logFile: string; port: number },
+): Server {
+  const argv = opts.cpu !== undefined ? ['taskset', '-c', opts.cpu, ...cmd] : cmd;
+  const out = openSync(opts.logFile, 'a');
+  const child = spawn(argv[0]!, argv.slice(1), { env: opts.env ?? process.env, stdio: ['ignore', out, out] });
+  if (!child.pid) throw new Error(`could not start ${name}: ${argv.join(' ')}`);
+  return { name, child, pid: child.pid, port: opts.port };
+}
+
+/** POSTs `body` until the server answers 200; returns the answer body. */
+export async function waitReady(server: Server, path: string, ca: Buffer, body: string): Promise<string> {
+  return waitFor(
+    `${server.name} answering 200 on ${path}`,
+    async () => {
+      const { status, text } = await post(server.port, path, ca, body);
+      if (status !== 200) throw new Error(`HTTP ${status}: ${text.slice(0, 200)}`);
+      return text;
+    },
+    {
+      intervalMs: 200,
+      abort: () =>
+        server.child.exitCode !== null ? `exited with code ${server.child.exitCode} before answering` : undefined,
+    },
+  );
+}
+
+/** One HTTPS POST to 127.0.0.1 (SNI localhost), on a fresh connection. */
+export function post(port: number, path: string, ca: Buffer, body: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        ca,
+        servername: 'localhost',
+        agent: false,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+export async function stopServer(server: Server): Promise<void> {
+  if (server.child.exitCode !== null || server.child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => server.child.once('exit', () => r()));
+  server.child.kill('SIGTERM');
+  const timer = setTimeout(() => server.child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** User + system CPU seconds consumed so far by all threads of `pid`. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+/** VmRSS and VmHWM (peak) of `pid` in MiB, one decimal; undefined once the process is gone. */
+export function memoryMiB(pid: number): { rss: number; peak: number } | undefined {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const mib = (key: string): number =>
+    Number((Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) / 1024).toFixed(1));
+  return { rss: mib('VmRSS'), peak: mib('VmHWM') };
 }

@@ -16,7 +16,7 @@ import {
 } from './manifests.js';
 import { initNames, oraclePod, plainPod, type Pod } from './pods.js';
 import { injectorConfig, type FakeInjector } from './injector.js';
-import { waitFor } from './net.js';
+import { waitFor } from './wait.js';
 import type { RunResult } from './proc.js';
 
 export interface Env {

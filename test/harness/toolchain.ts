@@ -4,7 +4,13 @@ import { existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The repository's top directory, found upwards from this file (also when bench runs a compiled copy of it). */
+export const repoRoot = ((): string => {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'cni', 'go.mod'))) return dir;
+    if (dirname(dir) === dir) throw new Error(`repository root not found above ${import.meta.url}`);
+  }
+})();
 
 let cached: string | undefined;
 export function binDir(): string {

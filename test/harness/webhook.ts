@@ -2,7 +2,8 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startProcess, logTail, type Managed } from './proc.js';
-import { freePort, httpGet, httpsGet, waitFor } from './net.js';
+import { freePort, httpGet, httpsGet } from './net.js';
+import { waitFor } from './wait.js';
 import { repoRoot } from './toolchain.js';
 
 export interface Webhook {
@@ -93,7 +94,7 @@ export function sumCounter(text: string, name: string, match: Record<string, str
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+([0-9.eE+-]+)/.exec(line);
     if (!m || m[1] !== name) continue;
     const labels: Record<string, string> = {};
-    for (const lm of (m[3] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[lm[1]!] = lm[2]!;
+    for (const lm of (m[3] ?? '').matchAll(/\b([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)) labels[lm[1]!] = lm[2]!;
     if (Object.entries(match).every(([k, v]) => v === undefined || labels[k] === v)) sum += Number(m[4]);
   }
   return sum;

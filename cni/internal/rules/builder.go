@@ -1,9 +1,6 @@
 package rules
 
-import (
-	"strings"
-	"sync"
-)
+import "strings"
 
 type table uint8
 
@@ -17,34 +14,15 @@ const (
 var tableNames = [numTables]string{TableMangle, TableNat, TableRaw}
 
 // builder accumulates the restore input of one address family: per table, the chains to create (in order
-// of first use, then chains only jumped to) and the rule lines. Buffers are pooled so that rendering a pod
-// allocates little more than the final strings.
+// of first use, then chains only jumped to) and the rule lines. The plugin renders once per process, so a
+// fresh builder each time costs nothing worth pooling.
 type builder struct {
 	chains [numTables][]string
 	jumps  [numTables][]string
 	rules  [numTables][]byte
 }
 
-var builderPool = sync.Pool{New: func() any {
-	b := &builder{}
-	for t := range b.rules {
-		b.rules[t] = make([]byte, 0, 2048)
-		b.chains[t] = make([]string, 0, 8)
-		b.jumps[t] = make([]string, 0, 8)
-	}
-	return b
-}}
-
-func getBuilder() *builder { return builderPool.Get().(*builder) }
-
-func (b *builder) release() {
-	for t := range b.rules {
-		b.rules[t] = b.rules[t][:0]
-		b.chains[t] = b.chains[t][:0]
-		b.jumps[t] = b.jumps[t][:0]
-	}
-	builderPool.Put(b)
-}
+func newBuilder() *builder { return &builder{} }
 
 func isBuiltinChain(c string) bool {
 	switch c {

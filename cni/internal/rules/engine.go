@@ -101,15 +101,13 @@ func DefaultEngineConfig() Config {
 // the same bytes.
 func RenderConfig(c *Config) RuleSet {
 	rs := RuleSet{TPROXY: c.InterceptionMode == ModeTProxy}
-	b := getBuilder()
+	b := newBuilder()
 	renderFamily(c, false, b)
 	rs.IPv4 = b.String()
-	b.release()
 	if c.EnableIPv6 {
-		b = getBuilder()
+		b = newBuilder()
 		renderFamily(c, true, b)
 		rs.IPv6 = b.String()
-		b.release()
 	}
 	return rs
 }

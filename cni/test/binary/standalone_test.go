@@ -164,6 +164,7 @@ func TestMultusNetworkThroughLibcni(t *testing.T) {
 	}
 	conf["kubeconfig"], conf["log_file"] = f.kubeconfig, f.logFile
 	b, _ := json.Marshal(conf)
+	//lint:ignore SA1019 a single-plugin .conf (a Multus NetworkAttachmentDefinition) is the format under test
 	net, err := libcni.ConfFromBytes(b)
 	if err != nil {
 		t.Fatal(err)

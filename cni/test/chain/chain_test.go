@@ -30,6 +30,9 @@ import (
 
 const token = "chain-token"
 
+// hangWait bounds waiting for a connection or an answer: it only catches a hang, never a slow machine.
+const hangWait = 60 * time.Second
+
 func sysctl(t *testing.T, n ns.NetNS, kv ...string) {
 	t.Helper()
 	nettest.Run(t, n, "sysctl", append([]string{"-q", "-w"}, kv...)...)
@@ -112,7 +115,7 @@ func serve(l net.Listener, name string, ch chan<- conn) {
 		}
 		go func(c net.Conn) {
 			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			_ = c.SetDeadline(time.Now().Add(hangWait))
 			tag, _ := bufio.NewReader(c).ReadString('\n')
 			ch <- conn{listener: name, tag: strings.TrimSpace(tag), origDst: originalDst(c), peer: c.RemoteAddr().String(), local: c.LocalAddr().String()}
 		}(c)
@@ -197,7 +200,7 @@ func dialAs(t *testing.T, n ns.NetNS, uid, gid uint32, host, port, tag string) {
 
 func expect(t *testing.T, ch <-chan conn, tag, listener, origDst string) {
 	t.Helper()
-	timeout := time.After(5 * time.Second)
+	timeout := time.After(hangWait)
 	for {
 		select {
 		case c := <-ch:
@@ -243,6 +246,7 @@ func newChain(t *testing.T, tp *topology, kubeconfig string) *chain {
 	if c.list, err = libcni.ConfListFromBytes(tp.conflist(t, kubeconfig)); err != nil {
 		t.Fatal(err)
 	}
+	//lint:ignore SA1019 the loopback plugin runs alone, as a runtime runs it: a single-plugin config
 	if c.lo, err = libcni.ConfFromBytes([]byte(`{"cniVersion": "1.0.0", "name": "cni-loopback", "type": "loopback"}`)); err != nil {
 		t.Fatal(err)
 	}

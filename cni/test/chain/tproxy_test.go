@@ -48,7 +48,7 @@ func expectLocal(t *testing.T, ch <-chan conn, tag, listener, local string) {
 		if c.tag != tag || c.listener != listener || c.local != local {
 			t.Fatalf("%s: got %+v; want listener %s with local address %s", tag, c, listener, local)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangWait):
 		t.Fatalf("%s: no connection arrived", tag)
 	}
 }

@@ -7,9 +7,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -19,27 +17,13 @@ import (
 	"github.com/asm-cni/asm-cni/cni/internal/testenv"
 )
 
-// RepoRoot is the repository's top directory (this file is cni/test/nettest/nettest.go).
-func RepoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
-}
+// RepoRoot is the repository's top directory.
+func RepoRoot() string { return testenv.RepoRoot() }
 
-// OraclesDir is the Istio oracle data (ASM_ORACLES, default ../shared/oracles/istio next to the repo).
-func OraclesDir() string {
-	if d := os.Getenv("ASM_ORACLES"); d != "" {
-		return d
-	}
-	return filepath.Join(RepoRoot(), "..", "shared", "oracles", "istio")
-}
-
-// RequireOracles skips (locally) or fails (CI) when the oracle data is not there.
+// RequireOracles skips (locally) or fails (CI) when the oracle data is not there (testenv.OracleDir).
 func RequireOracles(t testing.TB) string {
 	t.Helper()
-	d := OraclesDir()
-	_, err := os.Stat(filepath.Join(d, "iptables", "cni-plugin"))
-	testenv.Require(t, err == nil, "Istio oracle data not found at "+d+" (set ASM_ORACLES)")
-	return d
+	return testenv.RequireOracleDir(t)
 }
 
 // RequireTools needs root and the iptables / iproute2 tools of test/setup/system-deps.sh.

@@ -7,6 +7,7 @@ import { viewPod, interceptionMode, type PodView } from './pod-view.js';
 import { planNetworkOnly, planRewrite } from './rewrite.js';
 import { webhookSelection, type WebhookReason } from './selection.js';
 import { problemMessage, validateTraffic, type AnnotationProblem } from './validate.js';
+import { internalError } from './safety-net.js';
 
 export interface AdmissionRequest {
   uid: string;
@@ -65,11 +66,7 @@ export function admit(request: AdmissionRequest, config: SharedConfig): AdmitOut
   try {
     return decide(request, config);
   } catch (err) {
-    // Unreachable by design (every reader tolerates any shape); if it ever happens, admit unchanged rather than
-    // fail the API server's request, and say so.
-    return skipped('internal-error', [
-      `asm-cni webhook internal error, pod admitted unchanged: ${(err as Error)?.message ?? String(err)}`,
-    ]);
+    return internalError(request, err); // unreachable by design; the policy and its reason: safety-net.ts
   }
 }
 

@@ -1,6 +1,7 @@
 // The AdmissionReview envelope: validating what the API server sent and building what it expects back.
 // Modelled on controller-runtime's admission package: Handle(request) -> Response, with allowed(), denied(),
-// patched() and errored() helpers, and the response always echoing request.uid. Everything here is pure.
+// patched() helpers, and the response always echoing request.uid. A throw inside admit() is answered by the one
+// safety-net policy (safety-net.ts). Everything here is pure.
 import type { Operation } from 'fast-json-patch';
 import type { SharedConfig } from '../../common/shared-config.js';
 
@@ -8,6 +9,7 @@ export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 
 // The request and outcome shapes are admit()'s own; the envelope only carries them.
 import type { AdmissionRequest, AdmitOutcome } from './admit.js';
+import { internalError } from './safety-net.js';
 export type { AdmissionRequest, AdmitOutcome };
 
 export type AdmitFn = (request: AdmissionRequest, config: SharedConfig) => AdmitOutcome;
@@ -106,20 +108,10 @@ export function denied(uid: string, code: number, message: string, warnings?: st
   const res: Response = {
     uid,
     allowed: false,
-    status: { code, message, reason: code === 403 ? 'Forbidden' : 'BadRequest' },
+    status: { code, message, reason: code >= 500 ? 'InternalError' : code === 403 ? 'Forbidden' : 'BadRequest' },
   };
   if (warnings && warnings.length > 0) res.warnings = warnings;
   return res;
-}
-
-/** An internal failure: refused with the error as the message, like controller-runtime's Errored. */
-export function errored(uid: string, code: number, err: unknown): Response {
-  const message = err instanceof Error ? err.message : String(err);
-  return {
-    uid,
-    allowed: false,
-    status: { code, message: `asm-cni webhook internal error: ${message}`, reason: 'InternalError' },
-  };
 }
 
 /** admit()'s outcome as a Response. */
@@ -171,15 +163,27 @@ export interface Handled {
   reason: string;
 }
 
-/** Handle(request) -> Response: runs admit and maps its outcome; a throw (a bug in admit) becomes errored(). */
+/**
+ * Handle(request) -> Response: runs admit and maps its outcome. A throw or a malformed outcome (a bug in admit) is
+ * answered by the one safety-net policy (safety-net.ts) and counted as an error.
+ */
 export function handle(request: AdmissionRequest, config: SharedConfig, admit: AdmitFn): Handled {
   try {
     const outcome = admit(request, config);
     const response = fromOutcome(request.uid, outcome);
     // A 'patched' decision with no ops (already rewritten) is reported as what happened: nothing changed.
-    const decision: ReviewOutcome = outcome.decision === 'patched' && !response.patch ? 'skipped' : outcome.decision;
+    const decision: ReviewOutcome =
+      outcome.reason === 'internal-error'
+        ? 'error'
+        : outcome.decision === 'patched' && !response.patch
+          ? 'skipped'
+          : outcome.decision;
     return { response, outcome: decision, reason: outcome.reason };
   } catch (err) {
-    return { response: errored(request.uid, 500, err), outcome: 'error', reason: 'internal-error' };
+    return {
+      response: fromOutcome(request.uid, internalError(request, err)),
+      outcome: 'error',
+      reason: 'internal-error',
+    };
   }
 }

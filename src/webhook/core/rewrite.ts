@@ -1,5 +1,5 @@
 // The rewrite from istio-init to CNI redirection, exactly as Istio's own CNI-mode injection renders a pod
-// (/work/shared/oracles/istio/README.md, facts 1-8). It reads the request object and yields JSON-patch operations;
+// (../shared/oracles/istio/README.md, facts 1-8). It reads the request object and yields JSON-patch operations;
 // it never clones the pod nor mutates it. Patch values share untouched sub-objects (env, resources) with the input:
 // they are serialized into the response right away.
 import type { Operation } from 'fast-json-patch';
@@ -145,7 +145,7 @@ export function appendNetwork(current: string | undefined, network: string, podN
       return (e.name === network && ns === 'default') || e.name === qualified;
     });
     if (present) return { unchanged: true };
-    return { value: JSON.stringify([...list, { name: network, namespace: 'default' }]) };
+    return { value: JSON.stringify([...(list as unknown[]), { name: network, namespace: 'default' }]) };
   }
   for (const raw of current.split(',')) {
     const entry = raw.trim();

@@ -10,6 +10,8 @@ import type { DestinationStream } from 'pino';
 import { createLogger } from '../../common/logging.js';
 import { type ServeOptions, exitOnSignals, startServer } from './server.js';
 import { TlsFileError } from './tls.js';
+import { UsageError } from '../../common/usage-error.js';
+export { UsageError };
 
 export interface CliIO {
   stdin: NodeJS.ReadableStream;
@@ -40,10 +42,6 @@ Flags of serve (environment variable in brackets):
 
 Certificate, key, CA and config files are reloaded when they change (Secret/ConfigMap updates included).
 `;
-
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
 
 function port(name: string, raw: string): number {
   if (!/^\d+$/.test(raw) || Number(raw) > 65535)

@@ -174,7 +174,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningWebhook> {
 export function exitOnSignals(
   running: RunningWebhook,
   log: WebhookLogger,
-  exit: (code: number) => void = process.exit,
+  exit: (code: number) => void = (code) => process.exit(code),
   opts: { duplicateWindowMs?: number } = {},
 ): void {
   const windowMs = opts.duplicateWindowMs ?? 1000;

@@ -12,5 +12,5 @@ const b = Buffer.alloc(Number(size), 'b');
 let n = 0;
 process.stdout.write('started\n');
 for (;;) {
-  await writeFileAtomic(target!, n++ % 2 === 0 ? a : b, 0o600);
+  await writeFileAtomic(target, n++ % 2 === 0 ? a : b, 0o600);
 }

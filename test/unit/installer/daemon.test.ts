@@ -10,10 +10,7 @@ import { installerKubeConfig } from '../../../src/installer/kube.js';
 import { selfSubjectReviewProbe } from '../../../src/installer/main.js';
 import { FileTokenSource, TokenCheck, TokenRequestSource } from '../../../src/installer/token.js';
 import { startFakeApi } from './fake-api.js';
-import { fakeNode, memoryLogger, sleep, waitFor, type Node } from './helpers.js';
-
-/** A deadline that only catches a hang. */
-const HANG = 30_000;
+import { fakeNode, memoryLogger, poll, type Node } from './helpers.js';
 
 const CALICO = '{"name":"k8s-pod-network","cniVersion":"0.3.1","plugins":[{"type":"calico"},{"type":"portmap"}]}\n';
 
@@ -54,7 +51,7 @@ const entryLast = async (file: string) => {
   }
 };
 
-t.test('a primary CNI rewriting its file gets our entry back within a second, without write loops', async (t) => {
+t.test('a primary CNI rewriting its file gets our entry back, without write loops', async (t) => {
   const node = await fakeNode(t);
   const file = path.join(node.netDir, '10-calico.conflist');
   await fs.writeFile(file, CALICO);
@@ -62,13 +59,13 @@ t.test('a primary CNI rewriting its file gets our entry back within a second, wi
   t.ok(await entryLast(file), 'installed at start');
   for (let i = 0; i < 5; i++) {
     await fs.writeFile(file, CALICO.replace('k8s-pod-network', `k8s-pod-network`)); // the CNI's own rewrite
-    const back = await waitFor(() => entryLast(file), 1000);
-    t.ok(back.ok, `rewrite ${i}: entry back in ${back.took}ms`);
+    t.ok(await poll(() => entryLast(file)), `rewrite ${i}: entry back`);
   }
-  await sleep(300);
+  // No loop: a pass over what we wrote writes nothing, so our own write's file event ends there.
+  await daemon.reconcileNow();
   const count = writes.length;
-  await sleep(500);
-  t.equal(writes.length, count, 'quiet: our own writes do not trigger more writes');
+  await daemon.reconcileNow();
+  t.equal(writes.length, count, 'quiet: a pass over our own write writes nothing');
   const res = await fetch(`http://127.0.0.1:${daemon.port}/readyz`);
   t.equal(res.status, 200);
 });
@@ -81,7 +78,7 @@ t.test('waits for the primary config, then installs as soon as it appears', asyn
   t.match(await res.text(), /plugin entry not in the primary CNI config/);
   const file = path.join(node.netDir, '10-flannel.conflist');
   await fs.writeFile(file, CALICO);
-  t.ok((await waitFor(() => entryLast(file), 1000)).ok, 'installed after the CNI wrote its config');
+  t.ok(await poll(() => entryLast(file)), 'installed after the CNI wrote its config');
   res = await fetch(`http://127.0.0.1:${daemon.port}/readyz`);
   t.equal(res.status, 200);
   t.equal((await fetch(`http://127.0.0.1:${daemon.port}/healthz`)).status, 200);
@@ -99,17 +96,14 @@ t.test('deleting our files (binary, kubeconfig, config) puts them back', async (
   const { daemon } = await start(t, node);
   await fs.rm(node.options.kubeconfigPath);
   t.ok(
-    (await waitFor(async () => (await fs.stat(node.options.kubeconfigPath).catch(() => null)) !== null, 1000)).ok,
+    await poll(async () => (await fs.stat(node.options.kubeconfigPath).catch(() => null)) !== null),
     'kubeconfig back',
   );
   await fs.rm(path.join(node.binDir, 'asm-cni'));
   await daemon.reconcileNow(); // the bin dir is not watched: the resync pass restores it
   t.ok((await fs.stat(path.join(node.binDir, 'asm-cni'))).isFile(), 'binary back');
   await fs.rename(file, path.join(node.netDir, '20-calico.conflist'));
-  t.ok(
-    (await waitFor(() => entryLast(path.join(node.netDir, '20-calico.conflist')), 1000)).ok,
-    'renamed file still has it',
-  );
+  t.ok(await poll(() => entryLast(path.join(node.netDir, '20-calico.conflist'))), 'renamed file still has it');
 });
 
 t.test('token rotation and config edits are picked up from file events', async (t) => {
@@ -121,40 +115,52 @@ t.test('token rotation and config edits are picked up from file events', async (
   await start(t, node);
   await fs.writeFile(path.join(node.saDir, 'token'), 'rotated\n');
   t.ok(
-    (await waitFor(async () => (await fs.readFile(node.options.kubeconfigPath, 'utf8')).includes('rotated'), 1000)).ok,
+    await poll(async () => (await fs.readFile(node.options.kubeconfigPath, 'utf8')).includes('rotated')),
     'kubeconfig rewritten after rotation',
   );
   // ConfigMap updates arrive as an atomic symlink swap in the mounted dir
   const tmp = path.join(node.confDir, '.tmp-config');
   await fs.writeFile(tmp, 'excludeNamespaces: [kube-system, legacy]\n');
   await fs.rename(tmp, node.options.configPath);
-  const ok = await waitFor(async () => {
+  const rerendered = await poll(async () => {
     const list = JSON.parse(await fs.readFile(file, 'utf8'));
     return list.plugins.at(-1).exclude_namespaces.includes('legacy');
-  }, 1000);
-  t.ok(ok.ok, 'entry re-rendered after the config changed');
+  });
+  t.ok(rerendered, 'entry re-rendered after the config changed');
 });
 
 t.test('stop leaves everything in place; repair runs only when ready and enabled', async (t) => {
   const node = await fakeNode(t);
   const file = path.join(node.netDir, '10-calico.conflist');
   let passes = 0;
-  const repair = { runOnce: async () => (passes++, 0) } as unknown as RepairController;
-  const { daemon } = await start(t, node, repair);
-  await sleep(100);
-  t.equal(passes, 0, 'not ready: no repair');
+  let stopped = false;
+  const ctx: { installer?: Installer } = {};
+  // Each repair pass checks, when it runs, that the node was ready and the daemon not stopped: the invariant itself,
+  // rather than counting passes over a guessed time.
+  const repair = {
+    runOnce: async () => {
+      passes++;
+      if (stopped) t.fail('a repair pass ran after stop');
+      if (!(await ctx.installer!.readiness()).ready) t.fail('a repair pass ran while the node was not ready');
+      return 0;
+    },
+  } as unknown as RepairController;
+  const started = await start(t, node, repair);
+  const { daemon, installer } = started;
+  ctx.installer = installer;
+  t.equal((await installer.readiness()).ready, false, 'not ready yet (no primary config)');
   await fs.writeFile(file, CALICO);
-  t.ok((await waitFor(() => passes > 0, 2000)).ok, 'repair runs once ready');
+  t.ok(await poll(() => passes > 0), 'repair runs once ready');
   await daemon.stop();
-  const after = passes;
-  await sleep(100);
-  t.equal(passes, after, 'repair stopped');
+  stopped = true;
   t.ok(await entryLast(file), 'entry left in place');
   t.ok((await fs.stat(node.options.kubeconfigPath)).isFile(), 'kubeconfig left');
   t.ok((await fs.stat(path.join(node.binDir, 'asm-cni'))).isFile(), 'binary left');
+  const writesBefore = started.writes.length;
   await fs.writeFile(file, CALICO);
-  await sleep(200);
-  t.notOk(await entryLast(file), 'stopped: no longer watching');
+  await daemon.reconcileNow(); // a stopped daemon runs no pass: it answers with the last result
+  t.notOk(await entryLast(file), 'stopped: no pass, no write');
+  t.equal(started.writes.length, writesBefore, 'stopped: nothing written');
 });
 
 t.test('two running installers on one node (rolling update overlap) converge and then stay quiet', async (t) => {
@@ -165,11 +171,14 @@ t.test('two running installers on one node (rolling update overlap) converge and
   const b = await start(t, node);
   for (let i = 0; i < 3; i++) {
     await fs.writeFile(file, CALICO);
-    t.ok((await waitFor(() => entryLast(file), 1000)).ok, `rewrite ${i}: entry back`);
+    t.ok(await poll(() => entryLast(file)), `rewrite ${i}: entry back`);
   }
-  await sleep(300);
+  // No ping-pong: once converged, a pass of either over the other's output writes nothing.
+  await Promise.all([a.daemon.reconcileNow(), b.daemon.reconcileNow()]);
   const count = a.writes.length + b.writes.length;
-  await sleep(500);
+  await a.daemon.reconcileNow();
+  await b.daemon.reconcileNow();
+  await a.daemon.reconcileNow();
   t.equal(a.writes.length + b.writes.length, count, 'no ping-pong between the two');
   const list = JSON.parse(await fs.readFile(file, 'utf8'));
   t.equal(list.plugins.filter((p: { type: string }) => p.type === 'asm-cni').length, 1, 'one entry');
@@ -186,14 +195,10 @@ t.test('a failing pass is retried with backoff, long before the resync interval'
   const { logs } = await start(t, node); // resync is 60s in these tests
   const failures = () => logs().filter((l) => l.step === 'kubeconfig').length;
   t.equal(failures(), 1, 'first pass fails: no token yet');
-  await sleep(1000);
-  const after1s = failures();
-  t.ok(after1s >= 2 && after1s <= 6, `retried with backoff (250, 500, 1000ms...): ${after1s} failures in ~1s`);
+  // Retries at 250, 500, 1000 ms...: three failures long before the 60 s resync (the delays: retryDelay's test).
+  t.ok(await poll(() => failures() >= 3, { timeoutMs: 30_000 }), 'retried with backoff before the resync');
   await fs.writeFile(path.join(node.saDir, 'token'), 'late-token');
-  t.ok(
-    (await waitFor(() => entryLast(path.join(node.netDir, '10-calico.conflist')), 3000)).ok,
-    'installed once the token is there',
-  );
+  t.ok(await poll(() => entryLast(path.join(node.netDir, '10-calico.conflist'))), 'installed once the token is there');
 });
 
 t.test(
@@ -248,17 +253,17 @@ t.test(
       return { status: res.status, text: await res.text() };
     };
     void daemon.reconcileNow();
-    t.ok((await waitFor(async () => (await readyz()).status === 503, HANG)).ok, 'not ready once the token is refused');
+    t.ok(await poll(async () => (await readyz()).status === 503), 'not ready once the token is refused');
     t.match((await readyz()).text, /refuses the plugin's token/);
     t.match(await kubeconfig(), /token: plugin-token-1/, 'nothing better to write yet');
 
     // Recreated: the retry passes mint a new token and rewrite the kubeconfig; the new token is checked at once.
     api.tokenStatus = 200;
-    const replaced = await waitFor(async () => /token: plugin-token-2/.test(await kubeconfig()), HANG);
-    t.ok(replaced.ok, 'kubeconfig rewritten with a new token');
+    const replaced = await poll(async () => /token: plugin-token-2/.test(await kubeconfig()));
+    t.ok(replaced, 'kubeconfig rewritten with a new token');
     t.equal((await fs.stat(node.options.kubeconfigPath)).mode & 0o777, 0o600, 'still 0600');
     const ssr = () => api.requests.filter((q) => q.path.endsWith('/selfsubjectreviews'));
-    t.ok((await waitFor(() => ssr().at(-1)?.auth === 'Bearer plugin-token-2', HANG)).ok, 'the new token is checked');
+    t.ok(await poll(() => ssr().at(-1)?.auth === 'Bearer plugin-token-2'), 'the new token is checked');
     t.equal((await daemon.reconcileNow()).ready, true);
     const text = await metrics.registry.metrics();
     t.match(text, /asm_cni_installer_token_refreshes_total\{reason="initial"\} 1/);
@@ -290,5 +295,5 @@ t.test('a token check that throws is logged and the pass goes on', async (t) => 
   t.equal((await daemon.reconcileNow()).ready, true, 'installed regardless');
   const logged = () =>
     mem.lines().some((l) => l.msg === "could not check the plugin's token" && l.err === 'probe blew up');
-  t.ok((await waitFor(logged, HANG)).ok, 'logged');
+  t.ok(await poll(logged), 'logged');
 });

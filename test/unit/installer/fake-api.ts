@@ -37,6 +37,7 @@ export async function startFakeApi(): Promise<FakeApi> {
     rejectedTokens: new Set(),
     close: async () => {},
   };
+  // eslint-disable-next-line @typescript-eslint/no-misused-promises -- a test server: a throw fails the test run
   const server: Server = createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const payload = await body(req);
@@ -68,7 +69,7 @@ export async function startFakeApi(): Promise<FakeApi> {
       api.pods = api.pods.filter((p) => p !== pod);
       return json(200, pod);
     }
-    if (req.method === 'POST' && (m = /^\/api\/v1\/namespaces\/([^/]+)\/events$/.exec(url.pathname))) {
+    if (req.method === 'POST' && /^\/api\/v1\/namespaces\/[^/]+\/events$/.test(url.pathname)) {
       api.events.push(payload as Record<string, any>);
       return json(201, payload);
     }
@@ -129,7 +130,7 @@ export function pod(
                 ready: false,
                 restartCount: 1,
                 ...validation,
-              } as never,
+              },
             ],
           },
   };

@@ -96,17 +96,4 @@ export async function fakeNode(t: Test, overrides: Partial<InstallerOptions> = {
   return { root, netDir, binDir, saDir, confDir, options };
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` until it returns true or `ms` pass; returns whether it became true and how long it took. */
-export async function waitFor(
-  check: () => Promise<boolean> | boolean,
-  ms: number,
-): Promise<{ ok: boolean; took: number }> {
-  const start = Date.now();
-  for (;;) {
-    if (await check()) return { ok: true, took: Date.now() - start };
-    if (Date.now() - start > ms) return { ok: false, took: Date.now() - start };
-    await sleep(10);
-  }
-}
+export { poll, sleep } from '../../harness/wait.js';

@@ -9,7 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { main, ONCE_MAX_FAILED_PASSES } from '../../../src/installer/main.js';
 import { startFakeApi, pod } from './fake-api.js';
 import { requirePrereq } from '../../harness/prereq.js';
-import { fakeNode, repoRoot, sleep, waitFor, type Node } from './helpers.js';
+import { fakeNode, repoRoot, poll, sleep, type Node } from './helpers.js';
 
 const CALICO = '{"name":"k8s-pod-network","cniVersion":"0.3.1","plugins":[{"type":"calico"}]}\n';
 
@@ -158,8 +158,7 @@ t.test(
     );
     const kcPath = path.join(node.netDir, 'asm-cni-kubeconfig');
     t.ok(
-      (await waitFor(async () => (await fs.readFile(kcPath, 'utf8').catch(() => '')).includes('plugin-token-1'), 3000))
-        .ok,
+      await poll(async () => (await fs.readFile(kcPath, 'utf8').catch(() => '')).includes('plugin-token-1')),
       'kubeconfig carries the TokenRequest token, not the installer token',
     );
     const tr = api.requests.find((r) => r.method === 'POST')!;
@@ -176,7 +175,7 @@ t.test(
       },
       'bound to the Node of NODE_NAME',
     );
-    t.ok((await waitFor(() => api.pods.length === 0, 3000)).ok, 'failed pod repaired');
+    t.ok(await poll(() => api.pods.length === 0), 'failed pod repaired');
     controller.abort();
     t.equal(await running, 0);
     t.match(out.text(), /stopped; binary, kubeconfig and config entry left in place/);
@@ -214,7 +213,7 @@ t.test('the CLI process: SIGTERM stops `run` and leaves everything installed', a
   proc.stdout.on('data', (c) => (log += String(c)));
   proc.stderr.on('data', (c) => (log += String(c)));
   const exit = new Promise<number | null>((resolve) => proc.once('exit', resolve));
-  t.ok((await waitFor(() => log.includes('"msg":"running'), 60000)).ok, `started: ${log.slice(-500)}`);
+  t.ok(await poll(() => log.includes('"msg":"running')), `started: ${log.slice(-500)}`);
   proc.kill('SIGTERM');
   t.equal(await exit, 0, 'clean exit');
   t.ok((await fs.readFile(path.join(node.netDir, '10-calico.conflist'), 'utf8')).includes('asm-cni'), 'entry left');
@@ -247,7 +246,7 @@ t.test('uninstall --uninstall-wait: uninstalls, then reports ready until aborted
       signal: controller.signal,
     },
   );
-  t.ok((await waitFor(() => out.text().includes('waiting for SIGTERM'), 5000)).ok);
+  t.ok(await poll(() => out.text().includes('waiting for SIGTERM')));
   t.equal(await fs.readFile(path.join(node.netDir, '10-calico.conflist'), 'utf8'), CALICO, 'restored');
   t.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
   controller.abort();

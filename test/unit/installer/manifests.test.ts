@@ -11,7 +11,6 @@ import { DEFAULT_CONFIG, parseConfig } from '../../../src/common/shared-config.j
 import { admit } from '../../../src/webhook/core/admit.js';
 import { repoRoot } from './helpers.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 type Obj = {
   apiVersion: string;
   kind: string;
@@ -730,7 +729,7 @@ function inBuildContext(ignore: string, file: string): boolean {
         .replace(/[.+^${}()|[\]\\]/g, '\\$&')
         .replace(/\*\*/g, '\u0000')
         .replace(/\*/g, '[^/]*')
-        .replace(/\u0000/g, '.*')}$`,
+        .replace(/\0/g, '.*')}$`,
     );
   const parts = file.replace(/\/$/, '').split('/');
   const prefixes = parts.map((_, i) => parts.slice(0, i + 1).join('/'));

@@ -14,7 +14,6 @@ import { hostPathOf, renderEntry } from '../../../src/installer/entry.js';
 import { evaluate } from '@marcbachmann/cel-js';
 import { repoRoot } from './helpers.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 const manifests = path.join(repoRoot, 'manifests');
 const dir = path.join(manifests, 'components', 'multus');
 const docs = (file: string): any[] =>

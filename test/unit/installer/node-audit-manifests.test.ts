@@ -7,7 +7,6 @@ import t from 'tap';
 import { parse as parseYaml } from 'yaml';
 import { repoRoot } from './helpers.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 const dir = path.join(repoRoot, 'manifests', 'components', 'node-audit');
 const component = parseYaml(readFileSync(path.join(dir, 'kustomization.yaml'), 'utf8'));
 const patch = parseYaml(readFileSync(path.join(dir, component.patches[0].path), 'utf8'));

@@ -112,7 +112,7 @@ t.test('usage errors name the problem', async (t) => {
   t.equal(parseCommandLine(['run'], { KUBERNETES_SERVICE_HOST: '10.0.0.1' }).options.apiServer, 'https://10.0.0.1:443');
   t.equal(parseCommandLine(['--help'], {}).command, 'help');
   t.equal(parseCommandLine(['help'], {}).command, 'help');
-  t.match(USAGE, /--cni-conf-name VALUE  \[ASM_CNI_CONF_NAME\]/);
+  t.match(USAGE, /--cni-conf-name VALUE {2}\[ASM_CNI_CONF_NAME\]/);
   t.equal(
     parseCommandLine(['run'], { ASM_PLUGIN_IPTABLES_BACKEND: 'legacy' }).options.pluginIptablesBackend,
     'legacy',

@@ -93,18 +93,45 @@ t.test('never throws, whatever the input', async (t) => {
       throw new Error('boom');
     },
   });
+  // The safety net (safety-net.ts): this pod carries istio-init, so a throw refuses it with the error named.
   const out = admit(hostile, config());
-  t.equal(out.allowed, true, 'a throwing getter is admitted unchanged');
+  t.equal(out.allowed, false, 'a throw on a pod with istio-init refuses it');
   t.equal(out.reason, 'internal-error');
   t.same(out.patch, []);
-  t.match(out.warnings[0], /boom/);
+  t.match(out.status, { code: 500, message: /internal error.*istio-init refused.*boom/ });
   const hostileNonError = req();
   Object.defineProperty(hostileNonError.object as Obj, 'spec', {
     get: () => {
+      // eslint-disable-next-line @typescript-eslint/only-throw-error -- what is tested: a throw of a non-Error
       throw 'plain';
     },
   });
-  t.match(admit(hostileNonError, config()).warnings[0], /plain/);
+  t.match(admit(hostileNonError, config()).status?.message, /plain/, 'a thrown non-Error is named too');
+  // Unreadable even for the check (a throwing spec): refused, fail closed.
+  t.equal(admit(hostileNonError, config()).allowed, false);
+  // A pod without istio-init is admitted unchanged, as an outage of the late (failurePolicy Ignore) entries would.
+  const plainPod = req({
+    object: { kind: 'Pod', metadata: { name: 'p', namespace: 'ns' }, spec: { containers: [{ name: 'app' }] } },
+  });
+  Object.defineProperty(plainPod.object as Obj, 'metadata', {
+    get: () => {
+      throw new Error('boom');
+    },
+  });
+  const admitted = admit(plainPod, config());
+  const unprintable = req();
+  Object.defineProperty(unprintable.object as Obj, 'metadata', {
+    get: () => {
+      // eslint-disable-next-line @typescript-eslint/only-throw-error -- what is tested: a throw that cannot be printed
+      throw {
+        toString: () => {
+          throw new Error('no');
+        },
+      };
+    },
+  });
+  t.match(admit(unprintable, config()).status?.message, /unprintable error/);
+  t.match(admitted, { allowed: true, reason: 'internal-error', patch: [], warnings: [/admitted unchanged: boom/] });
 });
 
 t.test('namespace: the request, else the object', async (t) => {

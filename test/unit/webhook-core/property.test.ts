@@ -122,7 +122,7 @@ t.test('generated pods', async (t) => {
       const out = admit(request, cfg);
       if (!wellFormed(out)) throw new Error(`malformed outcome ${JSON.stringify(out)}`);
       if (JSON.stringify(pod) !== JSON.stringify(before)) throw new Error('input mutated');
-      const after = applyOps(pod, out.patch) as Obj; // throws if an op is invalid
+      const after = applyOps<Obj>(pod, out.patch); // throws if an op is invalid
       for (const p of touchedPaths(pod, after)) if (!ALLOWED_PATH.test(p)) throw new Error(`touched ${p}`);
       if (out.decision === 'patched') patched++;
 

@@ -11,10 +11,10 @@ const selection = JSON.parse(readFileSync(vectorsDir + 'selection.json', 'utf8')
 };
 
 // Rows of the README's reason table: | # | condition | `reason` | who |
-const rows = [...readme.matchAll(/^\|\s*([-\d]+)\s*\|[^|]*\|\s*`([a-z-]+)`\s*\|\s*([^|]+?)\s*\|$/gm)].map((m) => ({
+const rows = [...readme.matchAll(/^\| *([-\d]+) *\|[^|]*\| *`([a-z-]+)` *\|([^|]+)\|$/gm)].map((m) => ({
   order: m[1]!,
   reason: m[2]!,
-  who: m[3]!,
+  who: m[3]!.trim(),
 }));
 const reasonsFor = (side: 'webhook' | 'plugin' | 'seed'): Set<string> =>
   new Set(

@@ -54,7 +54,7 @@ async function post(app: ReturnType<typeof setup>['app'], body: unknown) {
     payload: JSON.stringify(body),
     headers: { 'content-type': 'application/json' },
   });
-  return { res, review: res.statusCode === 200 ? (res.json() as Review) : undefined };
+  return { res, review: res.statusCode === 200 ? res.json<Review>() : undefined };
 }
 
 async function counter(metrics: WebhookMetrics, outcome: string, reason: string): Promise<number> {
@@ -355,14 +355,14 @@ t.test(
       });
       t.equal(res.statusCode, c.status, `${c.name}: status ${c.status}`);
       if (c.reason) {
-        const body = res.json() as { statusCode: number; reason: string; message: string };
+        const body = res.json<{ statusCode: number; reason: string; message: string }>();
         t.match(body.reason, c.reason, `${c.name}: reason`);
         t.equal(body.statusCode, c.status);
         t.ok(body.message.length > 10, `${c.name}: a message (${body.message})`);
       }
       if (c.status === 405) t.ok(res.headers.allow, `${c.name}: Allow header`);
       if (c.allowedNoPatch) {
-        const out = res.json() as Review;
+        const out = res.json<Review>();
         t.equal(out.response.allowed, true, `${c.name}: allowed`);
         t.notOk(out.response.patch, `${c.name}: no patch`);
         t.notOk(out.response.patchType, `${c.name}: no patchType`);
@@ -461,7 +461,7 @@ t.test('fuzz: any JSON body, any request shape: a 200 review or a 400, never a 5
         headers: { 'content-type': 'application/json' },
       });
       if (res.statusCode === 200) {
-        const out = res.json() as Review;
+        const out = res.json<Review>();
         const uid = (b as { request: { uid: unknown } }).request.uid;
         return out.response.uid === uid && typeof out.response.allowed === 'boolean';
       }

@@ -44,7 +44,7 @@ async function samples(
     const match = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!match || match[1] !== name) continue;
     const labels: Record<string, string> = {};
-    for (const l of (match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)) labels[l[1]!] = l[2]!;
+    for (const l of (match[2] ?? '').matchAll(/\b(\w+)="([^"]*)"/g)) labels[l[1]!] = l[2]!;
     out.push({ labels, value: Number(match[3]) });
   }
   return out;

@@ -1,7 +1,7 @@
 // Shared by the webhook-server tests: certificates (made by certs/generate.sh), pods from Istio's goldens,
 // AdmissionReview bodies, an in-memory log destination and an HTTPS client.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,7 +11,9 @@ import { parseAllDocuments } from 'yaml';
 import { createLogger, type WebhookLogger } from '../../../src/common/logging.js';
 
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
-export const oracleRoot = process.env.ASM_ISTIO_ORACLES ?? path.resolve(repoRoot, '../shared/oracles/istio');
+export { oraclesDir as oracleRoot } from '../../harness/oracles.js';
+import { oraclesDir as oracleRoot } from '../../harness/oracles.js';
+import { makeLeaf } from '../../harness/certs.js';
 const classic = path.join(oracleRoot, 'inject', 'classic-1.26.8');
 
 export const haveOpenssl = (): boolean => spawnSync('openssl', ['version']).status === 0;
@@ -45,37 +47,10 @@ export function generateCerts(dir: string, extra: string[] = []): CertSet {
 }
 
 /** A client certificate (clientAuth) signed by the CA of a CertSet. */
-export function clientCert(set: CertSet, dir: string): { cert: Buffer; key: Buffer } {
-  const key = path.join(dir, 'client.key');
-  const csr = path.join(dir, 'client.csr');
-  const crt = path.join(dir, 'client.crt');
-  const ext = path.join(dir, 'client.ext');
-  writeFileSync(ext, 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n');
-  const run = (args: string[]) => {
-    const r = spawnSync('openssl', args, { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr}`);
-  };
-  run(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', key]);
-  run(['req', '-new', '-key', key, '-subj', '/CN=kube-apiserver', '-out', csr]);
-  run([
-    'x509',
-    '-req',
-    '-in',
-    csr,
-    '-CA',
-    path.join(set.dir, 'ca.crt'),
-    '-CAkey',
-    set.caKeyFile,
-    '-set_serial',
-    '7',
-    '-days',
-    '2',
-    '-extfile',
-    ext,
-    '-out',
-    crt,
-  ]);
-  return { cert: readFileSync(crt), key: readFileSync(key) };
+export async function clientCert(set: CertSet, dir: string): Promise<{ cert: Buffer; key: Buffer }> {
+  const ca = { certFile: path.join(set.dir, 'ca.crt'), keyFile: set.caKeyFile };
+  const leaf = await makeLeaf(dir, ca, 'kube-apiserver', 'client');
+  return { cert: Buffer.from(leaf.cert), key: Buffer.from(leaf.key) };
 }
 
 export { AtomicDir } from '../../harness/atomic-volume.js';
@@ -229,23 +204,7 @@ export function httpsRequest(
   });
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Polls until check() returns a truthy value or the time is up. */
-export async function eventually<T>(check: () => Promise<T> | T, ms = 8000, every = 50): Promise<NonNullable<T>> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v) return v as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms${last ? `: ${String(last)}` : ''}`);
-    await sleep(every);
-  }
-}
+export { eventually, sleep } from '../../harness/wait.js';
 
 export function decodePatch(response: { patch?: string }): unknown[] {
   return response.patch ? (JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as unknown[]) : [];

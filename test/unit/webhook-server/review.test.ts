@@ -5,7 +5,6 @@ import {
   allowed,
   denied,
   encodeReview,
-  errored,
   fromOutcome,
   handle,
   parseReview,
@@ -47,7 +46,7 @@ t.test('response helpers and the v1 envelope', async (t) => {
     status: { code: 403, message: 'no', reason: 'Forbidden' },
   });
   t.same(denied('u', 400, 'bad', ['w']).warnings, ['w']);
-  t.match(errored('u', 500, 'text'), { allowed: false, status: { code: 500, message: /internal error: text/ } });
+  t.same(denied('u', 500, 'bug').status, { code: 500, message: 'bug', reason: 'InternalError' });
   const env = toReview(patched('u', [op], ['careful']));
   t.same(env, {
     apiVersion: 'admission.k8s.io/v1',
@@ -89,7 +88,7 @@ t.test('encodeReview writes exactly JSON.stringify(toReview(res)) for every kind
     patched('u', [], ['empty patch, warning only']),
     denied('u', 400, 'annotation x has "bad" value', ['w']),
     denied('u', 403, 'no'),
-    errored('u', 500, new Error('boom')),
+    denied('u', 500, 'asm-cni webhook internal error: boom'),
     { uid: 'u', allowed: true, patch: [], warnings: [] },
   ];
   for (const res of cases) {
@@ -116,12 +115,27 @@ t.test('handle maps outcomes; a patched decision with no ops counts as skipped',
     reason: 'selected',
   }));
   t.match(p, { outcome: 'patched', response: { patch: [op] } });
-  const bad = handle({ uid: 'u' }, DEFAULT_CONFIG, () => undefined as never);
+  // The safety net (safety-net.ts): a pod with istio-init is refused, anything else admitted unchanged.
+  const meshed = { uid: 'u', object: { spec: { initContainers: [{ name: 'istio-init' }] } } };
+  const bad = handle(meshed, DEFAULT_CONFIG, () => undefined as never);
   t.match(
     bad,
-    { outcome: 'error', reason: 'internal-error', response: { uid: 'u', allowed: false } },
-    'a malformed outcome is an error, not a crash',
+    {
+      outcome: 'error',
+      reason: 'internal-error',
+      response: { uid: 'u', allowed: false, status: { code: 500, reason: 'InternalError' } },
+    },
+    'a malformed outcome for a pod with istio-init: refused, counted as an error, not a crash',
   );
+  const plain = handle({ uid: 'u', object: { spec: {} } }, DEFAULT_CONFIG, () => {
+    throw new Error('boom');
+  });
+  t.match(
+    plain,
+    { outcome: 'error', reason: 'internal-error', response: { uid: 'u', allowed: true, warnings: [/boom/] } },
+    'a throw for a pod without istio-init: admitted unchanged with a warning',
+  );
+  t.notOk(plain.response.patch, 'no patch');
 });
 
 t.test('metrics: counters by outcome and reason, latency histogram, own registry', async (t) => {

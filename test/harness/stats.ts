@@ -1,4 +1,5 @@
-// Order statistics over latency samples. Nearest-rank percentiles: every reported figure is a latency that was observed.
+// Order statistics over latency samples, for bench and soak. Nearest-rank percentiles: every reported figure is a
+// latency that was observed.
 
 export interface Summary {
   count: number;
@@ -51,4 +52,10 @@ export function percentileCurve(samples: ArrayLike<number>): Array<[number, numb
 
 export function ratio(ours: number, floor: number, digits = 3): number {
   return Number((ours / floor).toFixed(digits));
+}
+
+/** n rounded to `digits` decimals, for figures in reports. */
+export function round(n: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
 }

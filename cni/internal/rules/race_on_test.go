@@ -1,6 +1,0 @@
-//go:build race
-
-package rules
-
-// raceEnabled: the race detector makes sync.Pool drop items on purpose, so allocation counts mean nothing.
-const raceEnabled = true
