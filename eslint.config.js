@@ -1,6 +1,9 @@
-// ESLint flat config: typescript-eslint with type information over every TypeScript file of the project, plus
-// eslint-plugin-regexp as the ReDoS gate (every user-controlled input has bounded cost). `npm run lint`.
+// ESLint flat config: typescript-eslint with type information over every TypeScript file of the project, plus the
+// ReDoS gates (every user-controlled input has bounded cost): eslint-plugin-regexp's rules everywhere, and recheck's
+// analysis (eslint-plugin-redos) over the product, which also finds the polynomial backtracking regexp's rules miss
+// (the quadratic status-annotation pattern of issue 11). `npm run lint`.
 import js from '@eslint/js';
+import redos from 'eslint-plugin-redos';
 import regexp from 'eslint-plugin-regexp';
 import tseslint from 'typescript-eslint';
 
@@ -43,6 +46,12 @@ export default tseslint.config(
         },
       ],
     },
+  },
+  {
+    // Only the product handles user input; in tests recheck flags unanchored `.*` in assertions on our own output.
+    files: ['src/**'],
+    plugins: { redos },
+    rules: { 'redos/no-vulnerable': 'error' },
   },
   {
     // Tests, harness, bench and soak read JSON from HTTP answers, child processes and files and assert on it: typing

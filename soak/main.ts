@@ -9,6 +9,7 @@ import { repoRoot } from './lib/reviews.js';
 import { settings } from './settings.js';
 import { webhookLoadSuite } from './suites/webhook-load.js';
 import { webhookAbuseSuite } from './suites/webhook-abuse.js';
+import { webhookLargeSuite } from './suites/webhook-large.js';
 import { webhookTlsSuite } from './suites/webhook-tls.js';
 import { pluginSuite } from './suites/plugin.js';
 import { installerSuite } from './suites/installer.js';
@@ -16,6 +17,7 @@ import { installerSuite } from './suites/installer.js';
 const suites: Record<string, (r: Report) => Promise<void>> = {
   'webhook-load': webhookLoadSuite,
   'webhook-abuse': webhookAbuseSuite,
+  'webhook-large': webhookLargeSuite,
   'webhook-tls': webhookTlsSuite,
   plugin: pluginSuite,
   installer: installerSuite,

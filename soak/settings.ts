@@ -39,9 +39,17 @@ export interface Settings {
   installerLanes: number;
   burstWrites: number;
   quietMs: number;
+  largeReviewBytes: number;
+  largeConcurrency: number;
+  largeRounds: number;
+  /** how long a large review may be retried after 429s before it counts as unanswered */
+  largeDeadlineMs: number;
+  craftedBytes: number;
+  craftedRounds: number;
+  craftedRatioBound: number;
 }
 
-export const ALL_SUITES = ['webhook-load', 'webhook-abuse', 'webhook-tls', 'plugin', 'installer'];
+export const ALL_SUITES = ['webhook-load', 'webhook-abuse', 'webhook-large', 'webhook-tls', 'plugin', 'installer'];
 
 let cached: Settings | undefined;
 export function settings(): Settings {
@@ -84,6 +92,15 @@ export function settings(): Settings {
     burstWrites: num('SOAK_BURST_WRITES', 100),
     // longer than the installer's default resync interval (5 s), so a resync that rewrites would show
     quietMs: num('SOAK_QUIET_MS', 7000),
+    // issue 11: 2.9 MB reviews, 32 at a time, the big istio-init env copied back by the patch
+    largeReviewBytes: num('SOAK_LARGE_REVIEW_BYTES', 2_900_000),
+    largeConcurrency: num('SOAK_LARGE_CONCURRENCY', 32),
+    largeRounds: num('SOAK_LARGE_ROUNDS', 3),
+    largeDeadlineMs: num('SOAK_LARGE_DEADLINE_MS', 120_000),
+    craftedBytes: num('SOAK_CRAFTED_BYTES', 3_000_000),
+    craftedRounds: num('SOAK_CRAFTED_ROUNDS', 5),
+    // generous: the crafted review is expected to be cheaper (not rewritten); before the fix it was minutes
+    craftedRatioBound: num('SOAK_CRAFTED_RATIO_BOUND', 5),
   };
   return cached;
 }

@@ -25,8 +25,8 @@ function perReview(n: number, f: (i: number) => void): number {
 }
 
 export async function logicCost(distDir: string, payloads: readonly ReviewPayload[], n = 30000): Promise<LogicCost> {
-  const { admit } = (await import(pathToFileURL(`${distDir}/webhook/admit.js`).href)) as { admit: AdmitFn };
-  const { DEFAULT_CONFIG } = (await import(pathToFileURL(`${distDir}/config/shared-config.js`).href)) as {
+  const { admit } = (await import(pathToFileURL(`${distDir}/webhook/core/admit.js`).href)) as { admit: AdmitFn };
+  const { DEFAULT_CONFIG } = (await import(pathToFileURL(`${distDir}/common/shared-config.js`).href)) as {
     DEFAULT_CONFIG: unknown;
   };
   const bodies = payloads.map((p) => Buffer.from(p.body));

@@ -76,7 +76,8 @@ interface Target {
   server: Server;
   verify: 'uid' | 'patch';
   max: MaxResult[];
-  rate: Array<{ r: OpenLoopResult; cpu: number }>;
+  /** Open-loop runs by offered rate. */
+  rate: Map<number, Array<{ r: OpenLoopResult; cpu: number }>>;
   /** Reviews this server answered so far (warm-up and sanity checks included): the count behind the RSS figure. */
   served: number;
   warmErrors: number;
@@ -191,8 +192,23 @@ async function fixedRate(
     payloads,
     verify: t.verify,
   });
-  t.rate.push({ r, cpu: cpuSeconds(t.server.pid) - cpu0 });
+  const runs = t.rate.get(rate) ?? [];
+  runs.push({ r, cpu: cpuSeconds(t.server.pid) - cpu0 });
+  t.rate.set(rate, runs);
   t.served += r.completed + r.non2xx + r.connErrors;
+}
+
+/**
+ * The offered rates of the latency runs: shares of asm-cni's own measured maximum, so that no rate is above what it
+ * carries on this machine (above it, p99 measures a growing queue, not latency), plus a fixed realistic rate where
+ * it is below the highest share. Both servers get the same rates.
+ */
+export const RATE_SHARES = [0.25, 0.5, 0.75] as const;
+export const REALISTIC_RATE = 500;
+export function offeredRates(capacity: number): number[] {
+  const rates = RATE_SHARES.map((f) => Math.max(1, Math.round(capacity * f)));
+  if (REALISTIC_RATE <= rates[rates.length - 1]!) rates.push(REALISTIC_RATE);
+  return [...new Set(rates)].sort((a, b) => a - b);
 }
 
 function combineRate(runs: Array<{ r: OpenLoopResult; cpu: number }>): RateResult {
@@ -275,23 +291,6 @@ async function main(): Promise<void> {
   let metricsPort = 0;
   let webhookLog = '';
   try {
-    // (b) the floor: a plain node:https server, same certificate.
-    const floorPort = await freePort();
-    const floor = startServer(
-      'floor',
-      [
-        process.execPath,
-        join(import.meta.dirname, 'floor-webhook.js'),
-        '--port',
-        String(floorPort),
-        '--cert',
-        certs.certFile,
-        '--key',
-        certs.keyFile,
-      ],
-      { cpu: CFG.serverCpu, logFile: join(work, 'floor.log'), port: floorPort },
-    );
-    targets.push({ server: floor, verify: 'uid', max: [], rate: [], served: 0, warmErrors: 0 });
     if (withProduct) {
       // (a) the webhook as shipped: built JS, NODE_ENV=production, default (info) log level, logs to a file as a
       // container runtime would keep them.
@@ -331,8 +330,54 @@ async function main(): Promise<void> {
         port,
         env: { ...process.env, NODE_ENV: 'production', NODE_OPTIONS: nodeOptions },
       });
-      targets.push({ server, verify: 'patch', max: [], rate: [], served: 0, warmErrors: 0 });
+      targets.push({ server, verify: 'patch', max: [], rate: new Map(), served: 0, warmErrors: 0 });
     }
+    // The fair floor answers each review with asm-cni's own answer to it (the bytes any webhook must send).
+    let responsesFile: string | undefined;
+    if (withProduct) {
+      const product = targets[0]!;
+      try {
+        await waitReady(product.server, CFG.path, certs.ca, payloads[2]!.body);
+      } catch (e) {
+        if (existsSync(webhookLog)) log(`webhook log (tail):\n${readFileSync(webhookLog, 'utf8').slice(-2000)}`);
+        throw e;
+      }
+      const answers: Array<{ uid: string; body: string }> = [];
+      for (const p of payloads)
+        answers.push({ uid: p.uid, body: await waitReady(product.server, CFG.path, certs.ca, p.body) });
+      product.served += payloads.length;
+      responsesFile = join(work, 'responses.json');
+      writeFileSync(responsesFile, JSON.stringify(answers));
+      result.floorAnswers = 'asm-cni';
+    } else {
+      result.floorAnswers = 'fixed allowed review';
+    }
+    // (b) the floor: a plain node:https server, same certificate.
+    const floorPort = await freePort();
+    const floor = startServer(
+      'floor',
+      [
+        process.execPath,
+        join(import.meta.dirname, 'floor-webhook.js'),
+        '--port',
+        String(floorPort),
+        '--cert',
+        certs.certFile,
+        '--key',
+        certs.keyFile,
+        ...(responsesFile ? ['--responses', responsesFile] : []),
+      ],
+      { cpu: CFG.serverCpu, logFile: join(work, 'floor.log'), port: floorPort },
+    );
+    // targets[0] is the floor, targets[1] the product, in every loop below.
+    targets.unshift({
+      server: floor,
+      verify: responsesFile ? 'patch' : 'uid',
+      max: [],
+      rate: new Map(),
+      served: 0,
+      warmErrors: 0,
+    });
     try {
       for (const t of targets) {
         try {
@@ -365,19 +410,44 @@ async function main(): Promise<void> {
         }
       }
       const floorMax = combineMax(targets[0]!.max);
-      const rate = Math.max(1, Math.round(floorMax.reqPerSec / 2));
-      for (let i = 0; i < rounds; i++) {
-        for (const t of targets) {
-          await fixedRate(t, certs, payloads, rate, CFG.rateSec / rounds);
-          const last = t.rate[t.rate.length - 1]!.r;
-          log(
-            `${t.server.name}: ${rate} req/s round ${i + 1}/${rounds}: ${last.completed} answered, ${last.non2xx + last.connErrors} errors, ${last.mismatches} wrong answers`,
-          );
+      const capacity = withProduct ? combineMax(targets[1]!.max).reqPerSec : floorMax.reqPerSec;
+      const rates = offeredRates(capacity);
+      const half = rates.find((r) => r === Math.max(1, Math.round(capacity * 0.5)))!;
+      log(
+        `latency runs at ${rates.join(', ')} req/s (25/50/75 % of ${withProduct ? "asm-cni's" : "the floor's"} max ${capacity})`,
+      );
+      for (const rate of rates) {
+        for (let i = 0; i < rounds; i++) {
+          for (const t of targets) {
+            await fixedRate(t, certs, payloads, rate, CFG.rateSec / rounds);
+            const runs = t.rate.get(rate)!;
+            const last = runs[runs.length - 1]!.r;
+            log(
+              `${t.server.name}: ${rate} req/s round ${i + 1}/${rounds}: ${last.completed} answered, ${last.non2xx + last.connErrors} errors, ${last.mismatches} wrong answers`,
+            );
+          }
         }
       }
-      const summaries = targets.map((t) => ({ max: combineMax(t.max), rate: combineRate(t.rate) }));
+      const rate = half;
+      const summaries = targets.map((t) => ({ max: combineMax(t.max), rate: combineRate(t.rate.get(half)!) }));
+      const byRate = rates.map((r) => ({
+        offeredRate: r,
+        shareOfCapacity: Number((r / capacity).toFixed(2)),
+        floor: combineRate(targets[0]!.rate.get(r)!),
+        webhook: withProduct ? combineRate(targets[1]!.rate.get(r)!) : null,
+      }));
+      const rateErrors = (i: number): number =>
+        byRate.reduce(
+          (a, b) => a + (i === 0 ? b.floor : b.webhook!).errors + (i === 0 ? b.floor : b.webhook!).mismatches,
+          0,
+        );
+      result.rates = byRate.map((b) => ({
+        ...b,
+        p50Ratio: b.webhook ? ratio(b.webhook.latencyMs.p50, b.floor.latencyMs.p50) : null,
+        p99Ratio: b.webhook ? ratio(b.webhook.latencyMs.p99, b.floor.latencyMs.p99) : null,
+      }));
       const fl = summaries[0]!;
-      result.floor = { ...fl, errors: fl.max.errors + fl.rate.errors + fl.rate.mismatches + targets[0]!.warmErrors };
+      result.floor = { ...fl, errors: fl.max.errors + rateErrors(0) + targets[0]!.warmErrors };
       log(
         `floor: max ${fl.max.reqPerSec} req/s; at ${rate} req/s p50 ${fl.rate.latencyMs.p50} ms p99 ${fl.rate.latencyMs.p99} ms`,
       );
@@ -401,13 +471,14 @@ async function main(): Promise<void> {
           ...ours,
           logicCpuUsPerReview: logic,
           memory: { reviews: t.served, rssStartMB: rssStart!.rss, rssMB: mem.rss, peakMB: mem.peak },
-          errors: t.warmErrors + ours.max.errors + ours.rate.errors + ours.rate.mismatches + (top?.errors ?? 0),
+          errors: t.warmErrors + ours.max.errors + rateErrors(1) + (top?.errors ?? 0),
           metrics,
           logBytes: statSync(webhookLog).size,
         };
         result.ratios = {
           webhookThroughputRatio: ratio(ours.max.reqPerSec, fl.max.reqPerSec),
-          webhookP99Ratio: ratio(ours.rate.latencyMs.p99, fl.rate.latencyMs.p99),
+          // The worst pair over the offered rates: the target holds at every load both carry.
+          webhookP99Ratio: Math.max(...byRate.map((b) => ratio(b.webhook!.latencyMs.p99, b.floor.latencyMs.p99))),
           webhookP50Ratio: ratio(ours.rate.latencyMs.p50, fl.rate.latencyMs.p50),
           webhookCpuPerReviewRatio: ratio(ours.max.cpuUsPerReview, fl.max.cpuUsPerReview),
           // What the throughput ratio is on dedicated cores when the servers, not the client, are the limit.

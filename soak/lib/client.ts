@@ -11,6 +11,8 @@ export interface CallResult {
   retries: number;
   retryCauses: string[];
   error?: string;
+  /** the Retry-After header of a 429 or 503 */
+  retryAfter?: string;
 }
 
 const RETRYABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ECONNABORTED']);
@@ -79,7 +81,14 @@ export class AdmissionClient {
           gotResponse = true;
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => done({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+          const retryAfter = res.headers['retry-after'];
+          res.on('end', () =>
+            done({
+              status: res.statusCode ?? 0,
+              body: Buffer.concat(chunks).toString('utf8'),
+              ...(retryAfter === undefined ? {} : { retryAfter }),
+            }),
+          );
           res.on('error', (err) => done({ status: 0, body: '', error: `response: ${err.message}` }));
         },
       );

@@ -8,6 +8,8 @@ import { repoRoot } from './reviews.js';
 
 export interface DeploymentLimits {
   nodeOptions?: string;
+  /** glibc malloc tuning of the container (how much freed memory stays in the process) */
+  glibcTunables?: string;
   memoryLimitMiB?: number;
   source: string;
 }
@@ -37,9 +39,14 @@ export function webhookDeploymentLimits(): DeploymentLimits {
         (doc.spec?.template?.spec?.containers ?? []).find((x: any) => String(x?.command ?? '').includes('webhook')) ??
         doc.spec?.template?.spec?.containers?.[0];
       if (!c) continue;
-      const nodeOptions = (c.env ?? []).find((e: any) => e?.name === 'NODE_OPTIONS')?.value;
+      const env = (name: string): string | undefined => (c.env ?? []).find((e: any) => e?.name === name)?.value;
       const limit = c.resources?.limits?.memory;
-      return { nodeOptions, memoryLimitMiB: limit ? mib(String(limit)) : undefined, source };
+      return {
+        nodeOptions: env('NODE_OPTIONS'),
+        glibcTunables: env('GLIBC_TUNABLES'),
+        memoryLimitMiB: limit ? mib(String(limit)) : undefined,
+        source,
+      };
     }
   } catch {
     /* no manifests: defaults */
@@ -60,4 +67,22 @@ export function webhookTimeoutSeconds(): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The webhook container's liveness probe: how long /healthz may take, and how many failures in a row restart it. */
+export function webhookLivenessProbe(): { timeoutSeconds: number; failureThreshold: number } {
+  // Kubernetes' defaults when the manifest does not say
+  const probe = { timeoutSeconds: 1, failureThreshold: 3 };
+  try {
+    for (const d of parseAllDocuments(readFileSync(join(repoRoot, 'manifests/base/webhook-deployment.yaml'), 'utf8'))) {
+      const doc = d.toJS() as any;
+      if (doc?.kind !== 'Deployment') continue;
+      const p = doc.spec?.template?.spec?.containers?.[0]?.livenessProbe ?? {};
+      if (typeof p.timeoutSeconds === 'number') probe.timeoutSeconds = p.timeoutSeconds;
+      if (typeof p.failureThreshold === 'number') probe.failureThreshold = p.failureThreshold;
+    }
+  } catch {
+    /* no manifests: defaults */
+  }
+  return probe;
 }

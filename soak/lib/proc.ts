@@ -1,6 +1,6 @@
 // Child processes, temp dirs and other things the soak creates, and their removal even when a check fails.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { openSync, closeSync, mkdtempSync, rmSync } from 'node:fs';
+import { openSync, closeSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -92,5 +92,17 @@ export function track(proc: ChildProcess): Child {
 
 export { run, runOk as mustRun } from '../../test/harness/proc.js';
 
-/** Resident set size of a process in MiB (undefined once it is gone). */
-export const rssMiB = (pid: number): number | undefined => memoryMiB(pid)?.rss;
+/**
+ * Resident set size of a process in MiB, from /proc (undefined once it is gone); VmHWM is its peak so far, RssAnon the
+ * anonymous part (what the kernel cannot reclaim without swap; file pages such as node's own binary it can).
+ */
+export function rssMiB(pid: number, field: 'VmRSS' | 'VmHWM' | 'RssAnon' = 'VmRSS'): number | undefined {
+  if (field === 'VmRSS') return memoryMiB(pid)?.rss;
+  if (field === 'VmHWM') return memoryMiB(pid)?.peak;
+  try {
+    const m = /RssAnon:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -23,6 +23,10 @@ export interface WebhookOptions {
   ca: string;
   clientCert?: { cert: string; key: string };
   readyTimeoutMs?: number;
+  /** more serve flags */
+  extraArgs?: string[];
+  /** wraps the command line, e.g. to start it inside a memory cgroup (lib/cgroup.ts) */
+  wrap?: (cmd: string, args: string[]) => { cmd: string; args: string[] };
 }
 
 export interface WebhookInstance {
@@ -60,14 +64,18 @@ export async function startWebhook(o: WebhookOptions): Promise<WebhookInstance> 
   ];
   if (o.configFile) args.push('--config', o.configFile);
   if (o.clientCaFile) args.push('--client-ca', o.clientCaFile);
+  if (o.extraArgs) args.push(...o.extraArgs);
   const logFile = join(o.logDir, `${o.name}.log`);
   const started = performance.now();
-  // the heap sizing the Deployment gives the container (SOAK_NODE_OPTIONS overrides)
-  const nodeOptions = process.env.SOAK_NODE_OPTIONS ?? webhookDeploymentLimits().nodeOptions;
+  // the heap sizing and malloc tuning the Deployment gives the container (SOAK_NODE_OPTIONS, SOAK_GLIBC_TUNABLES override)
+  const deployment = webhookDeploymentLimits();
+  const nodeOptions = process.env.SOAK_NODE_OPTIONS ?? deployment.nodeOptions;
+  const glibcTunables = process.env.SOAK_GLIBC_TUNABLES ?? deployment.glibcTunables;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     NODE_ENV: 'production',
     ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+    ...(glibcTunables ? { GLIBC_TUNABLES: glibcTunables } : {}),
   };
   for (const k of [
     'ASM_WEBHOOK_PORT',
@@ -79,7 +87,8 @@ export async function startWebhook(o: WebhookOptions): Promise<WebhookInstance> 
     'ASM_WEBHOOK_HOST',
   ])
     delete env[k];
-  const child = startLogged(process.execPath, args, logFile, { env, cwd: repoRoot });
+  const cmd = o.wrap ? o.wrap(process.execPath, args) : { cmd: process.execPath, args };
+  const child = startLogged(cmd.cmd, cmd.args, logFile, { env, cwd: repoRoot });
   const ready = await Promise.race([
     waitFor(() => probeReady(port, o.ca, 1000, o.clientCert), o.readyTimeoutMs ?? 20_000, 100),
     child.exited.then(() => false as const),

@@ -16,6 +16,7 @@ import { body, loadCorpus, newUid, reviewFor, type ReviewTemplate } from '../lib
 import { round, sleep, waitFor } from '../lib/stats.js';
 import {
   histogramQuantileMs,
+  metricSum,
   metricsText,
   rssOf,
   servedFingerprint,
@@ -304,20 +305,7 @@ function readyzStatus(port: number, ca: string): Promise<number> {
   });
 }
 
-/** Sum of every metric sample that counts failed config reloads (asm_cni_webhook_config_reload_failures_total, or a config reload counter with a failure label). */
+/** Failed config reloads, from the webhook's counter (metricSum parses the exposition without backtracking). */
 function reloadFailures(text: string): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const m = /^([^\s{]*)(\{[^}]*\})?\s+(\S+)$/.exec(line);
-    if (!m) continue;
-    const name = m[1]!;
-    const labels = m[2] ?? '';
-    if (
-      /config.*reload/.test(name) &&
-      (/fail|error/.test(name) || /(result|outcome|status)="(fail|error|invalid)/.test(labels))
-    )
-      sum += Number(m[3]);
-  }
-  return sum;
+  return metricSum(text, 'asm_cni_webhook_config_reload_failures_total');
 }

@@ -21,15 +21,21 @@ bases=$(dirname "$(bash "$here/bases.sh" --env-file)")
 
 run=$(mktemp -d "${TMPDIR:-/tmp}/asm-cni-buildkit-XXXXXX")
 sock="$run/buildkitd.sock"
+# The build cache persists in the user's cache dir (layers of unchanged steps are reused by the next build); one
+# buildkitd at a time uses it.
+state="${XDG_CACHE_HOME:-$HOME/.cache}/asm-cni/buildkit-state"
+mkdir -p "$state"
+exec 8>"$state.lock"
+flock 8
 cleanup() {
   if [[ -n "${pid:-}" ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-  # buildkitd's OCI worker leaves overlay mounts under its root while a build runs; unmount before removing
-  grep -o " $run/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  # buildkitd's OCI worker leaves overlay mounts under its root while a build runs; unmount before leaving
+  grep -oE " ($run|$state)/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$run"
 }
 trap cleanup EXIT
-log "starting buildkitd (root $run/root)"
-"$bin/buildkitd" --root "$run/root" --addr "unix://$sock" --oci-worker=true --containerd-worker=false \
+log "starting buildkitd (state $state)"
+"$bin/buildkitd" --root "$state" --addr "unix://$sock" --oci-worker=true --containerd-worker=false \
   --oci-worker-binary="$(command -v runc)" --oci-worker-net=host >"$run/buildkitd.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 600); do

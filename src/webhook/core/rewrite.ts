@@ -102,13 +102,37 @@ export function validationContainer(init: JsonObject, ids: { uid: number; gid: n
   };
 }
 
-/** Fact 4: the status annotation lists istio-validation instead of istio-init. Textual, so Go's formatting stays byte-exact. */
+/** Go's json.Marshal escapes these (HTML safety, JavaScript line terminators); JSON.stringify does not. */
+const GO_ESCAPED = /[<>&\u2028\u2029]/g;
+const goEscape = (c: string): string => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+
+/**
+ * Fact 4: the status annotation lists istio-validation instead of istio-init. The value is user-controlled and may be
+ * megabytes long (mutating admission runs before the API server's annotation size check), so it is parsed once with
+ * the native JSON parser, linear in its length, and never searched with a pattern. It is written back as Go's
+ * json.Marshal writes it, as Istio does: Istio's own value (compact, keys in struct order) comes back byte-exact.
+ * Undefined when the value is not a JSON object whose `initContainers` lists istio-init.
+ */
 export function rewriteStatus(status: string): string | undefined {
-  const m = /"initContainers"\s*:\s*\[[^\]]*\]/.exec(status);
-  if (m === null || !m[0].includes(`"${ISTIO_INIT}"`)) return undefined;
-  // Swapping one quoted name inside the list keeps the JSON exactly as valid as it was: no re-parse per review.
-  const replaced = m[0].replace(`"${ISTIO_INIT}"`, `"${ISTIO_VALIDATION}"`);
-  return status.slice(0, m.index) + replaced + status.slice(m.index + m[0].length);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(status);
+  } catch {
+    return undefined;
+  }
+  const obj = asObject(parsed);
+  const inits: unknown = obj?.initContainers;
+  if (!Array.isArray(inits)) return undefined;
+  const names = inits as unknown[];
+  const at = names.indexOf(ISTIO_INIT);
+  if (at < 0) return undefined;
+  // The first istio-init becomes istio-validation in its place; one already listed (a pod injected twice) goes, as
+  // the rewrite keeps a single istio-validation init container.
+  const initContainers = names
+    .map((name, i) => (i === at ? ISTIO_VALIDATION : name))
+    .filter((name, i) => i === at || name !== ISTIO_VALIDATION);
+  const next = { ...obj, initContainers };
+  return JSON.stringify(next).replace(GO_ESCAPED, goEscape);
 }
 
 export type NetworksResult = { value: string } | { unchanged: true } | { problem: AnnotationProblem };

@@ -11,15 +11,39 @@ import Fastify, {
 } from 'fastify';
 import type { SharedConfig } from '../../common/shared-config.js';
 import type { Logger } from '../../common/logging.js';
+import { InFlightBudget, reservedBytes } from './in-flight.js';
 import { WebhookMetrics } from './metrics.js';
 import { type AdmissionRequest, type AdmitFn, encodeReview, handle, parseReview } from '../core/review.js';
 
 /**
- * 8 MiB. The API server refuses request bodies over 3 MiB (and etcd stores at most 1.5 MiB per object), and an
- * AdmissionReview carries the object plus, for UPDATE, oldObject: two maximal pods and the envelope stay under this.
- * Anything larger cannot be a real review, so it is refused (413) before it costs memory.
+ * 6 MiB. The API server refuses request bodies over 3 MiB (MaxRequestBodyBytes, not configurable by flag), so no
+ * object it admits was larger than that when it arrived. The review it sends us re-encodes that object as JSON (a
+ * protobuf request grows doing so), with the managedFields it added before admission (they mirror the object's field
+ * set) and the envelope. Our entries are registered for CREATE only, so there is no oldObject. Twice the request limit
+ * covers that; anything larger cannot come from the API server and is refused (413) before it is buffered further.
  */
-export const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
+export const DEFAULT_BODY_LIMIT = 6 * 1024 * 1024;
+
+/**
+ * 4 MiB of review bodies in flight at once: one review near the API server's 3 MiB request limit (with a few ordinary
+ * ones beside it), or hundreds of ordinary reviews of a few KiB. A review costs several times its size in memory
+ * until it is answered, and answering two large ones at once is no faster on one event loop than one after the
+ * other; this keeps a burst of large reviews inside the Deployment's 256Mi memory limit (measured by npm run soak,
+ * bench/soak.json). A review beyond it waits (DEFAULT_IN_FLIGHT_WAIT_MS), then gets 429 with Retry-After, which the
+ * API server's client (client-go's rest client: checkWait in with_retry.go) honours and retries within the webhook's
+ * timeout.
+ */
+export const DEFAULT_MAX_IN_FLIGHT_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A review that does not fit waits up to 1 s, unread, for reviews ahead of it to be answered (a 2.9 MB review takes
+ * tens of milliseconds): a burst is served in order instead of bouncing. Then 429: a refused review still has time for
+ * a retry within the shortest timeoutSeconds of our webhook entries (3 s).
+ */
+export const DEFAULT_IN_FLIGHT_WAIT_MS = 1000;
+
+/** Seconds a refused client waits before retrying: the API server's client caps its wait by the call's deadline. */
+const RETRY_AFTER_SECONDS = '1';
 
 /**
  * The API server calls webhooks through Go's net/http with client-go's transport defaults: idle keep-alive
@@ -54,6 +78,10 @@ export interface AppOptions {
   /** TLS options for the node:https server; absent for inject()-only tests. */
   https?: HttpsServerOptions;
   bodyLimit?: number;
+  /** Review bytes in flight at once (see DEFAULT_MAX_IN_FLIGHT_BYTES). */
+  maxInFlightBytes?: number;
+  /** How long a review waits for room in the budget before it is refused (ms). */
+  inFlightWaitMs?: number;
   keepAliveTimeout?: number;
   requestTimeout?: number;
   headersTimeout?: number;
@@ -85,8 +113,10 @@ const STATUS_TEXT: Record<number, string> = {
   404: 'Not Found',
   405: 'Method Not Allowed',
   408: 'Request Timeout',
+  411: 'Length Required',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
 };
 
 function sendError(reply: FastifyReply, statusCode: number, reason: string, message: string): FastifyReply {
@@ -114,6 +144,9 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   const metrics = opts.metrics ?? new WebhookMetrics({ defaultMetrics: false });
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const draining = opts.draining ?? (() => false);
+  const budget = new InFlightBudget(opts.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES);
+  const waitMs = opts.inFlightWaitMs ?? DEFAULT_IN_FLIGHT_WAIT_MS;
+  metrics.observeInFlight(budget);
   const app = Fastify({
     ...(opts.https ? { https: opts.https } : {}),
     loggerInstance: log as FastifyBaseLogger,
@@ -209,7 +242,42 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       .send(ready ? 'ready\n' : 'not ready\n');
   });
 
-  app.post('/mutate', (request, reply) => {
+  // The budget is taken before the body is read, so a refusal costs no buffering, and given back when the answer is
+  // written or the connection is gone ('close' follows 'finish', and comes alone on an abort).
+  const reserve = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (request.headers['content-length'] === undefined && request.headers['transfer-encoding'] !== undefined) {
+      // The API server always declares the length (client-go sends the encoded review from memory); a body of unknown
+      // size could only be budgeted at the body limit, which would stall every other review while it arrives.
+      metrics.recordReview('error', 'length-required', reply.elapsedTime / 1000);
+      log.warn({ reason: 'length-required' }, 'review refused');
+      return sendError(reply, 411, 'length-required', 'a review must declare its Content-Length');
+    }
+    const bytes = reservedBytes(request.headers['content-length'], bodyLimit);
+    let holding = false;
+    let closed = false;
+    reply.raw.once('close', () => {
+      closed = true;
+      if (holding) budget.release(bytes);
+    });
+    const waited = performance.now();
+    if (await budget.acquire(bytes, waitMs)) {
+      // A client that left while it waited: its share goes back at once.
+      if (closed) budget.release(bytes);
+      else holding = true;
+      return;
+    }
+    const message =
+      `${budget.reviews} reviews (${budget.bytes} bytes) are in flight and this one (${bytes} bytes) would exceed ` +
+      `the limit of ${budget.limitBytes} bytes for ${Math.round(performance.now() - waited)} ms; retry after ${RETRY_AFTER_SECONDS} s`;
+    metrics.recordReview('error', 'in-flight-limit', reply.elapsedTime / 1000);
+    log.warn(
+      { reason: 'in-flight-limit', bytes, inFlightBytes: budget.bytes, inFlightReviews: budget.reviews },
+      'review refused',
+    );
+    return sendError(reply.header('retry-after', RETRY_AFTER_SECONDS), 429, 'in-flight-limit', message);
+  };
+
+  app.post('/mutate', { onRequest: reserve }, (request, reply) => {
     if (request.body === undefined) {
       // No body at all (no Content-Type either): nothing was parsed.
       throw httpError(

@@ -38,6 +38,10 @@ Flags of serve (environment variable in brackets):
   --config FILE         shared YAML config (the asm-cni ConfigMap) [ASM_CONFIG] (default: built-in defaults)
   --shutdown-delay S    seconds to keep serving after SIGTERM while endpoints update [ASM_SHUTDOWN_DELAY] (default 5)
   --shutdown-grace S    seconds in-flight requests get after the listener closed [ASM_SHUTDOWN_GRACE] (default 20)
+  --body-limit SIZE     largest review body accepted, bigger ones get 413 [ASM_BODY_LIMIT] (default 6Mi)
+  --max-in-flight SIZE  review bytes processed at once [ASM_MAX_IN_FLIGHT] (default 4Mi)
+  --in-flight-wait S    seconds a review waits, unread, for room under that limit before a 429 with Retry-After
+                        [ASM_IN_FLIGHT_WAIT] (default 1)
   -h, --help            show this help
 
 Certificate, key, CA and config files are reloaded when they change (Secret/ConfigMap updates included).
@@ -47,6 +51,19 @@ function port(name: string, raw: string): number {
   if (!/^\d+$/.test(raw) || Number(raw) > 65535)
     throw new UsageError(`${name} must be a port number 0-65535, got ${JSON.stringify(raw)}`);
   return Number(raw);
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 };
+
+/** A byte count: digits with an optional Ki, Mi or Gi suffix, as in a Kubernetes quantity. */
+function size(name: string, raw: string): number {
+  const m = /^(\d+)(Ki|Mi|Gi)?$/.exec(raw.trim());
+  const n = m === null ? NaN : Number(m[1]) * SIZE_UNITS[m[2] ?? '']!;
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new UsageError(
+      `${name} must be a size in bytes > 0, optionally with Ki, Mi or Gi, got ${JSON.stringify(raw)}`,
+    );
+  return n;
 }
 
 function seconds(name: string, raw: string): number {
@@ -75,6 +92,9 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Omit<Ser
         config: { type: 'string' },
         'shutdown-delay': { type: 'string' },
         'shutdown-grace': { type: 'string' },
+        'body-limit': { type: 'string' },
+        'max-in-flight': { type: 'string' },
+        'in-flight-wait': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -97,6 +117,9 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Omit<Ser
   const clientCa = pick(values['client-ca'], 'ASM_CLIENT_CA');
   const ca = pick(values.ca, 'ASM_TLS_CA');
   const config = pick(values.config, 'ASM_CONFIG');
+  const bodyLimit = pick(values['body-limit'], 'ASM_BODY_LIMIT');
+  const maxInFlight = pick(values['max-in-flight'], 'ASM_MAX_IN_FLIGHT');
+  const inFlightWait = pick(values['in-flight-wait'], 'ASM_IN_FLIGHT_WAIT');
   return {
     host: pick(values.host, 'ASM_WEBHOOK_HOST') ?? '0.0.0.0',
     port: port('--port (ASM_WEBHOOK_PORT)', pick(values.port, 'ASM_WEBHOOK_PORT') ?? '9443'),
@@ -106,6 +129,13 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Omit<Ser
     ...(clientCa !== undefined ? { clientCa } : {}),
     ...(ca !== undefined ? { ca } : {}),
     ...(config !== undefined ? { config } : {}),
+    ...(bodyLimit !== undefined ? { bodyLimit: size('--body-limit (ASM_BODY_LIMIT)', bodyLimit) } : {}),
+    ...(maxInFlight !== undefined
+      ? { maxInFlightBytes: size('--max-in-flight (ASM_MAX_IN_FLIGHT)', maxInFlight) }
+      : {}),
+    ...(inFlightWait !== undefined
+      ? { inFlightWaitMs: seconds('--in-flight-wait (ASM_IN_FLIGHT_WAIT)', inFlightWait) }
+      : {}),
     shutdownDelayMs: seconds(
       '--shutdown-delay (ASM_SHUTDOWN_DELAY)',
       pick(values['shutdown-delay'], 'ASM_SHUTDOWN_DELAY') ?? '5',

@@ -18,6 +18,14 @@ export interface ServedCertificate {
   ca?: { serial: string; sha256: string; notAfter: Date };
 }
 
+/** What the in-flight gauges read (the app's InFlightBudget). */
+interface InFlightSource {
+  bytes: number;
+  reviews: number;
+  waiting: number;
+  limitBytes: number;
+}
+
 export class WebhookMetrics {
   readonly registry = new client.Registry();
   readonly reviews: client.Counter<'outcome' | 'reason'>;
@@ -35,6 +43,12 @@ export class WebhookMetrics {
   private readonly now: () => number;
   readonly tlsClientErrors: client.Counter;
   readonly ready: client.Gauge;
+  readonly inFlightBytes: client.Gauge;
+  readonly inFlightReviews: client.Gauge;
+  readonly inFlightLimitBytes: client.Gauge;
+  readonly inFlightWaiting: client.Gauge;
+  /** Read at each scrape: the app's budget of review bytes in flight. */
+  private inFlight: InFlightSource | undefined;
 
   constructor(opts: { defaultMetrics?: boolean; now?: () => number } = {}) {
     const registers = [this.registry];
@@ -118,7 +132,45 @@ export class WebhookMetrics {
       help: '1 while the webhook reports ready (certificate and config loaded, not shutting down), else 0.',
       registers,
     });
+    const inFlight = () => this.inFlight;
+    this.inFlightBytes = new client.Gauge({
+      name: 'asm_cni_webhook_in_flight_bytes',
+      help: 'Bytes of AdmissionReviews being received, decided or answered now (their declared sizes).',
+      registers,
+      collect() {
+        this.set(inFlight()?.bytes ?? 0);
+      },
+    });
+    this.inFlightReviews = new client.Gauge({
+      name: 'asm_cni_webhook_in_flight_reviews',
+      help: 'AdmissionReviews being received, decided or answered now.',
+      registers,
+      collect() {
+        this.set(inFlight()?.reviews ?? 0);
+      },
+    });
+    this.inFlightLimitBytes = new client.Gauge({
+      name: 'asm_cni_webhook_in_flight_limit_bytes',
+      help: 'The limit on review bytes in flight; reviews beyond it are refused with 429 (reason in-flight-limit).',
+      registers,
+      collect() {
+        this.set(inFlight()?.limitBytes ?? 0);
+      },
+    });
+    this.inFlightWaiting = new client.Gauge({
+      name: 'asm_cni_webhook_in_flight_waiting',
+      help: 'AdmissionReviews waiting, body unread, for room under the in-flight limit.',
+      registers,
+      collect() {
+        this.set(inFlight()?.waiting ?? 0);
+      },
+    });
     if (opts.defaultMetrics !== false) client.collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The budget whose use the in-flight gauges report. */
+  observeInFlight(budget: InFlightSource): void {
+    this.inFlight = budget;
   }
 
   /** Records the certificate put into service: the info gauge's labels, and what the expiry gauges count down to. */

@@ -4,7 +4,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from './app.js';
+import { DEFAULT_MAX_IN_FLIGHT_BYTES, buildApp } from './app.js';
 import { ConfigSource } from './config-watch.js';
 import { type WebhookLogger, createLogger } from '../../common/logging.js';
 import { WebhookMetrics, createMetricsServer, listen } from './metrics.js';
@@ -31,6 +31,12 @@ export interface ServeOptions {
   log?: WebhookLogger;
   /** File-watch tuning (tests use short intervals). */
   watch?: { debounceMs?: number; pollMs?: number };
+  /** Largest review body accepted (bytes); see DEFAULT_BODY_LIMIT. */
+  bodyLimit?: number;
+  /** Review bytes in flight at once (bytes); see DEFAULT_MAX_IN_FLIGHT_BYTES. */
+  maxInFlightBytes?: number;
+  /** How long a review waits for room under maxInFlightBytes before a 429 (ms). */
+  inFlightWaitMs?: number;
   /** Socket inactivity allowed before and within a request (ms); see DEFAULT_CONNECTION_TIMEOUT_MS. */
   connectionTimeoutMs?: number;
 }
@@ -85,6 +91,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningWebhook> {
     metrics,
     https: httpsServerOptions(certs.current),
     ...(opts.connectionTimeoutMs === undefined ? {} : { connectionTimeout: opts.connectionTimeoutMs }),
+    ...(opts.bodyLimit === undefined ? {} : { bodyLimit: opts.bodyLimit }),
+    ...(opts.maxInFlightBytes === undefined ? {} : { maxInFlightBytes: opts.maxInFlightBytes }),
+    ...(opts.inFlightWaitMs === undefined ? {} : { inFlightWaitMs: opts.inFlightWaitMs }),
   });
   const tlsServer = app.server as unknown as HttpsServer;
   certs.apply = (ctx) => tlsServer.setSecureContext(ctx);
@@ -133,7 +142,14 @@ export async function startServer(opts: ServeOptions): Promise<RunningWebhook> {
   }
 
   logger.info(
-    { host: opts.host, port, metricsPort, clientCa: opts.clientCa !== undefined },
+    {
+      host: opts.host,
+      port,
+      metricsPort,
+      clientCa: opts.clientCa !== undefined,
+      bodyLimit: app.initialConfig.bodyLimit,
+      maxInFlightBytes: opts.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES,
+    },
     'asm-cni webhook serving (HTTPS /mutate)',
   );
   // Log lines are written in batches; the start-up lines are written now, for whoever waits on them.
