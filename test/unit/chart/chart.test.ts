@@ -127,11 +127,16 @@ async function main(): Promise<void> {
     const withCidrs = await renderChart([
       ...['--set', 'webhook.networkPolicy.enabled=true'],
       ...['--set', 'webhook.networkPolicy.apiServerCIDRs={192.0.2.10/32,198.51.100.0/24}'],
+      ...['--set', 'webhook.networkPolicy.apiServerPeers[0].podSelector.matchLabels.k8s-app=konnectivity-agent'],
     ]);
     t.same(
       find(withCidrs, 'NetworkPolicy', 'asm-cni-webhook').spec.ingress[0].from,
-      [{ ipBlock: { cidr: '192.0.2.10/32' } }, { ipBlock: { cidr: '198.51.100.0/24' } }],
-      'apiServerCIDRs restrict the admission port',
+      [
+        { ipBlock: { cidr: '192.0.2.10/32' } },
+        { ipBlock: { cidr: '198.51.100.0/24' } },
+        { podSelector: { matchLabels: { 'k8s-app': 'konnectivity-agent' } } },
+      ],
+      'apiServerCIDRs and apiServerPeers restrict the admission port',
     );
     t.ok(variants.networkPolicy, 'manifests/components/network-policy exists');
     if (!variants.networkPolicy) return;
