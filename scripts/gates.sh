@@ -18,7 +18,7 @@ ensure_staticcheck() {
   GOBIN="$(dirname "$staticcheck")" go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
 }
 
-go_modules=(cni bench/plugin)
+go_modules=(cni bench/plugin test/node/images)
 gofmt_check() {
   local bad
   bad=$(gofmt -l "${go_modules[@]}")

@@ -18,10 +18,10 @@ import {
   registerInjector,
   shippedWebhooks,
   waitWebhookActive,
-  type Env,
 } from '../harness/scenario.js';
 import { createNetns, hasIstioChains, stripComments, type Netns } from '../harness/netns.js';
 import { run, type RunResult } from '../harness/proc.js';
+import { installerIdentity } from '../harness/node-install.js';
 import { podBoundToken } from '../harness/node-identity.js';
 
 const installerCli = join(repoRoot, 'dist/installer/cli.js');
@@ -58,7 +58,7 @@ async function main(t: Test): Promise<void> {
   // The installer's identity and the plugin's. As shipped: the installer DaemonSet's ServiceAccount requests a token
   // for the plugin's ServiceAccount (--plugin-service-account). When the manifests name no plugin ServiceAccount, the
   // test makes one whose only right is get pods and hands the installer its token directly.
-  const ids = installerIdentity(env);
+  const ids = installerIdentity(env.rendered);
   let saToken: string;
   let installerArgs: string[] = [];
   if (ids) {
@@ -358,27 +358,6 @@ async function main(t: Test): Promise<void> {
     t.not(rb.code, 0, 'the same in a baseline namespace: rejected');
     t.match(rb.stderr, /violates PodSecurity/, 'by PodSecurity');
   });
-}
-
-/** From the shipped installer DaemonSet: its ServiceAccount and the plugin ServiceAccount it mints tokens for. */
-function installerIdentity(env: Env): { namespace: string; installerSA: string; pluginSA: string } | undefined {
-  for (const ds of env.rendered.filter((o) => o.kind === 'DaemonSet')) {
-    const spec = ds.spec?.template?.spec;
-    for (const c of (spec?.containers ?? []) as Array<{
-      env?: Array<{ name: string; value?: string }>;
-      args?: string[];
-    }>) {
-      const fromEnv = c.env?.find((e) => e.name === 'ASM_PLUGIN_SERVICE_ACCOUNT')?.value;
-      const i = c.args?.indexOf('--plugin-service-account') ?? -1;
-      const fromArgs =
-        i >= 0 ? c.args?.[i + 1] : c.args?.find((a) => a.startsWith('--plugin-service-account='))?.split('=')[1];
-      const pluginSA = fromArgs ?? fromEnv;
-      if (pluginSA && spec.serviceAccountName) {
-        return { namespace: ds.metadata.namespace ?? 'default', installerSA: spec.serviceAccountName, pluginSA };
-      }
-    }
-  }
-  return undefined;
 }
 
 const missing = toolchainMissing();

@@ -1,13 +1,14 @@
 // A throwaway control plane on loopback: etcd + kube-apiserver with RBAC, token authentication (an admin in
 // system:masters and a limited user "dev" in no group with rights), PodSecurity and MutatingAdmissionWebhook on, and
-// service-account keys made with openssl. No controller-manager runs, so the harness does the two jobs of it the tests
-// need: the `default` ServiceAccount of each test namespace, and filling the aggregated ClusterRoles (admin/edit/view).
+// service-account keys made with openssl. No controller-manager runs, so the harness does the jobs of it the tests
+// need: the `default` ServiceAccount and the `kube-root-ca.crt` ConfigMap of each test namespace, and filling the
+// aggregated ClusterRoles (admin/edit/view).
 import { mkdtempSync, writeFileSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startProcess, logTail, onExitCleanup, run, runOk, type Managed, type RunResult } from './proc.js';
-import { freePort, httpsGet } from './net.js';
+import { freePorts, httpsGet } from './net.js';
 import { waitFor } from './wait.js';
 import { binPath } from './toolchain.js';
 
@@ -121,6 +122,8 @@ async function makePki(dir: string): Promise<void> {
 const token = (): string => randomBytes(24).toString('hex');
 
 export interface ControlPlaneOptions {
+  /** More kube-apiserver flags (the node tier adds --kubelet-preferred-address-types=InternalIP). */
+  apiserverArgs?: string[];
   /** An AuthorizationConfiguration file (--authorization-config) instead of --authorization-mode=RBAC. */
   authorizationConfig?: string;
 }
@@ -147,7 +150,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       },
     );
 
-    const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
+    const [etcdClient, etcdPeer, apiPort] = (await freePorts(3)) as [number, number, number];
     mkdirSync(join(dir, 'etcd'), { mode: 0o700 });
     const etcd = startProcess(
       'etcd',
@@ -200,6 +203,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         '--endpoint-reconciler-type=none',
         '--profiling=false',
         '--v=1',
+        ...(opts.apiserverArgs ?? []),
       ],
       { logFile: join(dir, 'kube-apiserver.log') },
     );
@@ -266,6 +270,17 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         const sa = await kubectl(['create', 'serviceaccount', 'default', '-n', name]);
         if (sa.code !== 0 && !/AlreadyExists/.test(sa.stderr))
           throw new Error(`creating default ServiceAccount in ${name}: ${sa.stderr}`);
+        // And the root-CA publisher's: the CA every pod's service-account token volume mounts.
+        const ca = await kubectl([
+          'create',
+          'configmap',
+          'kube-root-ca.crt',
+          '-n',
+          name,
+          `--from-file=ca.crt=${join(dir, 'ca.crt')}`,
+        ]);
+        if (ca.code !== 0 && !/AlreadyExists/.test(ca.stderr))
+          throw new Error(`creating ConfigMap kube-root-ca.crt in ${name}: ${ca.stderr}`);
         if (opts.devEdit)
           await kubectlOk(['create', 'rolebinding', 'dev-edit', '--clusterrole=edit', '--user=dev', '-n', name]);
         return name;

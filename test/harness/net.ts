@@ -2,7 +2,7 @@
 import https from 'node:https';
 import http from 'node:http';
 
-export { freePort } from './free-port.js';
+export { freePort, freePorts } from './free-port.js';
 
 export interface HttpAnswer {
   status: number;

@@ -16,7 +16,7 @@ export async function ensureNode(cp: ControlPlane, node: string): Promise<void> 
 /** Stores a pod on `node` (spec.nodeName set, as after scheduling); returns its uid. */
 export async function podOnNode(
   cp: ControlPlane,
-  o: { namespace: string; name: string; node: string; serviceAccount?: string },
+  o: { namespace: string; name: string; node: string; serviceAccount?: string; image?: string; hostNetwork?: boolean },
 ): Promise<string> {
   await ensureNode(cp, o.node);
   const pod = {
@@ -26,7 +26,8 @@ export async function podOnNode(
     spec: {
       nodeName: o.node,
       ...(o.serviceAccount ? { serviceAccountName: o.serviceAccount } : {}),
-      containers: [{ name: 'main', image: 'registry.invalid/e2e/pause:1' }],
+      ...(o.hostNetwork ? { hostNetwork: true } : {}),
+      containers: [{ name: 'main', image: o.image ?? 'registry.invalid/e2e/pause:1' }],
     },
   };
   const created = JSON.parse(await cp.kubectlOk(['create', '-f', '-', '-o', 'json'], { input: JSON.stringify(pod) }));
@@ -36,13 +37,15 @@ export async function podOnNode(
 /** A pod of `serviceAccount` on `node`, and the token the kubelet would project into it. */
 export async function podBoundToken(
   cp: ControlPlane,
-  o: { namespace: string; serviceAccount: string; node: string; pod: string },
+  o: { namespace: string; serviceAccount: string; node: string; pod: string; image?: string; hostNetwork?: boolean },
 ): Promise<string> {
   const uid = await podOnNode(cp, {
     namespace: o.namespace,
     name: o.pod,
     node: o.node,
     serviceAccount: o.serviceAccount,
+    image: o.image,
+    hostNetwork: o.hostNetwork,
   });
   const args = ['create', 'token', o.serviceAccount, '-n', o.namespace, '--duration=1h'];
   args.push('--bound-object-kind=Pod', `--bound-object-name=${o.pod}`, `--bound-object-uid=${uid}`);

@@ -27,7 +27,7 @@ const cleanups = new Map<string, () => void>();
  * When run.sh runs the tier it sets ASM_E2E_RUN_DIR: every process group, temp dir and netns is also listed there, so
  * that run.sh can sweep them even if this process is SIGKILLed (tap does that to a test file past its timeout).
  */
-export function recordForSweep(kind: 'pgid' | 'dir' | 'netns', value: string | number): void {
+export function recordForSweep(kind: 'pgid' | 'dir' | 'netns' | 'cgroup' | 'shims', value: string | number): void {
   const runDir = process.env.ASM_E2E_RUN_DIR;
   if (!runDir) return;
   try {

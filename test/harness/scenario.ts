@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Test } from 'tap';
-import { startControlPlane, type ControlPlane, type Who } from './control-plane.js';
+import { startControlPlane, type ControlPlane, type ControlPlaneOptions, type Who } from './control-plane.js';
 import { startWebhook, type Webhook } from './webhook.js';
 import {
   copyManifests,
@@ -33,8 +33,8 @@ export interface Env {
 }
 
 /** Control plane, then the webhook via `npm start`; both torn down by t.teardown (and by exit hooks on a crash). */
-export async function bringUp(t: Test): Promise<Env> {
-  const cp = await startControlPlane();
+export async function bringUp(t: Test, opts: ControlPlaneOptions = {}): Promise<Env> {
+  const cp = await startControlPlane(opts);
   t.teardown(() => cp.stop());
   const certDir = join(cp.dir, 'webhook-certs');
   mkdirSync(certDir, { recursive: true });

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startProcess, logTail, type Managed } from './proc.js';
-import { freePort, httpGet, httpsGet } from './net.js';
+import { freePorts, httpGet, httpsGet } from './net.js';
 import { waitFor } from './wait.js';
 import { repoRoot } from './toolchain.js';
 
@@ -27,8 +27,9 @@ export async function startWebhook(opts: {
   port?: number;
   metricsPort?: number;
 }): Promise<Webhook> {
-  const port = opts.port ?? (await freePort());
-  const metricsPort = opts.metricsPort ?? (await freePort());
+  const [freeA, freeB] = (await freePorts(2)) as [number, number]; // distinct: both are bound only by npm start
+  const port = opts.port ?? freeA;
+  const metricsPort = opts.metricsPort ?? freeB;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     ASM_WEBHOOK_PORT: String(port),

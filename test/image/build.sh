@@ -27,8 +27,13 @@ state="${XDG_CACHE_HOME:-$HOME/.cache}/asm-cni/buildkit-state"
 mkdir -p "$state"
 exec 8>"$state.lock"
 flock 8
+# buildkitd (its otel socket) and runc (its state) also write under /run whatever --root says: what did not exist
+# before the build is removed after it.
+host_leftovers=()
+for d in /run/buildkit /run/runc; do [[ -e $d ]] || host_leftovers+=("$d"); done
 cleanup() {
   if [[ -n "${pid:-}" ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  for d in ${host_leftovers[@]+"${host_leftovers[@]}"}; do rm -rf -- "$d"; done
   # buildkitd's OCI worker leaves overlay mounts under its root while a build runs; unmount before leaving
   grep -oE " ($run|$state)/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$run"

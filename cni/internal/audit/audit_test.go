@@ -85,7 +85,9 @@ func TestAuditRounds(t *testing.T) {
 	}
 
 	// Everything gone: a new problem, reported as missing redirection.
-	round = []verify.PodReport{pod("web", verify.Drift, missing)}
+	bare := pod("web", verify.Drift, missing)
+	bare.Bare = true
+	round = []verify.PodReport{bare}
 	_ = a.RunOnce(context.Background())
 	if len(sink.events) != 2 || sink.events[1].reason != ReasonUnredirected {
 		t.Fatalf("want a RedirectionMissing Event, got %+v", sink.events)

@@ -78,16 +78,6 @@ func (o OnNode) sandbox(s cri.Sandbox) (Report, error) {
 	return Check(o.Node, plan.Owned(), pl, path)
 }
 
-// Unredirected reports whether a drift is total: the plugin redirects the pod and none of its rules is there
-// (as after a reboot that lost them, or a sandbox set up without the plugin).
-func (r Report) Unredirected() bool {
-	if r.Verdict != Drift {
-		return false
-	}
-	for _, d := range r.Differences {
-		if d.Kind != "missing" {
-			return false
-		}
-	}
-	return true
-}
+// Unredirected reports whether the plugin redirects the pod and its namespace holds none of the rules (as after a
+// reboot that lost them, or a sandbox set up without the plugin), as opposed to rules that merely differ.
+func (r Report) Unredirected() bool { return r.Verdict == Drift && r.Bare }

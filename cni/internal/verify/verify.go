@@ -60,7 +60,9 @@ type Report struct {
 	Reason      string             `json:"reason,omitempty"` // why the plugin skips the pod
 	Backend     string             `json:"backend,omitempty"`
 	Differences []apply.Difference `json:"differences,omitempty"`
-	Warnings    []string           `json:"warnings,omitempty"`
+	// Bare: the namespace holds none of asm-cni's rules or routing (with Drift: the pod has no redirection at all).
+	Bare     bool     `json:"bare,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Node is what verify needs of the node: the live state of a namespace and the canonical form of a spec.
@@ -85,6 +87,7 @@ func Check(n Node, owned apply.Owned, plan plan.Plan, path string) (Report, erro
 		}
 		return r, nil
 	}
+	r.Bare = !owned.Holds(st.IPv4) && !owned.Holds(st.IPv6) && !st.RoutePresent
 	withV6 := st.HasIPv6 && plan.Spec.IPv6 != ""
 	want4, want6, err := n.Canonical(*plan.Spec, withV6)
 	if err != nil {

@@ -98,8 +98,8 @@ func TestVerdicts(t *testing.T) {
 				nettest.Run(t, n, ipt, "-w", "-t", "nat", "-D", "ISTIO_OUTPUT", "-d", "127.0.0.1/32", "-j", "RETURN")
 				r := check(t, a, basic, n)
 				wantDiff(t, r, "missing", "nat/ISTIO_OUTPUT missing: -A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN")
-				if r.Verdict.ExitCode() != verify.ExitDrift {
-					t.Fatalf("exit code %d", r.Verdict.ExitCode())
+				if r.Verdict.ExitCode() != verify.ExitDrift || r.Bare || r.Unredirected() {
+					t.Fatalf("one rule missing is drift, not a pod without redirection: %+v", r)
 				}
 			})
 			t.Run("added rule", func(t *testing.T) {
@@ -139,6 +139,9 @@ func TestVerdicts(t *testing.T) {
 			t.Run("nothing programmed for a selected pod", func(t *testing.T) {
 				r := check(t, a, basic, nettest.NewNS(t))
 				wantDiff(t, r, "missing", "-N ISTIO_INBOUND")
+				if !r.Bare || !r.Unredirected() {
+					t.Fatalf("nothing of ours in the namespace: want a pod without redirection, got %+v", r)
+				}
 			})
 
 			withInit := nettest.Pod("apps", "web", nil, nil)

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The node tier (npm run test:node; test/run.sh calls it): a real kubelet and containerd start the pods the webhook
+# rewrote, and containerd calls the CNI chain with asm-cni in it. Builds or reuses what it needs (the Kubernetes
+# toolchain, crictl, Debian's containerd and runc, the stand-in images), then runs test/node/*.test.ts.
+#
+# Everything runs in a private network and mount namespace made here (unshare): the API server, webhook, containerd,
+# kubelet, the pod bridge and every iptables rule live in it, and a tmpfs over /run takes what containerd 1.6, runc,
+# netns pins and the plugin's backend cache write there. When the last process of the namespaces is gone, so is all
+# of it; temp dirs, processes and the kubelet's cgroups are swept below.
+# Locally a missing prerequisite skips with a printed reason; under CI=true it fails.
+set -uo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$here"
+
+skip_or_fail() {
+  if [ "${CI:-}" = true ]; then echo "node: FAILED: prerequisite missing under CI=true: $1" >&2; exit 1; fi
+  echo "node: skipped: $1"
+  exit 0
+}
+
+if [ -z "${ASM_NODE_INSIDE:-}" ]; then
+  [ "$(id -u)" = 0 ] || skip_or_fail "not root (containerd, kubelet and network namespaces need root)"
+  [ "$(uname -s)" = Linux ] || skip_or_fail "not Linux"
+  command -v go >/dev/null 2>&1 || skip_or_fail "go is not installed (kubelet, crictl and the stand-in images are built with it)"
+  command -v unshare >/dev/null 2>&1 || skip_or_fail "unshare (util-linux) is not installed"
+  bash test/setup/system-deps.sh || exit 1
+  bash test/setup/node-deps.sh || { echo "node: FAILED: installing containerd/runc" >&2; exit 1; }
+  # Platform assumptions this tier was made for; anything else is reported, not guessed at.
+  cgroup=$(stat -fc %T /sys/fs/cgroup)
+  [ "$cgroup" = tmpfs ] || skip_or_fail "cgroup v1 is required (found $cgroup at /sys/fs/cgroup: cgroup v2 is not covered yet)"
+  containerd_version=$(containerd --version | awk '{print $3}')
+  case $containerd_version in
+    1.6.*) ;;
+    *) skip_or_fail "containerd $containerd_version found; this tier is made for containerd 1.6 (Debian bookworm's): its config and CNI options differ in 1.7/2.x" ;;
+  esac
+  start=$SECONDS
+  bash test/e2e/toolchain.sh || { echo "node: FAILED: the Kubernetes toolchain could not be built" >&2; exit 1; }
+  bash test/setup/crictl.sh || { echo "node: FAILED: crictl could not be built" >&2; exit 1; }
+  if [ ! -x dist/cni/asm-cni ] || [ -n "$(find src cni -newer dist/cni/asm-cni -type f -print -quit 2>/dev/null)" ]; then
+    echo "node: building the product (npm run build)"
+    npm run --silent build || { echo "node: FAILED: npm run build" >&2; exit 1; }
+  fi
+  ASM_NODE_STANDIN="$(bash test/node/images/build.sh)" || { echo "node: FAILED: building the stand-in images" >&2; exit 1; }
+  export ASM_NODE_STANDIN ASM_K8S_BIN="$(bash test/e2e/toolchain.sh --bin-dir)" ASM_CRICTL="$(bash test/setup/crictl.sh --path)"
+  echo "node: containerd $containerd_version, $(runc --version | head -1), cgroup v1, prepared in $((SECONDS - start))s"
+  # --fork: the shell below is PID 1 of nothing; --kill-child: if this script dies, the inner run dies with it.
+  ASM_NODE_INSIDE=1 unshare --net --mount --propagation private --fork --kill-child -- bash "$0" "$@"
+  rc=$?
+  echo "node: finished in $((SECONDS - start))s (exit $rc)"
+  exit $rc
+fi
+
+# Inside the private namespaces.
+mount -n -t tmpfs -o mode=0755 asm-node-run /run || { echo "node: FAILED: mounting a private /run" >&2; exit 1; }
+ip link set lo up
+# The node's address (kubelet refuses a loopback node IP), documentation range, on one end of a veth pair whose both
+# ends stay in this namespace (no dummy module needed).
+ip link add asm-node0 type veth peer name asm-node0p && ip link set asm-node0p up &&
+  ip addr add 192.0.2.1/24 dev asm-node0 && ip link set asm-node0 up &&
+  ip route add default dev asm-node0 || { echo "node: FAILED: node interface" >&2; exit 1; }
+export ASM_NODE_IP=192.0.2.1
+
+run_dir=$(mktemp -d "${TMPDIR:-/tmp}/asm-cni-node-run-XXXXXX")
+export ASM_E2E_RUN_DIR="$run_dir"
+# Safety net for teardown (the tests stop all of it themselves): process groups of the binaries the tests start,
+# shims and container processes found by the node's cgroup root and containerd socket, temp dirs, the cgroups.
+sweep() {
+  local kind value pid d m left
+  [ -f "$run_dir/cleanup.list" ] || { rm -rf -- "$run_dir"; return; }
+  # In phases: first the processes that make more (API server, containerd, kubelet, installer), then the shims, then
+  # what is left in the node's cgroups, then the dirs.
+  while read -r kind value; do
+    case $kind in
+      pgid)
+        if pgrep -g "$value" -f 'asm-cni/k8s-v[0-9.]+/bin/|containerd|npm start|scripts/start.sh|webhook/cli.js|installer/cli.js' >/dev/null 2>&1; then
+          echo "node: sweeping leftover process group $value" >&2
+          kill -KILL -- "-$value" 2>/dev/null || true
+        fi ;;
+      cgroup) # every process still in the node's cgroup tree (containers), then the tree itself, deepest first
+        for pid in $(find /sys/fs/cgroup/*/"${value#/}" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u); do
+          echo "node: killing leftover container process $pid" >&2; kill -KILL "$pid" 2>/dev/null || true
+        done
+        # a killed process leaves its cgroup when it has exited, not when the signal is sent: a few tries
+        for _ in $(seq 50); do
+          left=0
+          for d in /sys/fs/cgroup/*/"${value#/}"; do
+            [ -d "$d" ] && { find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || left=1; }
+          done
+          [ $left = 0 ] && break
+          sleep 0.2
+        done ;;
+      shims) # containerd shims of this run's containerd (they leave its process group)
+        for pid in $(pgrep -f "containerd-shim.*-address $value" 2>/dev/null); do
+          echo "node: killing leftover shim $pid" >&2; kill -KILL "$pid" 2>/dev/null || true
+        done ;;
+      dir) # mounts under it first (kubelet volumes, container rootfs, netns pins), deepest first
+        [ -d "$value" ] || continue
+        echo "node: removing leftover $value" >&2
+        awk -v d="$value/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do
+          umount -l "$m" 2>/dev/null
+        done
+        rm -rf -- "$value" ;;
+    esac
+  done < <(for phase in pgid shims cgroup dir; do grep "^$phase " "$run_dir/cleanup.list"; done)
+  rm -rf -- "$run_dir"
+}
+trap sweep EXIT
+
+files=() opts=()
+for a in "$@"; do case $a in *.test.ts) files+=("$a") ;; *) opts+=("$a") ;; esac; done
+[ ${#files[@]} -eq 0 ] && files=(test/node/*.test.ts)
+npx tap --disable-coverage --allow-incomplete-coverage --jobs=1 --timeout=1800 --reporter="${ASM_E2E_REPORTER:-terse}" \
+  ${opts[@]+"${opts[@]}"} "${files[@]}"
