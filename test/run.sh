@@ -9,6 +9,8 @@ cd "$here"
 tiers=${ASM_TIERS:-"unit go e2e node image"}
 
 bash test/setup/system-deps.sh || exit 1
+# helm and kustomize for the chart tests (unit and e2e), built from the Go module proxy once and cached.
+bash test/setup/helm.sh || exit 1
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund || exit 1
 fi

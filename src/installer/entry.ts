@@ -2,12 +2,15 @@
 import { posix as path } from 'node:path';
 import type { SharedConfig } from '../common/shared-config.js';
 import { PLUGIN_TYPE, type JsonObject } from './conflist.js';
+import type { IptablesBackend } from './options.js';
 
 export interface EntryOptions {
   /** Host path of the plugin's kubeconfig (the runtime executes the plugin on the host, not in our container). */
   hostKubeconfigPath: string;
   logFile: string;
   apiTimeout: string;
+  /** auto (or absent) leaves iptables_backend out: the plugin detects the node's backend by default. */
+  iptablesBackend?: IptablesBackend;
 }
 
 /**
@@ -28,6 +31,9 @@ export function renderEntry(config: SharedConfig, options: EntryOptions): JsonOb
     log_level: pluginLogLevel(config.logLevel),
     log_file: options.logFile,
     api_timeout: options.apiTimeout,
+    ...(options.iptablesBackend && options.iptablesBackend !== 'auto'
+      ? { iptables_backend: options.iptablesBackend }
+      : {}),
   };
 }
 

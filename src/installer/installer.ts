@@ -176,6 +176,7 @@ export class Installer {
       hostKubeconfigPath: hostPathOf(options.kubeconfigPath, options.netDir, options.hostNetDir),
       logFile: options.pluginLogFile,
       apiTimeout: options.pluginApiTimeout,
+      iptablesBackend: options.pluginIptablesBackend,
     });
   }
 

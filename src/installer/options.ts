@@ -27,12 +27,17 @@ export interface InstallerOptions {
   nodeName: string | null;
   pluginLogFile: string;
   pluginApiTimeout: string;
+  /** The entry's iptables_backend; auto leaves the key out (the plugin's own default). */
+  pluginIptablesBackend: IptablesBackend;
   skipTlsVerify: boolean;
   resyncMs: number;
   repairIntervalMs: number;
   /** uninstall: stay up afterwards (ready) until SIGTERM, for a DaemonSet rolled out in uninstall mode. */
   uninstallWait: boolean;
 }
+
+export const IPTABLES_BACKENDS = ['auto', 'nft', 'legacy'] as const;
+export type IptablesBackend = (typeof IPTABLES_BACKENDS)[number];
 
 interface FlagSpec {
   env: string;
@@ -81,6 +86,10 @@ export const FLAGS: Record<string, FlagSpec> = {
     help: "host path of the plugin's log file (default /var/log/asm-cni.log)",
   },
   'plugin-api-timeout': { env: 'ASM_PLUGIN_API_TIMEOUT', help: "the plugin's API call timeout (default 5s)" },
+  'plugin-iptables-backend': {
+    env: 'ASM_PLUGIN_IPTABLES_BACKEND',
+    help: "the plugin's iptables backend: auto (the node's), nft or legacy (default auto)",
+  },
   'skip-tls-verify': {
     env: 'ASM_SKIP_TLS_VERIFY',
     help: 'plugin kubeconfig without CA check (development only)',
@@ -121,6 +130,16 @@ function parsePort(text: string): number {
     throw new UsageError(`--readiness-port: not a port number: ${JSON.stringify(text)}`);
   }
   return port;
+}
+
+function parseIptablesBackend(text: string): IptablesBackend {
+  const backend = IPTABLES_BACKENDS.find((b) => b === text);
+  if (!backend) {
+    throw new UsageError(
+      `--plugin-iptables-backend: expected ${IPTABLES_BACKENDS.join(', ')}, got ${JSON.stringify(text)}`,
+    );
+  }
+  return backend;
 }
 
 function parseFlagBool(flag: string, text: string): boolean {
@@ -208,6 +227,7 @@ export function parseCommandLine(
       nodeName: get('node-name') ?? null,
       pluginLogFile: get('plugin-log-file') ?? '/var/log/asm-cni.log',
       pluginApiTimeout: get('plugin-api-timeout') ?? '5s',
+      pluginIptablesBackend: parseIptablesBackend(get('plugin-iptables-backend') ?? 'auto'),
       skipTlsVerify: parseFlagBool('skip-tls-verify', get('skip-tls-verify') ?? 'false'),
       resyncMs: parseDuration('resync-interval', get('resync-interval') ?? '5s'),
       repairIntervalMs: parseDuration('repair-interval', get('repair-interval') ?? '30s'),

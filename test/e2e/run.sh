@@ -18,6 +18,7 @@ command -v openssl >/dev/null 2>&1 || skip_or_fail "openssl is not installed (ba
 start=$SECONDS
 bash test/e2e/toolchain.sh || { echo "e2e: FAILED: the Kubernetes toolchain could not be built (see above)" >&2; exit 1; }
 ASM_K8S_BIN="$(bash test/e2e/toolchain.sh --bin-dir)"
+bash test/setup/helm.sh || { echo "e2e: FAILED: helm could not be built (see above)" >&2; exit 1; }
 export ASM_K8S_BIN
 
 # The scenarios drive the built product (dist/): rebuild when a source is newer than the build.

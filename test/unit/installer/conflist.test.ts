@@ -43,6 +43,14 @@ t.test('the entry has the keys of the plugin contract', async (t) => {
         .log_level,
   );
   t.same(levels, ['debug', 'debug', 'info', 'warn', 'error', 'error'], 'only levels the plugin accepts');
+  const backend = (iptablesBackend?: 'auto' | 'nft' | 'legacy') =>
+    renderEntry(DEFAULT_CONFIG, { hostKubeconfigPath: '/k', logFile: '/l', apiTimeout: '5s', iptablesBackend })
+      .iptables_backend;
+  t.same(
+    [backend(), backend('auto'), backend('nft'), backend('legacy')],
+    [undefined, undefined, 'nft', 'legacy'],
+    'iptables_backend only when not auto (the plugin detects the backend by default)',
+  );
   t.equal(
     hostPathOf('/host/etc/cni/net.d/asm-cni-kubeconfig', '/host/etc/cni/net.d', '/etc/cni/net.d'),
     '/etc/cni/net.d/asm-cni-kubeconfig',

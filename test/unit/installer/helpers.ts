@@ -86,6 +86,7 @@ export async function fakeNode(t: Test, overrides: Partial<InstallerOptions> = {
     nodeName: null,
     pluginLogFile: '/var/log/asm-cni.log',
     pluginApiTimeout: '5s',
+    pluginIptablesBackend: 'auto',
     skipTlsVerify: false,
     resyncMs: 5000,
     repairIntervalMs: 30000,

@@ -32,6 +32,7 @@ t.test('in-cluster defaults', async (t) => {
     nodeName: null,
     pluginLogFile: '/var/log/asm-cni.log',
     pluginApiTimeout: '5s',
+    pluginIptablesBackend: 'auto',
     skipTlsVerify: false,
     resyncMs: 5000,
     repairIntervalMs: 30000,
@@ -100,6 +101,11 @@ t.test('usage errors name the problem', async (t) => {
     [['run', '--resync-interval', 'soon'], {}, /not a duration/],
     [['run', '--token-ttl', '5m'], {}, /at least 10m/],
     [['run'], { ASM_SKIP_TLS_VERIFY: 'perhaps' }, /expected true or false/],
+    [
+      ['run', '--plugin-iptables-backend', 'ebpf'],
+      {},
+      /--plugin-iptables-backend: expected auto, nft, legacy, got "ebpf"/,
+    ],
   ];
   for (const [argv, env, re] of bad) t.throws(() => parseCommandLine(argv, env), re, argv.join(' '));
   t.throws(() => parseCommandLine(['bogus'], {}), UsageError);
@@ -107,6 +113,11 @@ t.test('usage errors name the problem', async (t) => {
   t.equal(parseCommandLine(['--help'], {}).command, 'help');
   t.equal(parseCommandLine(['help'], {}).command, 'help');
   t.match(USAGE, /--cni-conf-name VALUE {2}\[ASM_CNI_CONF_NAME\]/);
+  t.equal(
+    parseCommandLine(['run'], { ASM_PLUGIN_IPTABLES_BACKEND: 'legacy' }).options.pluginIptablesBackend,
+    'legacy',
+    'the iptables backend from the environment',
+  );
   t.equal(parseDuration('x', '2'), 2000);
   t.equal(parseDuration('x', '1.5m'), 90000);
 });
