@@ -20,6 +20,7 @@ import { startControlPlane, type ControlPlane } from '../harness/control-plane.j
 import { hasKustomization, manifestsDir, render, webhookConfigs, type MutatingWebhook } from '../harness/manifests.js';
 import { initNames, oraclePod, type Pod } from '../harness/pods.js';
 import { AtomicDir } from '../harness/atomic-volume.js';
+import { reissueCA } from '../harness/certs.js';
 import { startProcess, logTail, type Managed } from '../harness/proc.js';
 import { freePort, httpGet, httpsGet } from '../harness/net.js';
 import { waitFor } from '../harness/wait.js';
@@ -397,32 +398,7 @@ async function main(t: Test): Promise<void> {
     async (t) => {
       const before = fingerprint(join(tlsDir, 'ca.crt'));
       const refused = await step(t, () => {
-        const r = spawnSync(
-          'openssl',
-          [
-            'req',
-            '-x509',
-            '-new',
-            '-key',
-            join(tlsDir, 'ca.key'),
-            '-sha256',
-            '-days',
-            '3650',
-            '-subj',
-            '/O=asm-cni/CN=asm-cni-webhook-ca',
-            '-set_serial',
-            '0x7e57ca',
-            '-addext',
-            'basicConstraints=critical,CA:TRUE',
-            '-addext',
-            'keyUsage=critical,keyCertSign,cRLSign',
-            '-addext',
-            'subjectKeyIdentifier=hash',
-            '-out',
-            join(tlsDir, 'ca.crt'),
-          ],
-          { encoding: 'utf8' },
-        );
+        const r = reissueCA(join(tlsDir, 'ca.key'), join(tlsDir, 'ca.crt'), 3650);
         if (r.status !== 0) throw new Error(`openssl req: ${r.stderr}`);
         cpSync(join(tlsDir, 'ca.crt'), join(tlsDir, 'ca-bundle.crt'));
       });

@@ -1,5 +1,6 @@
 // Test PKI made with the openssl CLI, for the unit tests, bench and soak: a CA, serving certificates (for rotation)
 // and client certificates. P-256 keys: fast to make, and the same TLS cost on every side bench compares.
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -111,4 +112,37 @@ function load(certFile: string, keyFile: string): KeyPair {
     key: readFileSync(keyFile, 'utf8'),
     fingerprint: new X509Certificate(cert).fingerprint256,
   };
+}
+
+/**
+ * A new certificate for the CA key in keyFile with generate.sh's CA subject, serial and extensions, as cert-manager
+ * renews a CA Certificate with rotationPolicy Never: certificates issued under the old one verify against it.
+ */
+export function reissueCA(keyFile: string, outFile: string, days: number): SpawnSyncReturns<string> {
+  return spawnSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      keyFile,
+      '-sha256',
+      '-days',
+      String(days),
+      '-subj',
+      '/O=asm-cni/CN=asm-cni-webhook-ca',
+      '-set_serial',
+      '0x7e57ca',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+      '-addext',
+      'subjectKeyIdentifier=hash',
+      '-out',
+      outFile,
+    ],
+    { encoding: 'utf8' },
+  );
 }

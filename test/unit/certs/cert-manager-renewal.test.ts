@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { requirePrereq } from '../../harness/prereq.js';
+import { reissueCA } from '../../harness/certs.js';
 import { haveOpenssl, repoRoot, tempDir } from '../webhook-server/helpers.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -43,29 +44,7 @@ t.test(
     const gen = spawnSync('bash', [path.join(repoRoot, 'certs/generate.sh'), '--out', out], { encoding: 'utf8' });
     t.equal(gen.status, 0, gen.stderr);
     const openssl = (args: string[]) => spawnSync('openssl', args, { encoding: 'utf8' });
-    const reissue = (key: string, file: string) =>
-      openssl([
-        'req',
-        '-x509',
-        '-new',
-        '-key',
-        key,
-        '-sha256',
-        '-days',
-        '30',
-        '-subj',
-        '/O=asm-cni/CN=asm-cni-webhook-ca',
-        '-set_serial',
-        '0x7e57ca',
-        '-addext',
-        'basicConstraints=critical,CA:TRUE',
-        '-addext',
-        'keyUsage=critical,keyCertSign,cRLSign',
-        '-addext',
-        'subjectKeyIdentifier=hash',
-        '-out',
-        file,
-      ]);
+    const reissue = (key: string, file: string) => reissueCA(key, file, 30);
     const renewed = path.join(dir, 'renewed-ca.crt');
     t.equal(reissue(path.join(out, 'ca.key'), renewed).status, 0);
     t.not(readFileSync(renewed, 'utf8'), readFileSync(path.join(out, 'ca.crt'), 'utf8'), 'a different CA certificate');
