@@ -25,6 +25,7 @@ import { logicCost } from './logic-cost.js';
 import { hotspots } from './profile-top.js';
 import { percentileCurve, ratio, summarize, type Summary } from '../../test/harness/stats.js';
 import { repoRoot as ROOT } from '../../test/harness/toolchain.js';
+import { serveArgs, webhookCli } from '../../test/harness/webhook.js';
 
 const env = (k: string, d: string): string => process.env[k] ?? d;
 const CFG = {
@@ -273,7 +274,6 @@ async function main(): Promise<void> {
     rmSync(work, { recursive: true, force: true });
     throw e;
   }
-  const webhookCli = join(ROOT, 'dist/webhook/server/cli.js');
   const withProduct = !values['floor-only'] && existsSync(webhookCli);
   if (!withProduct) log(values['floor-only'] ? 'floor only (--floor-only)' : `floor only: ${webhookCli} is not built`);
   const result: Record<string, unknown> = {
@@ -304,19 +304,7 @@ async function main(): Promise<void> {
         process.execPath,
         ...nodeArgs,
         webhookCli,
-        'serve',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        String(port),
-        '--metrics-port',
-        String(metricsPort),
-        '--cert',
-        certs.certFile,
-        '--key',
-        certs.keyFile,
-        '--config',
-        configFile,
+        ...serveArgs({ port, metricsPort, certFile: certs.certFile, keyFile: certs.keyFile, configFile }),
         '--shutdown-delay',
         '0',
       ];

@@ -8,9 +8,10 @@ import { probeReady } from './front.js';
 import { freePort, startLogged, rssMiB, type Child } from './proc.js';
 import { repoRoot } from './reviews.js';
 import { waitFor } from './stats.js';
+import { serveArgs, webhookCli as builtWebhookCli } from '../../test/harness/webhook.js';
 
 /** SOAK_WEBHOOK_CLI runs the harness against another build of the same CLI contract. */
-export const webhookCli = process.env.SOAK_WEBHOOK_CLI ?? join(repoRoot, 'dist/webhook/server/cli.js');
+export const webhookCli = process.env.SOAK_WEBHOOK_CLI ?? builtWebhookCli;
 
 export interface WebhookOptions {
   name: string;
@@ -48,21 +49,7 @@ export async function startWebhook(o: WebhookOptions): Promise<WebhookInstance> 
   requireBuilt();
   const port = await freePort();
   const metricsPort = await freePort();
-  const args = [
-    webhookCli,
-    'serve',
-    '--host',
-    '127.0.0.1',
-    '--port',
-    String(port),
-    '--metrics-port',
-    String(metricsPort),
-    '--cert',
-    o.certFile,
-    '--key',
-    o.keyFile,
-  ];
-  if (o.configFile) args.push('--config', o.configFile);
+  const args = [webhookCli, ...serveArgs({ port, metricsPort, ...o })];
   if (o.clientCaFile) args.push('--client-ca', o.clientCaFile);
   if (o.extraArgs) args.push(...o.extraArgs);
   const logFile = join(o.logDir, `${o.name}.log`);

@@ -100,3 +100,20 @@ export function sumCounter(text: string, name: string, match: Record<string, str
   }
   return sum;
 }
+
+/** The built webhook's CLI (npm run build). */
+export const webhookCli = join(repoRoot, 'dist/webhook/server/cli.js');
+
+/** The `serve` arguments of the built webhook on loopback, as bench and soak start it (after the CLI's path). */
+export function serveArgs(o: {
+  port: number;
+  metricsPort: number;
+  certFile: string;
+  keyFile: string;
+  configFile?: string;
+}): string[] {
+  const args = ['serve', '--host', '127.0.0.1', '--port', String(o.port), '--metrics-port', String(o.metricsPort)];
+  args.push('--cert', o.certFile, '--key', o.keyFile);
+  if (o.configFile) args.push('--config', o.configFile);
+  return args;
+}
