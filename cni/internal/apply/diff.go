@@ -2,7 +2,8 @@ package apply
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 )
 
 // Difference is one way a namespace's rules of ours differ from the expected ones.
@@ -75,19 +76,8 @@ func (o Owned) Holds(d Dump) bool { return len(o.extract(d)) > 0 }
 func (o Owned) Diff(family string, want, have Dump) []Difference {
 	w, h := o.extract(want), o.extract(have)
 	var diffs []Difference
-	for _, table := range unionKeys(w, h) {
-		chains := map[string]bool{}
-		for c := range w[table] {
-			chains[c] = true
-		}
-		for c := range h[table] {
-			chains[c] = true
-		}
-		names := make([]string, 0, len(chains))
-		for c := range chains {
-			names = append(names, c)
-		}
-		sort.Strings(names)
+	for _, table := range sortedUnion(w, h) {
+		names := sortedUnion(w[table], h[table])
 		for _, chain := range names {
 			wl, wok := w[table][chain]
 			hl, hok := h[table][chain]
@@ -118,7 +108,7 @@ func isBuiltinChain(name string) bool {
 }
 
 func diffLines(at Difference, want, have []string) []Difference {
-	if equal(want, have) {
+	if slices.Equal(want, have) {
 		return nil
 	}
 	missing, extra := multisetMinus(want, have), multisetMinus(have, want)
@@ -149,18 +139,6 @@ func diffLines(at Difference, want, have []string) []Difference {
 	return out
 }
 
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // multisetMinus returns the lines of a not matched by a line of b (counting repeats), in a's order.
 func multisetMinus(a, b []string) []string {
 	left := map[string]int{}
@@ -178,18 +156,12 @@ func multisetMinus(a, b []string) []string {
 	return out
 }
 
-func unionKeys(a, b ours) []string {
-	seen := map[string]bool{}
-	for k := range a {
-		seen[k] = true
+// sortedUnion is the keys of both maps, sorted (a stable order of tables and chains in the report).
+func sortedUnion[V any](a, b map[string]V) []string {
+	keys := maps.Clone(a)
+	if keys == nil {
+		keys = map[string]V{}
 	}
-	for k := range b {
-		seen[k] = true
-	}
-	out := make([]string, 0, len(seen))
-	for k := range seen {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	maps.Copy(keys, b)
+	return slices.Sorted(maps.Keys(keys))
 }

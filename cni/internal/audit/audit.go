@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -142,7 +143,7 @@ func (a *Auditor) WriteMetrics(w io.Writer) error {
 	b.WriteString("# HELP asm_cni_audit_pods Pods of this node by the verdict of the last audit.\n# TYPE asm_cni_audit_pods gauge\n")
 	verdicts := []string{string(verify.Match), string(verify.Drift), string(verify.NotRedirected), string(verify.OtherOwner), "error"}
 	for v := range a.counts {
-		if !contains(verdicts, v) {
+		if !slices.Contains(verdicts, v) {
 			verdicts = append(verdicts, v)
 		}
 	}
@@ -161,15 +162,6 @@ func (a *Auditor) WriteMetrics(w io.Writer) error {
 	fmt.Fprintf(&b, "# HELP asm_cni_audit_events_total Warning Events created about pods.\n# TYPE asm_cni_audit_events_total counter\nasm_cni_audit_events_total %d\n", a.events)
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Loop audits at once, then on every tick and every trigger (a change of the CNI config dir), until ctx ends.
