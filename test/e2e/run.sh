@@ -27,29 +27,12 @@ if [ ! -x dist/cni/asm-cni ] || [ -n "$(find src cni -newer dist/cni/asm-cni -ty
   npm run --silent build || { echo "e2e: FAILED: npm run build" >&2; exit 1; }
 fi
 
-# Safety net for teardown: every process group, temp dir and netns the tests create is listed in the run dir, and swept
-# here on exit, even when tap had to SIGKILL a test file. A process group is killed only while a member still runs one
-# of the binaries the tests start (a recycled id is left alone).
+# Safety net for teardown (test/harness/sweep.sh): what the tests leave behind is swept on exit.
 run_dir=$(mktemp -d "${TMPDIR:-/tmp}/asm-cni-e2e-run-XXXXXX")
 export ASM_E2E_RUN_DIR="$run_dir"
-sweep() {
-  local kind value
-  if [ -f "$run_dir/cleanup.list" ]; then
-    while read -r kind value; do
-      case $kind in
-        pgid)
-          if pgrep -g "$value" -f 'asm-cni/k8s-v[0-9.]+/bin/|npm start|scripts/start.sh|webhook/cli.js|installer/cli.js' >/dev/null 2>&1; then
-            echo "e2e: sweeping leftover process group $value" >&2
-            kill -KILL -- "-$value" 2>/dev/null || true
-          fi ;;
-        dir) [ -d "$value" ] && { echo "e2e: removing leftover $value" >&2; rm -rf -- "$value"; } ;;
-        netns) ip netns list 2>/dev/null | grep -qw -- "$value" && { echo "e2e: removing leftover netns $value" >&2; ip netns del "$value"; } ;;
-      esac
-    done < "$run_dir/cleanup.list"
-  fi
-  rm -rf -- "$run_dir"
-}
-trap sweep EXIT
+# shellcheck source=../harness/sweep.sh
+source test/harness/sweep.sh
+trap 'sweep_run_dir e2e "$run_dir"' EXIT
 
 # Coverage off: these tests drive built binaries and separate processes, not the sources tap would instrument.
 # One file at a time: each starts its own control plane, and the machine has two cores.

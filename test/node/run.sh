@@ -62,49 +62,11 @@ export ASM_NODE_IP=192.0.2.1
 
 run_dir=$(mktemp -d "${TMPDIR:-/tmp}/asm-cni-node-run-XXXXXX")
 export ASM_E2E_RUN_DIR="$run_dir"
-# Safety net for teardown (the tests stop all of it themselves): process groups of the binaries the tests start,
-# shims and container processes found by the node's cgroup root and containerd socket, temp dirs, the cgroups.
-sweep() {
-  local kind value pid d m left
-  [ -f "$run_dir/cleanup.list" ] || { rm -rf -- "$run_dir"; return; }
-  # In phases: first the processes that make more (API server, containerd, kubelet, installer), then the shims, then
-  # what is left in the node's cgroups, then the dirs.
-  while read -r kind value; do
-    case $kind in
-      pgid)
-        if pgrep -g "$value" -f 'asm-cni/k8s-v[0-9.]+/bin/|containerd|npm start|scripts/start.sh|webhook/cli.js|installer/cli.js' >/dev/null 2>&1; then
-          echo "node: sweeping leftover process group $value" >&2
-          kill -KILL -- "-$value" 2>/dev/null || true
-        fi ;;
-      cgroup) # every process still in the node's cgroup tree (containers), then the tree itself, deepest first
-        for pid in $(find /sys/fs/cgroup/*/"${value#/}" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u); do
-          echo "node: killing leftover container process $pid" >&2; kill -KILL "$pid" 2>/dev/null || true
-        done
-        # a killed process leaves its cgroup when it has exited, not when the signal is sent: a few tries
-        for _ in $(seq 50); do
-          left=0
-          for d in /sys/fs/cgroup/*/"${value#/}"; do
-            [ -d "$d" ] && { find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || left=1; }
-          done
-          [ $left = 0 ] && break
-          sleep 0.2
-        done ;;
-      shims) # containerd shims of this run's containerd (they leave its process group)
-        for pid in $(pgrep -f "containerd-shim.*-address $value" 2>/dev/null); do
-          echo "node: killing leftover shim $pid" >&2; kill -KILL "$pid" 2>/dev/null || true
-        done ;;
-      dir) # mounts under it first (kubelet volumes, container rootfs, netns pins), deepest first
-        [ -d "$value" ] || continue
-        echo "node: removing leftover $value" >&2
-        awk -v d="$value/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do
-          umount -l "$m" 2>/dev/null
-        done
-        rm -rf -- "$value" ;;
-    esac
-  done < <(for phase in pgid shims cgroup dir; do grep "^$phase " "$run_dir/cleanup.list"; done)
-  rm -rf -- "$run_dir"
-}
-trap sweep EXIT
+# Safety net for teardown (test/harness/sweep.sh; the tests stop all of it themselves): process groups, the shims and
+# container processes found by the node's containerd socket and cgroup root, temp dirs, the cgroups.
+# shellcheck source=../harness/sweep.sh
+source test/harness/sweep.sh
+trap 'sweep_run_dir node "$run_dir"' EXIT
 
 files=() opts=()
 for a in "$@"; do case $a in *.test.ts) files+=("$a") ;; *) opts+=("$a") ;; esac; done
