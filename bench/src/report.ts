@@ -176,6 +176,29 @@ export function markdownTable(r: any): string {
   return lines.join('\n');
 }
 
+/**
+ * The webhook's CPU waterfall (webhook-bench.ts, waterfall.ts): server CPU per review from the floor to the shipped
+ * webhook, one row per piece added, all at the same offered rate in one run. Empty when the run had none.
+ */
+export function waterfallTable(w: any): string {
+  const wf = w?.waterfall;
+  if (!wf?.rows?.length) return '';
+  const lines = [
+    `Webhook server CPU per review, built up from the floor to the shipped webhook: every step its own server, all at ${wf.offeredRate} req/s (50 % of asm-cni's max) in the same run, ${wf.secondsPerStep} s each (docs/bench.md).`,
+    '',
+    '| step | adds | CPU per review (µs) | delta (µs) |',
+    '| --- | --- | ---: | ---: |',
+    ...wf.rows.map(
+      (r: any, i: number) =>
+        `| ${r.step} | ${r.adds} | ${f(r.cpuUsPerReview, 1)} | ${i === 0 ? '' : (r.deltaUs >= 0 ? '+' : '') + f(r.deltaUs, 1)} |`,
+    ),
+    `| | beyond the floor | | ${f(wf.beyondFloorUs, 1)} |`,
+  ];
+  const errors = wf.rows.reduce((a: number, r: any) => a + r.errors, 0);
+  if (errors > 0) lines.push('', `**${errors} errors or wrong answers in the waterfall runs.**`);
+  return lines.join('\n');
+}
+
 function main(): void {
   const { values } = parseArgs({
     options: {
@@ -258,6 +281,7 @@ function main(): void {
     '',
     table,
     '',
+    ...(waterfallTable(webhook) ? [waterfallTable(webhook), ''] : []),
     '![latency distributions](bench/latency.svg)',
     '',
     'Regenerate with `npm run bench` (as root; see docs/bench.md).',

@@ -18,10 +18,19 @@ import { parseArgs } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { generateCerts, type BenchCerts } from './certs.js';
 import { buildReviewPayloads, type ReviewPayload } from './fixtures.js';
-import { answerMatches, runOpenLoop, type OpenLoopResult } from './openloop.js';
+import { answerMatches, runOpenLoop, type OpenLoopResult } from './review-load.js';
 import { freePort } from '../../test/harness/free-port.js';
-import { cpuSeconds, memoryMiB, startServer, stopServer, waitReady, type Server } from '../../test/harness/proc.js';
+import {
+  cpuNanos,
+  cpuSeconds,
+  memoryMiB,
+  startServer,
+  stopServer,
+  waitReady,
+  type Server,
+} from '../../test/harness/proc.js';
 import { logicCost } from './logic-cost.js';
+import { SERVER_STEPS, waterfallRows, type StepMeasure, type WaterfallStep } from './waterfall.js';
 import { hotspots } from './profile-top.js';
 import { percentileCurve, ratio, summarize, type Summary } from '../../test/harness/stats.js';
 import { repoRoot as ROOT } from '../../test/harness/toolchain.js';
@@ -35,6 +44,9 @@ const CFG = {
   rounds: Number(env('ASM_BENCH_ROUNDS_WEBHOOK', '3')),
   rateSec: Number(env('ASM_BENCH_RATE_SEC', '12')),
   rssReviews: Number(env('ASM_BENCH_RSS_REVIEWS', '100000')),
+  // Seconds of measured load per server in the CPU waterfall (split over the rounds); 0 leaves the waterfall out.
+  waterfallSec: Number(env('ASM_BENCH_WATERFALL_SEC', '6')),
+  waterfallRounds: Number(env('ASM_BENCH_WATERFALL_ROUNDS', '5')),
   serverCpu: process.env.ASM_BENCH_SERVER_CPU ?? '1',
   path: env('ASM_BENCH_WEBHOOK_PATH', '/mutate?timeout=10s'),
   profile: process.env.ASM_BENCH_PROFILE === '1',
@@ -260,6 +272,105 @@ async function scrapeMetrics(port: number): Promise<Record<string, number>> {
   return out;
 }
 
+/** What the waterfall's servers share: certificates, the answers to send, where logs go, the shipped NODE_OPTIONS. */
+interface WaterfallSetup {
+  certs: BenchCerts;
+  responsesFile: string;
+  work: string;
+  nodeOptions: string;
+}
+
+/**
+ * The CPU waterfall (waterfall.ts): the floor and the shipped webhook already running, plus one server per step in
+ * between, all loaded at the same fixed rate (below every one's capacity) in alternating rounds. CPU per review is
+ * the server's CPU over the paced part of each run (schedstat, all threads) divided by the reviews it answered.
+ */
+async function cpuWaterfall(
+  floor: Target,
+  product: Target,
+  setup: WaterfallSetup,
+  payloads: readonly ReviewPayload[],
+  rate: number,
+): Promise<Record<string, unknown>> {
+  const rounds = Math.max(1, CFG.waterfallRounds);
+  const shipped = { ...process.env, NODE_ENV: 'production', NODE_OPTIONS: setup.nodeOptions };
+  const tls = ['--cert', setup.certs.certFile, '--key', setup.certs.keyFile, '--responses', setup.responsesFile];
+  const servers: Array<{ step: WaterfallStep; server: Server; started: boolean }> = [
+    { step: 'floor', server: floor.server, started: false },
+  ];
+  const start = async (step: WaterfallStep, script: string, extra: string[]): Promise<void> => {
+    const port = await freePort();
+    const server = startServer(
+      `waterfall ${step}`,
+      [process.execPath, join(import.meta.dirname, script), '--port', String(port), ...tls, ...extra],
+      { cpu: CFG.serverCpu, logFile: join(setup.work, `waterfall-${step}.log`), port, env: shipped },
+    );
+    servers.push({ step, server, started: true });
+  };
+  const measured = new Map<WaterfallStep, StepMeasure>();
+  try {
+    await start('flags', 'floor-webhook.js', []);
+    for (const step of SERVER_STEPS) await start(step, 'waterfall-server.js', ['--step', step]);
+    servers.push({ step: 'shipped', server: product.server, started: false });
+    for (const { step, server, started } of servers) {
+      measured.set(step, { step, rounds: [], reviews: 0, errors: 0 });
+      if (!started) continue;
+      try {
+        await waitReady(server, CFG.path, setup.certs.ca, payloads[2]!.body);
+        await sanityCheck(server, setup.certs, payloads, 'patch');
+      } catch (e) {
+        const file = join(setup.work, `waterfall-${step}.log`);
+        if (existsSync(file)) log(`${server.name} log (tail):\n${readFileSync(file, 'utf8').slice(-2000)}`);
+        throw e;
+      }
+    }
+    const run = async (server: Server, seconds: number) =>
+      runOpenLoop({
+        host: '127.0.0.1',
+        port: server.port,
+        path: CFG.path,
+        ca: setup.certs.ca,
+        connections: CFG.connections,
+        rate,
+        durationSec: seconds,
+        payloads,
+        verify: 'patch',
+        meter: () => cpuNanos(server.pid),
+      });
+    // The new servers' JIT warms up on a short run of the same load, left out of the figures.
+    for (const { step, server, started } of servers) {
+      if (!started) continue;
+      const w = await run(server, 1);
+      measured.get(step)!.errors += w.non2xx + w.connErrors + w.mismatches;
+    }
+    for (let i = 0; i < rounds; i++) {
+      for (const { step, server } of servers) {
+        const r = await run(server, CFG.waterfallSec / rounds);
+        const m = measured.get(step)!;
+        m.rounds.push(r.metered / 1000 / Math.max(1, r.completed));
+        m.reviews += r.completed;
+        m.errors += r.non2xx + r.connErrors + r.mismatches;
+        if (step === 'shipped') product.served += r.completed + r.non2xx + r.connErrors;
+        if (step === 'floor') floor.served += r.completed + r.non2xx + r.connErrors;
+      }
+    }
+  } finally {
+    for (const { server, started } of servers) if (started) await stopServer(server);
+  }
+  const rows = waterfallRows([...measured.values()]);
+  for (const r of rows)
+    log(
+      `waterfall ${r.step}: ${r.cpuUsPerReview} µs CPU/review (${r.deltaUs >= 0 ? '+' : ''}${r.deltaUs}), ${r.errors} errors`,
+    );
+  return {
+    offeredRate: rate,
+    secondsPerStep: CFG.waterfallSec,
+    rounds,
+    rows,
+    beyondFloorUs: Number((rows[rows.length - 1]!.cpuUsPerReview - rows[0]!.cpuUsPerReview).toFixed(1)),
+  };
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { out: { type: 'string' }, 'floor-only': { type: 'boolean', default: false } },
@@ -290,6 +401,7 @@ async function main(): Promise<void> {
   const profileDir = join(ROOT, 'bench/profiles');
   let metricsPort = 0;
   let webhookLog = '';
+  const nodeOptions = shippedNodeOptions(ROOT);
   try {
     if (withProduct) {
       // (a) the webhook as shipped: built JS, NODE_ENV=production, default (info) log level, logs to a file as a
@@ -309,7 +421,6 @@ async function main(): Promise<void> {
         '0',
       ];
       webhookLog = join(work, 'webhook.log');
-      const nodeOptions = shippedNodeOptions(ROOT);
       result.webhookNodeOptions = nodeOptions;
       log(`webhook: NODE_OPTIONS from the shipped Deployment: ${nodeOptions || '(none)'}`);
       const server = startServer('webhook', cmd, {
@@ -415,6 +526,16 @@ async function main(): Promise<void> {
             );
           }
         }
+      }
+      if (withProduct && responsesFile && CFG.waterfallSec > 0) {
+        log(`CPU waterfall at ${half} req/s (50 % of asm-cni's max), ${CFG.waterfallSec}s per server`);
+        result.waterfall = await cpuWaterfall(
+          targets[0]!,
+          targets[1]!,
+          { certs, responsesFile, work, nodeOptions },
+          payloads,
+          half,
+        );
       }
       const rate = half;
       const summaries = targets.map((t) => ({ max: combineMax(t.max), rate: combineRate(t.rate.get(half)!) }));

@@ -4,6 +4,7 @@
 import { AdmissionClient } from './client.js';
 import { body, newUid, type ReviewTemplate } from './reviews.js';
 import { summarize, type LatencySummary } from './stats.js';
+import { openLoop as paceOpenLoop } from '../../test/harness/open-loop.js';
 
 export interface Verdict {
   ok: boolean;
@@ -161,8 +162,8 @@ export async function measureCapacity(
 }
 
 /**
- * Open loop: starts reviews at `rate` per second for `seconds`, whatever the answers do (so a stall shows up as
- * latency, not as a politely slower client). Resolves when every started review has finished.
+ * Open loop: starts reviews at `rate` per second for `seconds` (the harness's pacing, test/harness/open-loop.ts),
+ * whatever the answers do. Resolves when every started review has finished (each has its own deadline).
  */
 export async function openLoop(
   client: AdmissionClient,
@@ -172,27 +173,8 @@ export async function openLoop(
   rec: Recorder,
   stop?: () => boolean,
 ): Promise<void> {
-  const started = performance.now();
-  const pending = new Set<Promise<boolean>>();
-  let issued = 0;
-  let i = 0;
-  await new Promise<void>((resolve) => {
-    const tick = (): void => {
-      const elapsed = (performance.now() - started) / 1000;
-      if (elapsed >= seconds || stop?.()) {
-        clearInterval(timer);
-        resolve();
-        return;
-      }
-      const due = Math.floor(elapsed * rate);
-      while (issued < due) {
-        issued++;
-        const p = rec.one(client, templates[i++ % templates.length]!);
-        pending.add(p);
-        void p.finally(() => pending.delete(p));
-      }
-    };
-    const timer = setInterval(tick, 5);
-  });
-  await Promise.all(pending);
+  // Ticks every 5 ms: the soak's generator shares the machine with the webhook it loads, so it must not spin.
+  await paceOpenLoop({ rate, seconds, tickMs: 5, ...(stop ? { stop } : {}) }, (i) =>
+    rec.one(client, templates[i % templates.length]!),
+  );
 }

@@ -107,6 +107,38 @@ t.test('a selected pod gets a JSON patch that, applied with validation, gives th
   t.notOk(JSON.stringify(log.lines).includes('istio-iptables'), 'the object is never logged at info');
 });
 
+t.test(
+  'an injected encode writes the answer: it gets the Response the handler decided, its string is the body',
+  async (t) => {
+    const log = memoryLogger();
+    const seen: unknown[] = [];
+    const app = buildApp({
+      admit,
+      config: () => DEFAULT_CONFIG,
+      ready: () => true,
+      logger: log.logger,
+      metrics: new WebhookMetrics({ defaultMetrics: false }),
+      encode: (response) => {
+        seen.push(response);
+        return '{"precomputed":true}';
+      },
+    });
+    const body = review(meshedPod());
+    const res = await app.inject({
+      method: 'POST',
+      url: '/mutate',
+      payload: JSON.stringify(body),
+      headers: { 'content-type': 'application/json' },
+    });
+    t.equal(res.statusCode, 200);
+    t.equal(res.body, '{"precomputed":true}');
+    t.match(res.headers['content-type'], /^application\/json/);
+    t.equal(seen.length, 1);
+    t.match(seen[0], { uid: (body.request as { uid: string }).uid, allowed: true });
+    t.ok((seen[0] as { patch?: unknown[] }).patch!.length > 0, "the patch ops are admit()'s, not yet encoded");
+  },
+);
+
 t.test("Istio golden: the patched pod deep-equals Istio's own CNI-mode rendering", async (t) => {
   if (!requirePrereq(t, haveOracles(), `Istio oracles under ${oracleRoot}`)) return;
   const { app } = setup();

@@ -1,11 +1,12 @@
-// Open-loop load at a fixed offered rate over a fixed pool of keep-alive TLS connections.
-// Why not autocannon here: its rate limit sends each connection's per-second quota back to back at the start of every
-// second (so "half the max" is really full speed for half a second), and its coordinated-omission correction works in
-// whole milliseconds. Requests here are scheduled uniformly (like wrk2) and latency is measured from the scheduled send
-// time in microseconds, so a stall is charged to every request it delays. Requests are pre-serialised buffers and
+// Fixed-rate AdmissionReview load over a fixed pool of keep-alive TLS connections, paced by the harness's open loop
+// (test/harness/open-loop.ts). Why not autocannon here: its rate limit sends each connection's per-second quota back to
+// back at the start of every second (so "half the max" is really full speed for half a second), and its
+// coordinated-omission correction works in whole milliseconds. Latency is measured in microseconds from each request's
+// due time, so a request queued behind busy connections is charged its wait. Requests are pre-serialised buffers and
 // responses are parsed just enough (status, Content-Length or chunked) to keep the client's cost per request small.
 import { connect, type TLSSocket } from 'node:tls';
 import type { ReviewPayload } from './fixtures.js';
+import { openLoop } from '../../test/harness/open-loop.js';
 
 export interface OpenLoopOptions {
   host: string;
@@ -19,6 +20,9 @@ export interface OpenLoopOptions {
   payloads: readonly ReviewPayload[];
   /** Check each answer: uid echoed and allowed; with `patch`, a patch exactly where the shape expects one. */
   verify: 'uid' | 'patch';
+  /** Read just before the first request is due and once all are answered (e.g. the server's CPU): `metered` is the
+   * difference, free of the connections' handshakes and close. */
+  meter?: () => number;
 }
 
 export interface OpenLoopResult {
@@ -32,12 +36,16 @@ export interface OpenLoopResult {
   /** Microseconds from the scheduled send time to the last byte of the answer, one per completed request. */
   latencyUs: Float64Array;
   elapsedSec: number;
+  /** meter() at the end minus at the start; 0 without a meter. */
+  metered: number;
 }
 
 interface Pending {
   payload: ReviewPayload;
   request: Buffer;
   scheduledNs: bigint;
+  /** Settles the request in the open loop's books. */
+  settle: () => void;
 }
 
 class Connection {
@@ -159,19 +167,14 @@ export function answerMatches(p: ReviewPayload, body: Buffer, verify: 'uid' | 'p
 
 export async function runOpenLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
   const requests = opts.payloads.map((p) => requestBuffer(opts.host, opts.port, opts.path, p.body));
-  const total = Math.max(1, Math.round(opts.rate * opts.durationSec));
-  const intervalNs = 1e9 / opts.rate;
-  const latency = new Float64Array(total);
+  const latency = new Float64Array(Math.max(1, Math.round(opts.rate * opts.durationSec)));
   const queue: Pending[] = [];
   const idle: Connection[] = [];
-  let scheduled = 0;
   let completed = 0;
   let answered = 0;
   let non2xx = 0;
   let mismatches = 0;
   let connErrors = 0;
-  let finish!: () => void;
-  const finished = new Promise<void>((resolve) => (finish = resolve));
 
   const dispatch = (): void => {
     while (idle.length > 0 && queue.length > 0) idle.pop()!.send(queue.shift()!);
@@ -186,8 +189,8 @@ export async function runOpenLoop(opts: OpenLoopOptions): Promise<OpenLoopResult
       latency[completed++] = Number(now - p.scheduledNs) / 1000;
     }
     if (!conn.closed) idle.push(conn);
+    p.settle();
     dispatch();
-    if (answered === total) finish();
   };
 
   const conns: Connection[] = [];
@@ -195,38 +198,34 @@ export async function runOpenLoop(opts: OpenLoopOptions): Promise<OpenLoopResult
   // Let every connection finish its TLS handshake before the clock starts.
   await new Promise((r) => setTimeout(r, 300));
   idle.push(...conns);
+  const meter0 = opts.meter?.() ?? 0;
 
-  const start = process.hrtime.bigint();
-  const pump = (): void => {
-    const due = Math.min(total, Math.floor(Number(process.hrtime.bigint() - start) / intervalNs) + 1);
-    while (scheduled < due) {
-      const idx = scheduled++;
-      const payload = opts.payloads[idx % opts.payloads.length]!;
-      queue.push({
-        payload,
-        request: requests[idx % requests.length]!,
-        scheduledNs: start + BigInt(Math.round(idx * intervalNs)),
-      });
-    }
-    dispatch();
-    if (scheduled < total) setImmediate(pump);
-  };
-  pump();
-  // Bounded: a server that cannot keep up at all must not stall the bench; what is unanswered by then is an error.
-  const limit = setTimeout(() => finish(), (opts.durationSec * 3 + 30) * 1000);
-  await finished;
-  clearTimeout(limit);
-  const unanswered = total - answered;
-  const elapsedSec = Number(process.hrtime.bigint() - start) / 1e9;
+  // Spinning pacer (the generator has a core of its own); bounded: a server that cannot keep up at all must not stall
+  // the bench, and what is unanswered by then is an error.
+  const run = await openLoop(
+    { rate: opts.rate, seconds: opts.durationSec, tickMs: 0, settleMs: (opts.durationSec * 2 + 30) * 1000 },
+    (i, dueNs) =>
+      new Promise<void>((settle) => {
+        queue.push({
+          payload: opts.payloads[i % opts.payloads.length]!,
+          request: requests[i % requests.length]!,
+          scheduledNs: dueNs,
+          settle,
+        });
+        dispatch();
+      }),
+  );
+  const metered = (opts.meter?.() ?? 0) - meter0;
   for (const c of conns) c.close();
   return {
     offeredRate: opts.rate,
-    sent: scheduled,
+    sent: run.offered,
     completed,
     non2xx,
     mismatches,
-    connErrors: connErrors + unanswered,
+    connErrors: connErrors + (run.offered - answered),
     latencyUs: latency.subarray(0, completed),
-    elapsedSec,
+    elapsedSec: run.elapsedSec,
+    metered,
   };
 }
