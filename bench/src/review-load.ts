@@ -57,17 +57,22 @@ class Connection {
   private chunked = false;
   current: Pending | null = null;
   closed = false;
+  /** Resolves when the first TLS handshake is done. */
+  readonly handshaken: Promise<void>;
+  private onHandshake!: () => void;
 
   constructor(
     private readonly opts: OpenLoopOptions,
     private readonly onDone: (conn: Connection, p: Pending, status: number, body: Buffer | null) => void,
   ) {
+    this.handshaken = new Promise((resolve) => (this.onHandshake = resolve));
     this.open();
   }
 
   private open(): void {
     this.socket = connect({ host: this.opts.host, port: this.opts.port, ca: this.opts.ca, servername: 'localhost' });
     this.socket.setNoDelay(true);
+    this.socket.once('secureConnect', () => this.onHandshake());
     this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     this.socket.on('error', () => {});
     this.socket.on('close', () => {
@@ -195,8 +200,11 @@ export async function runOpenLoop(opts: OpenLoopOptions): Promise<OpenLoopResult
 
   const conns: Connection[] = [];
   for (let i = 0; i < opts.connections; i++) conns.push(new Connection(opts, onDone));
-  // Let every connection finish its TLS handshake before the clock starts.
-  await new Promise((r) => setTimeout(r, 300));
+  // Every connection finishes its TLS handshake before the clock starts (a connection refused for a second is
+  // reopened; after that, what is not ready is left to the load).
+  let waited: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.all(conns.map((c) => c.handshaken)), new Promise((r) => (waited = setTimeout(r, 1000)))]);
+  clearTimeout(waited);
   idle.push(...conns);
   const meter0 = opts.meter?.() ?? 0;
 

@@ -46,7 +46,7 @@ const CFG = {
   rssReviews: Number(env('ASM_BENCH_RSS_REVIEWS', '100000')),
   // Seconds of measured load per server in the CPU waterfall (split over the rounds); 0 leaves the waterfall out.
   waterfallSec: Number(env('ASM_BENCH_WATERFALL_SEC', '6')),
-  waterfallRounds: Number(env('ASM_BENCH_WATERFALL_ROUNDS', '5')),
+  waterfallRounds: Number(env('ASM_BENCH_WATERFALL_ROUNDS', '6')),
   serverCpu: process.env.ASM_BENCH_SERVER_CPU ?? '1',
   path: env('ASM_BENCH_WEBHOOK_PATH', '/mutate?timeout=10s'),
   profile: process.env.ASM_BENCH_PROFILE === '1',
