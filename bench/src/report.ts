@@ -186,13 +186,13 @@ export function waterfallTable(w: any): string {
   const lines = [
     `Webhook server CPU per review, built up from the floor to the shipped webhook: every step its own server, all at ${wf.offeredRate} req/s (50 % of asm-cni's max) in the same run, ${wf.secondsPerStep} s each (docs/bench.md).`,
     '',
-    '| step | adds | CPU per review (µs) | delta (µs) |',
-    '| --- | --- | ---: | ---: |',
+    `| step | adds | CPU per review (µs), median of ${wf.rounds} rounds | rounds, lowest – highest | delta (µs) |`,
+    '| --- | --- | ---: | ---: | ---: |',
     ...wf.rows.map(
       (r: any, i: number) =>
-        `| ${r.step} | ${r.adds} | ${f(r.cpuUsPerReview, 1)} | ${i === 0 ? '' : (r.deltaUs >= 0 ? '+' : '') + f(r.deltaUs, 1)} |`,
+        `| ${r.step} | ${r.adds} | ${f(r.cpuUsPerReview, 1)} | ${f(Math.min(...r.roundsUs), 1)} – ${f(Math.max(...r.roundsUs), 1)} | ${i === 0 ? '' : (r.deltaUs >= 0 ? '+' : '') + f(r.deltaUs, 1)} |`,
     ),
-    `| | beyond the floor | | ${f(wf.beyondFloorUs, 1)} |`,
+    `| | beyond the floor | | | ${f(wf.beyondFloorUs, 1)} |`,
   ];
   const errors = wf.rows.reduce((a: number, r: any) => a + r.errors, 0);
   if (errors > 0) lines.push('', `**${errors} errors or wrong answers in the waterfall runs.**`);
