@@ -182,6 +182,7 @@ export function markdownTable(r: any): string {
  */
 export function waterfallTable(w: any): string {
   const wf = w?.waterfall;
+  if (wf?.error) return `**The CPU waterfall failed:** ${wf.error}`;
   if (!wf?.rows?.length) return '';
   const lines = [
     `Webhook server CPU per review, built up from the floor to the shipped webhook: every step its own server, all at ${wf.offeredRate} req/s (50 % of asm-cni's max) in the same run, ${wf.secondsPerStep} s each (docs/bench.md).`,

@@ -529,13 +529,22 @@ async function main(): Promise<void> {
       }
       if (withProduct && responsesFile && CFG.waterfallSec > 0) {
         log(`CPU waterfall at ${half} req/s (50 % of asm-cni's max), ${CFG.waterfallSec}s per server`);
-        result.waterfall = await cpuWaterfall(
-          targets[0]!,
-          targets[1]!,
-          { certs, responsesFile, work, nodeOptions },
-          payloads,
-          half,
-        );
+        // A waterfall that cannot run (a step's server failed) is reported and fails the run; the main figures are still
+        // written.
+        try {
+          result.waterfall = await cpuWaterfall(
+            targets[0]!,
+            targets[1]!,
+            { certs, responsesFile, work, nodeOptions },
+            payloads,
+            half,
+          );
+        } catch (e) {
+          const error = e instanceof Error ? e.message : String(e);
+          log(`CPU waterfall FAILED: ${error}`);
+          result.waterfall = { error };
+          process.exitCode = 1;
+        }
       }
       const rate = half;
       const summaries = targets.map((t) => ({ max: combineMax(t.max), rate: combineRate(t.rate.get(half)!) }));
