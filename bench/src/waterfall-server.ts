@@ -20,6 +20,8 @@ import { SERVER_STEPS, type ServerStep } from './waterfall.js';
 
 const JSON_UTF8 = 'application/json; charset=utf-8';
 
+// Types only: the modules themselves are loaded from dist/ at run time, as shipped (the copy of src/ that tsc emits
+// beside the harness in bench/.build is never run).
 type AppModule = typeof import('../../src/webhook/server/app.js');
 type AdmitModule = typeof import('../../src/webhook/core/admit.js');
 type ConfigModule = typeof import('../../src/common/shared-config.js');

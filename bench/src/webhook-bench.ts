@@ -94,6 +94,8 @@ interface Target {
   /** Reviews this server answered so far (warm-up and sanity checks included): the count behind the RSS figure. */
   served: number;
   warmErrors: number;
+  /** Errors and wrong answers in the CPU waterfall's runs, which count toward the server's errors too. */
+  waterfallErrors: number;
 }
 
 /**
@@ -350,8 +352,11 @@ async function cpuWaterfall(
         m.rounds.push(r.metered / 1000 / Math.max(1, r.completed));
         m.reviews += r.completed;
         m.errors += r.non2xx + r.connErrors + r.mismatches;
-        if (step === 'shipped') product.served += r.completed + r.non2xx + r.connErrors;
-        if (step === 'floor') floor.served += r.completed + r.non2xx + r.connErrors;
+        const target = step === 'shipped' ? product : step === 'floor' ? floor : undefined;
+        if (target) {
+          target.served += r.completed + r.non2xx + r.connErrors;
+          target.waterfallErrors += r.non2xx + r.connErrors + r.mismatches;
+        }
       }
     }
   } finally {
@@ -429,7 +434,7 @@ async function main(): Promise<void> {
         port,
         env: { ...process.env, NODE_ENV: 'production', NODE_OPTIONS: nodeOptions },
       });
-      targets.push({ server, verify: 'patch', max: [], rate: new Map(), served: 0, warmErrors: 0 });
+      targets.push({ server, verify: 'patch', max: [], rate: new Map(), served: 0, warmErrors: 0, waterfallErrors: 0 });
     }
     // The fair floor answers each review with asm-cni's own answer to it (the bytes any webhook must send).
     let responsesFile: string | undefined;
@@ -476,6 +481,7 @@ async function main(): Promise<void> {
       rate: new Map(),
       served: 0,
       warmErrors: 0,
+      waterfallErrors: 0,
     });
     try {
       for (const t of targets) {
@@ -565,7 +571,10 @@ async function main(): Promise<void> {
         p99Ratio: b.webhook ? ratio(b.webhook.latencyMs.p99, b.floor.latencyMs.p99) : null,
       }));
       const fl = summaries[0]!;
-      result.floor = { ...fl, errors: fl.max.errors + rateErrors(0) + targets[0]!.warmErrors };
+      result.floor = {
+        ...fl,
+        errors: fl.max.errors + rateErrors(0) + targets[0]!.warmErrors + targets[0]!.waterfallErrors,
+      };
       log(
         `floor: max ${fl.max.reqPerSec} req/s; at ${rate} req/s p50 ${fl.rate.latencyMs.p50} ms p99 ${fl.rate.latencyMs.p99} ms`,
       );
@@ -589,7 +598,7 @@ async function main(): Promise<void> {
           ...ours,
           logicCpuUsPerReview: logic,
           memory: { reviews: t.served, rssStartMB: rssStart!.rss, rssMB: mem.rss, peakMB: mem.peak },
-          errors: t.warmErrors + ours.max.errors + rateErrors(1) + (top?.errors ?? 0),
+          errors: t.warmErrors + ours.max.errors + rateErrors(1) + t.waterfallErrors + (top?.errors ?? 0),
           metrics,
           logBytes: statSync(webhookLog).size,
         };
