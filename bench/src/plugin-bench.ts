@@ -60,6 +60,71 @@ interface DriverOutput {
   parallelism: number;
   rounds: number;
   iptablesMode: string;
+  coldPath: Record<string, number[]> | null;
+  coldPathPods: number;
+  agentRequests: number;
+  initMs: number[] | null;
+}
+
+/**
+ * Builds what the cold-path comparison runs besides the shipped plugin: a Go program that only exits (the least a Go
+ * plugin's process start costs) and the plugin with the node-agent prototype (tag asmcni_benchagent, never shipped).
+ */
+function buildColdPathExtras(outDir: string): { goStart: string; agentPlugin: string } {
+  const goStart = join(outDir, 'gostart');
+  const agentPlugin = join(outDir, 'asm-cni-benchagent');
+  const env = { ...process.env, CGO_ENABLED: '0' };
+  execFileSync('go', ['build', '-trimpath', '-ldflags', '-s -w', '-o', goStart, './gostart'], {
+    cwd: join(ROOT, 'bench/plugin'),
+    env,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  execFileSync('bash', [join(ROOT, 'cni/build.sh')], {
+    env: { ...env, ASM_CNI_OUT: agentPlugin, ASM_CNI_TAGS: 'asmcni_benchagent' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  return { goStart, agentPlugin };
+}
+
+type ColdSummary = Record<string, ReturnType<typeof summarize>>;
+
+/** The cold-path comparison (docs/bench.md): every step's summary, and the derived figures the decision reads. */
+function coldPathSummary(d: Pick<DriverOutput, 'coldPath' | 'coldPathPods' | 'agentRequests' | 'initMs'>) {
+  if (!d.coldPath) return null;
+  const steps: ColdSummary = Object.fromEntries(Object.entries(d.coldPath).map(([k, v]) => [k, summarize(v)]));
+  const p50 = (k: string): number | null => steps[k]?.p50 ?? null;
+  const diff = (a: string, b: string): number | null => {
+    const x = p50(a);
+    const y = p50(b);
+    return x === null || y === null ? null : Number((x - y).toFixed(3));
+  };
+  const over = (a: string): number | null => {
+    const x = p50(a);
+    const fl = p50('floor');
+    return x === null || fl === null ? null : ratio(x, fl);
+  };
+  return {
+    pods: d.coldPathPods,
+    steps,
+    initMs: d.initMs?.length ? summarize(d.initMs) : null,
+    agentRequests: d.agentRequests,
+    // Medians against the floor of the same run, and what each prototype changes in a cold process.
+    addRatio: over('add'),
+    addAgentRatio: over('addAgent'),
+    lookupMs: {
+      get: diff('probeGet', 'probeStart'),
+      resume: diff('probeResume', 'probeStart'),
+      getRSA: diff('probeGetRSA', 'probeStart'),
+      resumeRSA: diff('probeResumeRSA', 'probeStart'),
+      agent: diff('probeAgent', 'probeStart'),
+    },
+    savedMs: {
+      resume: diff('probeGet', 'probeResume'),
+      resumeRSA: diff('probeGetRSA', 'probeResumeRSA'),
+      agent: diff('add', 'addAgent'),
+    },
+    processStartMs: { goRuntime: diff('goStart', 'true'), aboveGo: diff('version', 'goStart') },
+  };
 }
 
 async function main(): Promise<void> {
@@ -76,6 +141,9 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'asm-cni-bench-plugin-'));
   try {
     const certs = await generateCerts(work);
+    // The cold-path comparison needs the plugin's source: not for floor-only runs or another build of the plugin.
+    const coldPods = plugin && !process.env.ASM_BENCH_PLUGIN_BINARY ? env('ASM_BENCH_COLD_PATH_PODS', '100') : '0';
+    const extras = coldPods !== '0' ? buildColdPathExtras(join(ROOT, 'bench/.build')) : null;
     const podFile = join(work, 'pod.json');
     writeFileSync(podFile, JSON.stringify(pluginPod('bench')));
     const rules = floorRules(plugin, podFile);
@@ -105,6 +173,9 @@ async function main(): Promise<void> {
       '-cold-starts',
       env('ASM_BENCH_COLD_STARTS', '100'),
       ...(plugin ? ['-plugin', plugin] : []),
+      '-cold-path-pods',
+      coldPods,
+      ...(extras ? ['-go-start', extras.goStart, '-plugin-agent', extras.agentPlugin] : []),
       ...(process.env.ASM_BENCH_IPTABLES_BACKEND ? ['-iptables-backend', process.env.ASM_BENCH_IPTABLES_BACKEND] : []),
     ];
     const run = spawnSync(values.driver, args, {
@@ -158,6 +229,7 @@ async function main(): Promise<void> {
         parallelAddMs: curve(d.parallelAddMs),
         parallelFloorMs: curve(d.parallelFloorMs),
       },
+      coldPath: coldPathSummary(d),
       apiRequests: d.apiRequests,
       verifiedPods: d.verifiedPods,
       ratios: add

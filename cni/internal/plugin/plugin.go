@@ -83,12 +83,16 @@ func targetOf(args *skel.CmdArgs, conf *config.Config) target {
 	return target{ref: ref}
 }
 
+// GetPod reads the pod from the API server (a variable only for the bench's node-agent prototype, built with the tag
+// asmcni_benchagent; see cmd/asm-cni/benchagent.go).
+var GetPod = kube.GetPod
+
 // lookup reads the pod and decides. A nil spec with a nil error means: no redirection for this pod (skip says why).
 func lookup(conf *config.Config, t target, l *logger) (spec *apply.Spec, skip string, err error) {
 	if conf.Kubeconfig == "" {
 		return nil, "", config.Error("kubeconfig is required to look up pod %s/%s", t.ref.Namespace, t.ref.Name)
 	}
-	body, err := kube.GetPod(context.Background(), conf.Kubeconfig, t.ref.Namespace, t.ref.Name, conf.APITimeout)
+	body, err := GetPod(context.Background(), conf.Kubeconfig, t.ref.Namespace, t.ref.Name, conf.APITimeout)
 	if err != nil {
 		return nil, "", lookupErr(err)
 	}

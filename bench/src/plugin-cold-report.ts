@@ -1,0 +1,36 @@
+// The "plugin cold path" table of bench/results.md: the plugin's ADD, its prototypes and what a cold process pays,
+// beside the floor of the same run (docs/bench.md, "The plugin's cold path", reads it).
+
+const f = (v: number | null | undefined, digits = 2): string =>
+  v === null || v === undefined || !Number.isFinite(v) ? '–' : String(Number(v.toFixed(digits)));
+
+/** The table, or null when the run has no cold-path comparison (floor only, or another build of the plugin). */
+export function coldPathTable(cold: any): string | null {
+  if (!cold?.steps) return null;
+  const m = (k: string): string => f(cold.steps[k]?.p50);
+  const rows: string[][] = [
+    ['Floor: GET on a fresh connection + the restores, in the warm driver', m('floor'), '1'],
+    ['Plugin ADD as shipped', m('add'), f(cold.addRatio)],
+    ['Plugin ADD with the node-agent prototype (own GET as fallback)', m('addAgent'), f(cold.addAgentRatio)],
+    ['Saved by the agent (ADD − ADD with the agent)', f(cold.savedMs?.agent), ''],
+    [
+      'Process start: exec of /bin/true / a Go program that only exits / `asm-cni version`',
+      `${m('true')} / ${m('goStart')} / ${m('version')}`,
+      '',
+    ],
+    ['Package init before main, `asm-cni version` (sum of GODEBUG=inittrace=1 clocks)', f(cold.initMs?.p50), ''],
+    [
+      'Pod lookup in a cold process, P-256 API server: full handshake / resumed from a session file',
+      `${f(cold.lookupMs?.get)} / ${f(cold.lookupMs?.resume)}`,
+      '',
+    ],
+    [
+      'Pod lookup in a cold process, RSA-2048 API server: full handshake / resumed from a session file',
+      `${f(cold.lookupMs?.getRSA)} / ${f(cold.lookupMs?.resumeRSA)}`,
+      '',
+    ],
+    ["Pod lookup in a cold process, via the agent's unix socket", f(cold.lookupMs?.agent), ''],
+  ];
+  const head = [`Plugin cold path (${cold.pods} rounds, steps in rotating order)`, 'median (ms)', 'ratio to the floor'];
+  return [head, ['---', '---:', '---:'], ...rows].map((c) => `| ${c.join(' | ')} |`).join('\n');
+}
