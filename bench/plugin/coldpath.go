@@ -9,6 +9,10 @@ import (
 	"strings"
 )
 
+// pluginSessionFile is where the plugin keeps its TLS session with the API server (cni/internal/kube/session.go, in
+// the plugin's state directory apply.DefaultStateDir).
+const pluginSessionFile = "/var/run/asm-cni/tls-session"
+
 // coldPath times, pod by pod in one alternating sequence, the floor, the plugin's ADD as shipped, its what-if
 // variants and the lookup prototypes (probe.go), so that every figure of the comparison meets the same machine state.
 func coldPath(o options, res *results, fl *floor, pl *pluginRunner, url string, podTemplate []byte) error {
@@ -73,6 +77,15 @@ func coldPath(o options, res *results, fl *floor, pl *pluginRunner, url string, 
 		}},
 		{"add", func(i int) func() (float64, error) {
 			return inNewNetns("ca", i, func(ns string) (float64, error) { return pl.call("ADD", ns, 5000+i) })
+		}},
+		{"addFullHandshake", func(i int) func() (float64, error) {
+			return inNewNetns("ch", i, func(ns string) (float64, error) {
+				// No session to resume (as after a reboot): the plugin does a full handshake and saves a new one.
+				if err := os.Remove(pluginSessionFile); err != nil && !os.IsNotExist(err) {
+					return 0, err
+				}
+				return pl.call("ADD", ns, 5000+i)
+			})
 		}},
 		{"version", func(int) func() (float64, error) {
 			return func() (float64, error) { return timeExec(exec.Command(o.plugin, "version")) }

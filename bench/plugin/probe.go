@@ -104,14 +104,20 @@ func probeGet(url, caFile, ns, name, sessionFile string) ([]byte, error) {
 	if cache != nil && cache.loaded && !resp.TLS.DidResume {
 		err = errors.Join(err, errors.New("the persisted TLS session was not resumed"))
 	}
+	// A resumed session's ticket stays valid: the file is rewritten only after a full handshake.
+	if cache != nil && err == nil && !resp.TLS.DidResume {
+		cache.save()
+	}
 	return body, err
 }
 
 // fileSessionCache is a one-entry tls.ClientSessionCache kept in a file (ticket and session state, length-prefixed),
-// replaced by an atomic rename. Anything unreadable is a miss.
+// replaced by an atomic rename. Anything unreadable is a miss. The session the server issues is kept in memory until
+// save.
 type fileSessionCache struct {
-	path   string
-	loaded bool
+	path    string
+	loaded  bool
+	pending *tls.ClientSessionState
 }
 
 func (c *fileSessionCache) Get(string) (*tls.ClientSessionState, bool) {
@@ -140,7 +146,14 @@ func (c *fileSessionCache) Put(_ string, cs *tls.ClientSessionState) {
 		os.Remove(c.path)
 		return
 	}
-	ticket, state, err := cs.ResumptionState()
+	c.pending = cs
+}
+
+func (c *fileSessionCache) save() {
+	if c.pending == nil {
+		return
+	}
+	ticket, state, err := c.pending.ResumptionState()
 	if err != nil || state == nil {
 		return
 	}

@@ -110,6 +110,7 @@ function coldPathSummary(d: Pick<DriverOutput, 'coldPath' | 'coldPathPods' | 'ag
     agentRequests: d.agentRequests,
     // Medians against the floor of the same run, and what each prototype changes in a cold process.
     addRatio: over('add'),
+    addFullHandshakeRatio: over('addFullHandshake'),
     addAgentRatio: over('addAgent'),
     lookupMs: {
       get: diff('probeGet', 'probeStart'),
@@ -119,6 +120,7 @@ function coldPathSummary(d: Pick<DriverOutput, 'coldPath' | 'coldPathPods' | 'ag
       agent: diff('probeAgent', 'probeStart'),
     },
     savedMs: {
+      resumeAdd: diff('addFullHandshake', 'add'),
       resume: diff('probeGet', 'probeResume'),
       resumeRSA: diff('probeGetRSA', 'probeResumeRSA'),
       agent: diff('add', 'addAgent'),

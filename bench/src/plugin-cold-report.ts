@@ -10,7 +10,13 @@ export function coldPathTable(cold: any): string | null {
   const m = (k: string): string => f(cold.steps[k]?.p50);
   const rows: string[][] = [
     ['Floor: GET on a fresh connection + the restores, in the warm driver', m('floor'), '1'],
-    ['Plugin ADD as shipped', m('add'), f(cold.addRatio)],
+    ['Plugin ADD as shipped (resumes the TLS session of the previous call)', m('add'), f(cold.addRatio)],
+    [
+      'Plugin ADD without a session to resume (full TLS handshake, as after a reboot)',
+      m('addFullHandshake'),
+      f(cold.addFullHandshakeRatio),
+    ],
+    ['Saved by resuming the session (ADD without − ADD with)', f(cold.savedMs?.resumeAdd), ''],
     ['Plugin ADD with the node-agent prototype (own GET as fallback)', m('addAgent'), f(cold.addAgentRatio)],
     ['Saved by the agent (ADD − ADD with the agent)', f(cold.savedMs?.agent), ''],
     [

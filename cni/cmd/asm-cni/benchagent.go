@@ -27,11 +27,11 @@ func init() {
 	if socket == "" {
 		return
 	}
-	plugin.GetPod = func(ctx context.Context, kubeconfig, namespace, name string, timeout time.Duration) ([]byte, error) {
+	plugin.GetPod = func(ctx context.Context, kubeconfig, namespace, name string, timeout time.Duration, session string) ([]byte, error) {
 		if body, err := askAgent(socket, namespace, name, timeout/4); err == nil {
 			return body, nil
 		}
-		return kube.GetPod(ctx, kubeconfig, namespace, name, timeout)
+		return kube.GetPod(ctx, kubeconfig, namespace, name, timeout, session)
 	}
 }
 

@@ -49,8 +49,10 @@ var (
 )
 
 // GetPod reads the pod's JSON with the kubeconfig at kubeconfigPath (read afresh). Transport errors and 5xx/429
-// answers are retried with backoff until timeout; 401, 403 and 404 are final at once.
-func GetPod(ctx context.Context, kubeconfigPath, namespace, name string, timeout time.Duration) ([]byte, error) {
+// answers are retried with backoff until timeout; 401, 403 and 404 are final at once. With sessionPath, the TLS
+// session with the API server is resumed from that file and the newest one saved there (session.go); not with a
+// client certificate, whose identity a resumed session would carry: the file would become a credential.
+func GetPod(ctx context.Context, kubeconfigPath, namespace, name string, timeout time.Duration, sessionPath string) ([]byte, error) {
 	fail := func(k Kind, format string, a ...any) error {
 		return &LookupError{Kind: k, Namespace: namespace, Name: name, Detail: fmt.Sprintf(format, a...)}
 	}
@@ -61,6 +63,12 @@ func GetPod(ctx context.Context, kubeconfigPath, namespace, name string, timeout
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
+	if sessionPath != "" && len(ep.TLS.Certificates) == 0 {
+		s := &sessionFile{path: sessionPath, server: ep.Server}
+		ep.TLS.ClientSessionCache, ep.TLS.VerifyConnection = s, s.observe
+		// Best effort: a session that cannot be saved only costs the next process a full handshake.
+		defer func() { _ = s.save() }()
+	}
 	client := &http.Client{Transport: &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		TLSClientConfig:     ep.TLS,

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -92,7 +93,7 @@ func lookup(conf *config.Config, t target, l *logger) (spec *apply.Spec, skip st
 	if conf.Kubeconfig == "" {
 		return nil, "", config.Error("kubeconfig is required to look up pod %s/%s", t.ref.Namespace, t.ref.Name)
 	}
-	body, err := GetPod(context.Background(), conf.Kubeconfig, t.ref.Namespace, t.ref.Name, conf.APITimeout)
+	body, err := GetPod(context.Background(), conf.Kubeconfig, t.ref.Namespace, t.ref.Name, conf.APITimeout, SessionFile)
 	if err != nil {
 		return nil, "", lookupErr(err)
 	}
@@ -130,6 +131,10 @@ func lookupErr(err error) error {
 		return cniErr(CodeBadAPIResponse, "%v", le)
 	}
 }
+
+// SessionFile keeps the last TLS session with the API server for the next plugin process to resume (kube/session.go;
+// a variable for tests, empty: every lookup does a full handshake).
+var SessionFile = filepath.Join(apply.DefaultStateDir, kube.SessionFileName)
 
 // BackendCache remembers the node's auto-detected iptables flavour across plugin calls (a variable for tests).
 var BackendCache = apply.BackendCache{Dir: apply.DefaultStateDir, TTL: apply.BackendCacheTTL}
