@@ -37,102 +37,106 @@ func coldPath(o options, res *results, fl *floor, pl *pluginRunner, url string, 
 	defer ag.Close()
 	session := filepath.Join(o.workdir, "probe-session")
 	rsaSession := filepath.Join(o.workdir, "probe-session-rsa")
-	probe := func(mode string, i int) func() (float64, error) {
+	probe := func(mode string, i int) func() (float64, float64, error) {
 		u, ca, sess := url, o.caFile, session
 		if m, ok := strings.CutSuffix(mode, "-rsa"); ok {
 			mode, u, ca, sess = m, rsaAPI.URL, rsaCA, rsaSession
 		}
-		return func() (float64, error) {
+		return func() (float64, float64, error) {
 			cmd := exec.Command(self, "probe", mode, "-url", u, "-ca", ca, "-session", sess, "-socket", socket,
 				"-pod", fmt.Sprintf("bench/probe-%d", i))
 			cmd.Stderr = os.Stderr
-			return timeExec(cmd)
+			return timeExecCPU(cmd)
 		}
 	}
 	v6 := len(res.Families) == 2
-	inNewNetns := func(tag string, i int, f func(ns string) (float64, error)) func() (float64, error) {
-		return func() (float64, error) {
+	inNewNetns := func(tag string, i int, f func(ns string) (float64, float64, error)) func() (float64, float64, error) {
+		return func() (float64, float64, error) {
 			ns, err := newNetns(fmt.Sprintf("%s%d", tag, 5000+i), i)
 			if err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 			defer deleteNetns(ns)
-			d, err := f(ns)
+			wall, cpu, err := f(ns)
 			if err == nil && o.verify {
 				err = verifyRules(ns, v6)
 			}
-			return d, err
+			return wall, cpu, err
 		}
 	}
 	type step struct {
 		name string
-		run  func(i int) func() (float64, error)
+		run  func(i int) func() (float64, float64, error)
 	}
 	steps := []step{
-		{"floor", func(i int) func() (float64, error) {
-			return inNewNetns("cf", i, func(ns string) (float64, error) {
+		{"floor", func(i int) func() (float64, float64, error) {
+			return inNewNetns("cf", i, func(ns string) (float64, float64, error) {
 				get, rest, err := fl.run(ns)
-				return get + rest, err
+				return get + rest, 0, err // in-process: no CPU time of its own
 			})
 		}},
-		{"add", func(i int) func() (float64, error) {
-			return inNewNetns("ca", i, func(ns string) (float64, error) { return pl.call("ADD", ns, 5000+i) })
+		{"add", func(i int) func() (float64, float64, error) {
+			return inNewNetns("ca", i, func(ns string) (float64, float64, error) { return pl.run("ADD", ns, 5000+i, nil) })
 		}},
-		{"addFullHandshake", func(i int) func() (float64, error) {
-			return inNewNetns("ch", i, func(ns string) (float64, error) {
+		{"addFullHandshake", func(i int) func() (float64, float64, error) {
+			return inNewNetns("ch", i, func(ns string) (float64, float64, error) {
 				// No session to resume (as after a reboot): the plugin does a full handshake and saves a new one.
 				if err := os.Remove(pluginSessionFile); err != nil && !os.IsNotExist(err) {
-					return 0, err
+					return 0, 0, err
 				}
-				return pl.call("ADD", ns, 5000+i)
+				return pl.run("ADD", ns, 5000+i, nil)
 			})
 		}},
-		{"version", func(int) func() (float64, error) {
-			return func() (float64, error) { return timeExec(exec.Command(o.plugin, "version")) }
+		{"version", func(int) func() (float64, float64, error) {
+			return func() (float64, float64, error) { return timeExecCPU(exec.Command(o.plugin, "version")) }
 		}},
-		{"true", func(int) func() (float64, error) {
-			return func() (float64, error) { return timeExec(exec.Command("/bin/true")) }
+		{"true", func(int) func() (float64, float64, error) {
+			return func() (float64, float64, error) { return timeExecCPU(exec.Command("/bin/true")) }
 		}},
-		{"probeStart", func(i int) func() (float64, error) { return probe("start", i) }},
-		{"probeGet", func(i int) func() (float64, error) { return probe("get", i) }},
-		{"probeResume", func(i int) func() (float64, error) { return probe("resume", i) }},
-		{"probeGetRSA", func(i int) func() (float64, error) { return probe("get-rsa", i) }},
-		{"probeResumeRSA", func(i int) func() (float64, error) { return probe("resume-rsa", i) }},
-		{"probeAgent", func(i int) func() (float64, error) { return probe("agent", i) }},
+		{"probeStart", func(i int) func() (float64, float64, error) { return probe("start", i) }},
+		{"probeGet", func(i int) func() (float64, float64, error) { return probe("get", i) }},
+		{"probeResume", func(i int) func() (float64, float64, error) { return probe("resume", i) }},
+		{"probeGetRSA", func(i int) func() (float64, float64, error) { return probe("get-rsa", i) }},
+		{"probeResumeRSA", func(i int) func() (float64, float64, error) { return probe("resume-rsa", i) }},
+		{"probeAgent", func(i int) func() (float64, float64, error) { return probe("agent", i) }},
 	}
 	if o.agentPlugin != "" {
 		ap := *pl
 		ap.bin = o.agentPlugin
-		steps = append(steps, step{"addAgent", func(i int) func() (float64, error) {
-			return inNewNetns("cg", i, func(ns string) (float64, error) {
-				return ap.callEnv("ADD", ns, 5000+i, []string{"ASM_CNI_BENCH_AGENT=" + socket})
+		steps = append(steps, step{"addAgent", func(i int) func() (float64, float64, error) {
+			return inNewNetns("cg", i, func(ns string) (float64, float64, error) {
+				return ap.run("ADD", ns, 5000+i, []string{"ASM_CNI_BENCH_AGENT=" + socket})
 			})
 		}})
 	}
 	if o.goStart != "" {
-		steps = append(steps, step{"goStart", func(int) func() (float64, error) {
-			return func() (float64, error) { return timeExec(exec.Command(o.goStart)) }
+		steps = append(steps, step{"goStart", func(int) func() (float64, float64, error) {
+			return func() (float64, float64, error) { return timeExecCPU(exec.Command(o.goStart)) }
 		}})
 	}
 	// The first resume has no session yet: prime the file so every timed probe resumes.
 	os.Remove(session)
 	os.Remove(rsaSession)
 	for _, m := range []string{"resume", "resume-rsa"} {
-		if _, err := probe(m, -1)(); err != nil {
+		if _, _, err := probe(m, -1)(); err != nil {
 			return err
 		}
 	}
 	logf("cold path: %d pods, %d steps each, in rotating order", o.coldPathPods, len(steps))
 	res.ColdPath = map[string][]float64{}
+	res.ColdPathCPU = map[string][]float64{}
 	res.ColdPathPods = o.coldPathPods
 	for i := 0; i < o.coldPathPods; i++ {
 		for k := range steps {
 			s := steps[(i+k)%len(steps)]
-			d, err := s.run(i)()
+			wall, cpu, err := s.run(i)()
 			if err != nil {
 				return fmt.Errorf("%s (pod %d): %w", s.name, i, err)
 			}
-			res.ColdPath[s.name] = append(res.ColdPath[s.name], d)
+			res.ColdPath[s.name] = append(res.ColdPath[s.name], wall)
+			if cpu > 0 {
+				res.ColdPathCPU[s.name] = append(res.ColdPathCPU[s.name], cpu)
+			}
 		}
 	}
 	res.AgentRequests = ag.requests.Load()

@@ -64,6 +64,7 @@ type results struct {
 	IptablesMode  string    `json:"iptablesMode"`
 	// ColdPath: the plugin's cold-path variants and prototypes beside the floor, one sample list per step (ms).
 	ColdPath      map[string][]float64 `json:"coldPath"`
+	ColdPathCPU   map[string][]float64 `json:"coldPathCpu"` // CPU time of the steps that are processes of their own
 	ColdPathPods  int                  `json:"coldPathPods"`
 	AgentRequests int64                `json:"agentRequests"`
 	InitMs        []float64            `json:"initMs"`
@@ -333,6 +334,12 @@ func (p *pluginRunner) call(command, ns string, idx int) (float64, error) {
 
 // callEnv runs the plugin with extra environment variables (what-if variants of the cold path).
 func (p *pluginRunner) callEnv(command, ns string, idx int, extraEnv []string) (float64, error) {
+	wall, _, err := p.run(command, ns, idx, extraEnv)
+	return wall, err
+}
+
+// run is one call of the plugin; it returns the wall time and the CPU time of the plugin and the commands it ran.
+func (p *pluginRunner) run(command, ns string, idx int, extraEnv []string) (wallMs, cpuMs float64, err error) {
 	conf := map[string]any{
 		"cniVersion":         "1.0.0",
 		"name":               "k8s-pod-network",
@@ -362,11 +369,11 @@ func (p *pluginRunner) callEnv(command, ns string, idx int, extraEnv []string) (
 	cmd.Stdin = bytes.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	d, err := timeExec(cmd)
+	wallMs, cpuMs, err = timeExecCPU(cmd)
 	if err != nil {
-		return 0, fmt.Errorf("%w: stdout %s stderr %s", err, stdout.String(), stderr.String())
+		return 0, 0, fmt.Errorf("%w: stdout %s stderr %s", err, stdout.String(), stderr.String())
 	}
-	return d, nil
+	return wallMs, cpuMs, nil
 }
 
 func prevResult(ns string, idx int) map[string]any {
@@ -600,9 +607,20 @@ func verifyRules(ns string, v6 bool) error {
 // ---- timing ----
 
 func timeExec(cmd *exec.Cmd) (float64, error) {
+	wall, _, err := timeExecCPU(cmd)
+	return wall, err
+}
+
+// timeExecCPU also returns the CPU time (user + system) of the process and of the children it waited for: far less
+// disturbed by other work on the machine than the wall time.
+func timeExecCPU(cmd *exec.Cmd) (wallMs, cpuMs float64, err error) {
 	t0 := time.Now()
-	err := cmd.Run()
-	return ms(time.Since(t0)), err
+	err = cmd.Run()
+	wallMs = ms(time.Since(t0))
+	if cmd.ProcessState != nil {
+		cpuMs = ms(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime())
+	}
+	return wallMs, cpuMs, err
 }
 
 func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }

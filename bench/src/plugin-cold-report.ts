@@ -4,39 +4,67 @@
 const f = (v: number | null | undefined, digits = 2): string =>
   v === null || v === undefined || !Number.isFinite(v) ? '–' : String(Number(v.toFixed(digits)));
 
+const pct = (v: number | null | undefined): string =>
+  v === null || v === undefined || !Number.isFinite(v) ? '–' : `${Math.round(v * 100)} %`;
+
 /** The table, or null when the run has no cold-path comparison (floor only, or another build of the plugin). */
 export function coldPathTable(cold: any): string | null {
   if (!cold?.steps) return null;
   const m = (k: string): string => f(cold.steps[k]?.p50);
+  const c = (k: string): string => f(cold.cpuMs?.[k]?.p50);
   const rows: string[][] = [
-    ['Floor: GET on a fresh connection + the restores, in the warm driver', m('floor'), '1'],
-    ['Plugin ADD as shipped (resumes the TLS session of the previous call)', m('add'), f(cold.addRatio)],
+    ['Floor: GET on a fresh connection + the restores, in the warm driver', m('floor'), '–', '1'],
+    ['Plugin ADD as shipped (resumes the TLS session of the previous call)', m('add'), c('add'), f(cold.addRatio)],
     [
       'Plugin ADD without a session to resume (full TLS handshake, as after a reboot)',
       m('addFullHandshake'),
+      c('addFullHandshake'),
       f(cold.addFullHandshakeRatio),
     ],
-    ['Saved by resuming the session (ADD without − ADD with)', f(cold.savedMs?.resumeAdd), ''],
-    ['Plugin ADD with the node-agent prototype (own GET as fallback)', m('addAgent'), f(cold.addAgentRatio)],
-    ['Saved by the agent (ADD − ADD with the agent)', f(cold.savedMs?.agent), ''],
+    [
+      'Plugin ADD with the node-agent prototype (own GET as fallback)',
+      m('addAgent'),
+      c('addAgent'),
+      f(cold.addAgentRatio),
+    ],
+    [
+      'Saved by resuming the session (median of per-round differences)',
+      f(cold.savedMs?.resumeAdd),
+      f(cold.savedCpuMs?.resumeAdd),
+      '',
+    ],
+    [
+      'Saved by the agent (median of per-round differences)',
+      f(cold.savedMs?.agentAdd),
+      f(cold.savedCpuMs?.agentAdd),
+      '',
+    ],
     [
       'Process start: exec of /bin/true / a Go program that only exits / `asm-cni version`',
       `${m('true')} / ${m('goStart')} / ${m('version')}`,
+      `${c('true')} / ${c('goStart')} / ${c('version')}`,
       '',
     ],
-    ['Package init before main, `asm-cni version` (sum of GODEBUG=inittrace=1 clocks)', f(cold.initMs?.p50), ''],
+    ['Package init before main, `asm-cni version` (sum of GODEBUG=inittrace=1 clocks)', f(cold.initMs?.p50), '', ''],
     [
       'Pod lookup in a cold process, P-256 API server: full handshake / resumed from a session file',
       `${f(cold.lookupMs?.get)} / ${f(cold.lookupMs?.resume)}`,
+      `${f(cold.savedCpuMs?.resumeLookup)} saved`,
       '',
     ],
     [
       'Pod lookup in a cold process, RSA-2048 API server: full handshake / resumed from a session file',
       `${f(cold.lookupMs?.getRSA)} / ${f(cold.lookupMs?.resumeRSA)}`,
+      `${f(cold.savedCpuMs?.resumeLookupRSA)} saved`,
       '',
     ],
-    ["Pod lookup in a cold process, via the agent's unix socket", f(cold.lookupMs?.agent), ''],
+    ["Pod lookup in a cold process, via the agent's unix socket", f(cold.lookupMs?.agent), '', ''],
   ];
-  const head = [`Plugin cold path (${cold.pods} rounds, steps in rotating order)`, 'median (ms)', 'ratio to the floor'];
-  return [head, ['---', '---:', '---:'], ...rows].map((c) => `| ${c.join(' | ')} |`).join('\n');
+  const head = [
+    `Plugin cold path (${cold.pods} rounds, steps in rotating order)`,
+    'median (ms)',
+    'CPU time (ms)',
+    'ratio to the floor',
+  ];
+  return [head, ['---', '---:', '---:', '---:'], ...rows].map((c) => `| ${c.join(' | ')} |`).join('\n');
 }
