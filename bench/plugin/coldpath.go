@@ -67,52 +67,73 @@ func coldPath(o options, res *results, fl *floor, pl *pluginRunner, url string, 
 	type step struct {
 		name string
 		run  func(i int) func() (float64, float64, error)
+		then string // the step that always runs right after this one (a block), or ""
+	}
+	// fullAdd is an ADD with no session to resume (as after a reboot): the plugin does a full handshake and saves one.
+	fullAdd := func(p *pluginRunner, tag string) func(i int) func() (float64, float64, error) {
+		return func(i int) func() (float64, float64, error) {
+			return inNewNetns(tag, i, func(ns string) (float64, float64, error) {
+				if err := os.Remove(pluginSessionFile); err != nil && !os.IsNotExist(err) {
+					return 0, 0, err
+				}
+				return p.run("ADD", ns, 5000+i, nil)
+			})
+		}
+	}
+	rsaPl := *pl
+	rsaPl.kubeconfig = filepath.Join(o.workdir, "asm-cni-kubeconfig-rsa")
+	rsaCAPEM, err := os.ReadFile(rsaCA)
+	if err != nil {
+		return err
+	}
+	if err := writeKubeconfig(rsaPl.kubeconfig, rsaAPI.URL, rsaCAPEM); err != nil {
+		return err
+	}
+	probeStep := func(name, mode string) step {
+		return step{name: name, run: func(i int) func() (float64, float64, error) { return probe(mode, i) }}
+	}
+	execStep := func(name string, argv ...string) step {
+		return step{name: name, run: func(int) func() (float64, float64, error) {
+			return func() (float64, float64, error) { return timeExecCPU(exec.Command(argv[0], argv[1:]...)) }
+		}}
 	}
 	steps := []step{
-		{"floor", func(i int) func() (float64, float64, error) {
+		{name: "floor", run: func(i int) func() (float64, float64, error) {
 			return inNewNetns("cf", i, func(ns string) (float64, float64, error) {
 				get, rest, err := fl.run(ns)
 				return get + rest, 0, err // in-process: no CPU time of its own
 			})
 		}},
-		{"add", func(i int) func() (float64, float64, error) {
+		// A full handshake, then an ADD that resumes the session it saved: one block, so that the plugin's single
+		// session file holds the right server's session when the second runs.
+		{name: "addFullHandshake", run: fullAdd(pl, "ch"), then: "add"},
+		{name: "add", run: func(i int) func() (float64, float64, error) {
 			return inNewNetns("ca", i, func(ns string) (float64, float64, error) { return pl.run("ADD", ns, 5000+i, nil) })
 		}},
-		{"addFullHandshake", func(i int) func() (float64, float64, error) {
-			return inNewNetns("ch", i, func(ns string) (float64, float64, error) {
-				// No session to resume (as after a reboot): the plugin does a full handshake and saves a new one.
-				if err := os.Remove(pluginSessionFile); err != nil && !os.IsNotExist(err) {
-					return 0, 0, err
-				}
-				return pl.run("ADD", ns, 5000+i, nil)
-			})
+		{name: "addFullHandshakeRSA", run: fullAdd(&rsaPl, "cr"), then: "addRSA"},
+		{name: "addRSA", run: func(i int) func() (float64, float64, error) {
+			return inNewNetns("cs", i, func(ns string) (float64, float64, error) { return rsaPl.run("ADD", ns, 5000+i, nil) })
 		}},
-		{"version", func(int) func() (float64, float64, error) {
-			return func() (float64, float64, error) { return timeExecCPU(exec.Command(o.plugin, "version")) }
-		}},
-		{"true", func(int) func() (float64, float64, error) {
-			return func() (float64, float64, error) { return timeExecCPU(exec.Command("/bin/true")) }
-		}},
-		{"probeStart", func(i int) func() (float64, float64, error) { return probe("start", i) }},
-		{"probeGet", func(i int) func() (float64, float64, error) { return probe("get", i) }},
-		{"probeResume", func(i int) func() (float64, float64, error) { return probe("resume", i) }},
-		{"probeGetRSA", func(i int) func() (float64, float64, error) { return probe("get-rsa", i) }},
-		{"probeResumeRSA", func(i int) func() (float64, float64, error) { return probe("resume-rsa", i) }},
-		{"probeAgent", func(i int) func() (float64, float64, error) { return probe("agent", i) }},
+		execStep("version", o.plugin, "version"),
+		execStep("true", "/bin/true"),
+		probeStep("probeStart", "start"),
+		probeStep("probeGet", "get"),
+		probeStep("probeResume", "resume"),
+		probeStep("probeGetRSA", "get-rsa"),
+		probeStep("probeResumeRSA", "resume-rsa"),
+		probeStep("probeAgent", "agent"),
 	}
 	if o.agentPlugin != "" {
 		ap := *pl
 		ap.bin = o.agentPlugin
-		steps = append(steps, step{"addAgent", func(i int) func() (float64, float64, error) {
+		steps = append(steps, step{name: "addAgent", run: func(i int) func() (float64, float64, error) {
 			return inNewNetns("cg", i, func(ns string) (float64, float64, error) {
 				return ap.run("ADD", ns, 5000+i, []string{"ASM_CNI_BENCH_AGENT=" + socket})
 			})
 		}})
 	}
 	if o.goStart != "" {
-		steps = append(steps, step{"goStart", func(int) func() (float64, float64, error) {
-			return func() (float64, float64, error) { return timeExecCPU(exec.Command(o.goStart)) }
-		}})
+		steps = append(steps, execStep("goStart", o.goStart))
 	}
 	// The first resume has no session yet: prime the file so every timed probe resumes.
 	os.Remove(session)
@@ -122,20 +143,34 @@ func coldPath(o options, res *results, fl *floor, pl *pluginRunner, url string, 
 			return err
 		}
 	}
-	logf("cold path: %d pods, %d steps each, in rotating order", o.coldPathPods, len(steps))
+	logf("cold path: %d rounds of %d steps, in rotating order", o.coldPathPods, len(steps))
 	res.ColdPath = map[string][]float64{}
 	res.ColdPathCPU = map[string][]float64{}
 	res.ColdPathPods = o.coldPathPods
-	for i := 0; i < o.coldPathPods; i++ {
-		for k := range steps {
-			s := steps[(i+k)%len(steps)]
-			wall, cpu, err := s.run(i)()
-			if err != nil {
-				return fmt.Errorf("%s (pod %d): %w", s.name, i, err)
+	// Blocks: a step with `then` and the step after it always run together, in that order.
+	var blocks [][]step
+	for k := 0; k < len(steps); k++ {
+		b := []step{steps[k]}
+		if steps[k].then != "" {
+			if k+1 >= len(steps) || steps[k+1].name != steps[k].then {
+				return fmt.Errorf("cold path: %s must be followed by %s", steps[k].name, steps[k].then)
 			}
-			res.ColdPath[s.name] = append(res.ColdPath[s.name], wall)
-			if cpu > 0 {
-				res.ColdPathCPU[s.name] = append(res.ColdPathCPU[s.name], cpu)
+			k++
+			b = append(b, steps[k])
+		}
+		blocks = append(blocks, b)
+	}
+	for i := 0; i < o.coldPathPods; i++ {
+		for k := range blocks {
+			for _, s := range blocks[(i+k)%len(blocks)] {
+				wall, cpu, err := s.run(i)()
+				if err != nil {
+					return fmt.Errorf("%s (pod %d): %w", s.name, i, err)
+				}
+				res.ColdPath[s.name] = append(res.ColdPath[s.name], wall)
+				if cpu > 0 {
+					res.ColdPathCPU[s.name] = append(res.ColdPathCPU[s.name], cpu)
+				}
 			}
 		}
 	}

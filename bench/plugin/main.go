@@ -93,7 +93,7 @@ func main() {
 	flag.IntVar(&o.parallel, "parallel", 20, "concurrent ADDs per round")
 	flag.IntVar(&o.rounds, "rounds", 5, "rounds of concurrent ADDs")
 	flag.IntVar(&o.coldStarts, "cold-starts", 100, "runs of 'asm-cni version'")
-	flag.IntVar(&o.coldPathPods, "cold-path-pods", 100, "pods of the cold-path comparison (0: skip it)")
+	flag.IntVar(&o.coldPathPods, "cold-path-pods", 200, "pods of the cold-path comparison (0: skip it)")
 	flag.StringVar(&o.agentPlugin, "plugin-agent", "", "the plugin built with the node-agent prototype (tag asmcni_benchagent)")
 	flag.StringVar(&o.goStart, "go-start", "", "a Go program that only exits (the least a Go plugin's process start costs)")
 	flag.BoolVar(&o.verify, "verify", true, "check with iptables-save that every ADD and floor left the ISTIO chains in place")

@@ -123,6 +123,7 @@ function coldPathSummary(
   };
   const paired = (m: Record<string, number[]>) => ({
     resumeAdd: pairedMedian(m.addFullHandshake, m.add),
+    resumeAddRSA: pairedMedian(m.addFullHandshakeRSA, m.addRSA),
     agentAdd: pairedMedian(m.add, m.addAgent),
     resumeLookup: pairedMedian(m.probeGet, m.probeResume),
     resumeLookupRSA: pairedMedian(m.probeGetRSA, m.probeResumeRSA),
@@ -150,6 +151,7 @@ function coldPathSummary(
     savedCpuMs: paired(cpu),
     fasterShare: {
       resumeAdd: fasterShare(wall.addFullHandshake, wall.add),
+      resumeAddRSA: fasterShare(wall.addFullHandshakeRSA, wall.addRSA),
       agentAdd: fasterShare(wall.add, wall.addAgent),
     },
     processStartMs: {
@@ -174,7 +176,7 @@ async function main(): Promise<void> {
   try {
     const certs = await generateCerts(work);
     // The cold-path comparison needs the plugin's source: not for floor-only runs or another build of the plugin.
-    const coldPods = plugin && !process.env.ASM_BENCH_PLUGIN_BINARY ? env('ASM_BENCH_COLD_PATH_PODS', '100') : '0';
+    const coldPods = plugin && !process.env.ASM_BENCH_PLUGIN_BINARY ? env('ASM_BENCH_COLD_PATH_PODS', '200') : '0';
     const extras = coldPods !== '0' ? buildColdPathExtras(join(ROOT, 'bench/.build')) : null;
     const podFile = join(work, 'pod.json');
     writeFileSync(podFile, JSON.stringify(pluginPod('bench')));
