@@ -161,6 +161,21 @@ function coldPathSummary(
   };
 }
 
+/** How many of the run's ADDs resumed a TLS session, from the plugin's own log lines (`tls_resumed`). */
+function tlsResumedAdds(logFile: string): { resumed: number; of: number } | null {
+  if (!existsSync(logFile)) return null;
+  let resumed = 0;
+  let of = 0;
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+    if (!line.includes('"cmd":"ADD"')) continue;
+    const entry = JSON.parse(line) as { tls_resumed?: boolean };
+    if (entry.tls_resumed === undefined) continue;
+    of++;
+    if (entry.tls_resumed) resumed++;
+  }
+  return { resumed, of };
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { out: { type: 'string' }, driver: { type: 'string' }, 'floor-only': { type: 'boolean', default: false } },
@@ -224,6 +239,7 @@ async function main(): Promise<void> {
       throw new Error(`plugin driver exited with ${run.status}`);
     }
     const d = JSON.parse(run.stdout) as DriverOutput;
+    const resumedAdds = plugin ? tlsResumedAdds(join(work, 'asm-cni.log')) : null;
     const s = (xs: number[] | null) => (xs && xs.length ? summarize(xs) : null);
     const curve = (xs: number[] | null) =>
       xs && xs.length ? percentileCurve(xs).map(([q, v]) => [q, Number(v.toFixed(3))]) : null;
@@ -264,6 +280,7 @@ async function main(): Promise<void> {
         parallelFloorMs: curve(d.parallelFloorMs),
       },
       coldPath: coldPathSummary(d),
+      tlsResumedAdds: resumedAdds,
       apiRequests: d.apiRequests,
       verifiedPods: d.verifiedPods,
       ratios: add

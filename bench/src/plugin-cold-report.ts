@@ -8,7 +8,7 @@ const pct = (v: number | null | undefined): string =>
   v === null || v === undefined || !Number.isFinite(v) ? '–' : `${Math.round(v * 100)} %`;
 
 /** The table, or null when the run has no cold-path comparison (floor only, or another build of the plugin). */
-export function coldPathTable(cold: any): string | null {
+export function coldPathTable(cold: any, resumedAdds?: { resumed: number; of: number } | null): string | null {
   if (!cold?.steps) return null;
   const m = (k: string): string => f(cold.steps[k]?.p50);
   const c = (k: string): string => f(cold.cpuMs?.[k]?.p50);
@@ -28,6 +28,12 @@ export function coldPathTable(cold: any): string | null {
       f(cold.addFullHandshakeRatio),
     ],
     saved('resuming the session', 'resumeAdd'),
+    [
+      "ADDs of the whole run that resumed a session (the plugin's `tls_resumed`; the full-handshake ADDs above delete the session on purpose)",
+      resumedAdds ? `${resumedAdds.resumed} of ${resumedAdds.of}` : '–',
+      '',
+      '',
+    ],
     [
       'Plugin ADD against an RSA-2048 API server: resuming the session / without a session',
       `${m('addRSA')} / ${m('addFullHandshakeRSA')}`,

@@ -27,7 +27,7 @@ func init() {
 	if socket == "" {
 		return
 	}
-	plugin.GetPod = func(ctx context.Context, kubeconfig, namespace, name string, timeout time.Duration, session string) ([]byte, error) {
+	plugin.GetPod = func(ctx context.Context, kubeconfig, namespace, name string, timeout time.Duration, session *kube.Session) ([]byte, error) {
 		if body, err := askAgent(socket, namespace, name, timeout/4); err == nil {
 			return body, nil
 		}

@@ -70,7 +70,7 @@ func kubeconfigTrusting(t *testing.T, server string, ca *httptest.Server) string
 
 func getWithSession(t *testing.T, kc, session string) error {
 	t.Helper()
-	_, err := GetPod(context.Background(), kc, "ns", "p", 5*time.Second, session)
+	_, err := GetPod(context.Background(), kc, "ns", "p", 5*time.Second, &Session{Path: session})
 	return err
 }
 

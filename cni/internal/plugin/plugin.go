@@ -89,11 +89,15 @@ func targetOf(args *skel.CmdArgs, conf *config.Config) target {
 var GetPod = kube.GetPod
 
 // lookup reads the pod and decides. A nil spec with a nil error means: no redirection for this pod (skip says why).
-func lookup(conf *config.Config, t target, l *logger) (spec *apply.Spec, skip string, err error) {
+func lookup(conf *config.Config, t target, c *call) (spec *apply.Spec, skip string, err error) {
 	if conf.Kubeconfig == "" {
 		return nil, "", config.Error("kubeconfig is required to look up pod %s/%s", t.ref.Namespace, t.ref.Name)
 	}
-	body, err := GetPod(context.Background(), conf.Kubeconfig, t.ref.Namespace, t.ref.Name, conf.APITimeout, SessionFile)
+	session := &kube.Session{Path: SessionFile}
+	body, err := GetPod(context.Background(), conf.Kubeconfig, t.ref.Namespace, t.ref.Name, conf.APITimeout, session)
+	if session.Used {
+		c.tlsSession(session.Resumed)
+	}
 	if err != nil {
 		return nil, "", lookupErr(err)
 	}
@@ -106,7 +110,7 @@ func lookup(conf *config.Config, t target, l *logger) (spec *apply.Spec, skip st
 		return nil, "", cniErr(CodeInvalidAnnotation, "pod %s/%s: %v", t.ref.Namespace, t.ref.Name, err)
 	}
 	for _, w := range pl.Warnings {
-		l.Warn(w, "pod", t.ref.Namespace+"/"+t.ref.Name)
+		c.l.Warn(w, "pod", t.ref.Namespace+"/"+t.ref.Name)
 	}
 	return pl.Spec, pl.Skip, nil
 }
@@ -225,7 +229,7 @@ func CmdAdd(args *skel.CmdArgs) error {
 		return err
 	}
 	start := time.Now()
-	spec, skip, err := lookup(conf, t, l)
+	spec, skip, err := lookup(conf, t, c)
 	c.timeLookup(start)
 	if err != nil {
 		c.done(DecisionFailed, "", err)
@@ -310,7 +314,7 @@ func CmdCheck(args *skel.CmdArgs) error {
 		return nil
 	}
 	start := time.Now()
-	spec, skip, err := lookup(conf, t, l)
+	spec, skip, err := lookup(conf, t, c)
 	c.timeLookup(start)
 	if err != nil {
 		c.done(DecisionFailed, "", err)
