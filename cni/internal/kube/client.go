@@ -76,7 +76,7 @@ func GetPod(ctx context.Context, kubeconfigPath, namespace, name string, timeout
 		ep.TLS.ClientSessionCache, ep.TLS.VerifyConnection = f, f.observe
 		session.Used = true
 		defer func() {
-			session.Resumed = f.resumed
+			session.Resumed = f.didResume()
 			// Best effort: a session that cannot be saved only costs the next process a full handshake.
 			_ = f.save()
 		}()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // A plugin process lives for one CNI call, so every pod lookup used to open its connection with a full TLS handshake.
@@ -35,6 +36,8 @@ type sessionFile struct {
 	path   string
 	server string // the kubeconfig's server URL: a session is only offered to the server it was made with
 
+	// mu guards what crypto/tls reports from the connection's goroutines (a ticket may arrive at any time).
+	mu         sync.Mutex
 	resumed    bool                    // the last handshake resumed the stored session
 	pending    *tls.ClientSessionState // the newest session the server issued, written by save
 	pendingKey string                  // its crypto/tls cache key
@@ -95,6 +98,8 @@ func cut(b []byte) (field, rest []byte, ok bool) {
 
 // Put keeps the session the server issued (written by save), or notes that the stored one is unusable (cs nil).
 func (s *sessionFile) Put(cacheKey string, cs *tls.ClientSessionState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if cs == nil {
 		s.drop = true
 		return
@@ -104,13 +109,24 @@ func (s *sessionFile) Put(cacheKey string, cs *tls.ClientSessionState) {
 
 // observe records whether a handshake resumed the stored session (tls.Config.VerifyConnection runs on every one).
 func (s *sessionFile) observe(cs tls.ConnectionState) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.resumed = cs.DidResume
 	return nil
+}
+
+// didResume says whether the last handshake resumed the stored session.
+func (s *sessionFile) didResume() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.resumed
 }
 
 // save writes the newest session after a full handshake; after a resumed one the stored ticket still serves, and the
 // file is left alone (no write per pod). An unusable stored session is removed when there is nothing to replace it.
 func (s *sessionFile) save() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.resumed {
 		return nil
 	}
