@@ -13,7 +13,7 @@ import (
 
 // A plugin process lives for one CNI call, so every pod lookup used to open its connection with a full TLS handshake.
 // sessionFile lets the next process resume the TLS session of the last one instead (TLS 1.3 PSK with a fresh key
-// exchange): the API server then neither sends nor signs its certificate chain, and the plugin does not verify one.
+// exchange; TLS 1.2 sessions, which would reuse their secret, are not kept): the API server then neither sends nor signs its certificate chain, and the plugin does not verify one.
 // The session is a one-entry tls.ClientSessionCache persisted in a file of the plugin's state directory.
 //
 // Verification is never weakened: crypto/tls only offers a stored session to the server it was made with (the cache
@@ -39,6 +39,7 @@ type sessionFile struct {
 	// mu guards what crypto/tls reports from the connection's goroutines (a ticket may arrive at any time).
 	mu         sync.Mutex
 	resumed    bool                    // the last handshake resumed the stored session
+	version    uint16                  // the TLS version of the last handshake
 	pending    *tls.ClientSessionState // the newest session the server issued, written by save
 	pendingKey string                  // its crypto/tls cache key
 	drop       bool                    // crypto/tls found the stored session unusable
@@ -111,7 +112,7 @@ func (s *sessionFile) Put(cacheKey string, cs *tls.ClientSessionState) {
 func (s *sessionFile) observe(cs tls.ConnectionState) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.resumed = cs.DidResume
+	s.resumed, s.version = cs.DidResume, cs.Version
 	return nil
 }
 
@@ -122,13 +123,18 @@ func (s *sessionFile) didResume() bool {
 	return s.resumed
 }
 
-// save writes the newest session after a full handshake; after a resumed one the stored ticket still serves, and the
+// save writes the newest TLS 1.3 session after a full handshake; after a resumed one the stored ticket still serves, and the
 // file is left alone (no write per pod). An unusable stored session is removed when there is nothing to replace it.
 func (s *sessionFile) save() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.resumed {
 		return nil
+	}
+	// Only TLS 1.3 sessions are kept: their resumption runs a fresh key exchange (forward secrecy), where a TLS 1.2
+	// resumption would reuse the old master secret.
+	if s.version != tls.VersionTLS13 {
+		s.pending = nil
 	}
 	if s.pending == nil {
 		if s.drop {

@@ -274,6 +274,25 @@ func TestSessionConcurrentProcesses(t *testing.T) {
 	}
 }
 
+// A TLS 1.2 resumption reuses the old master secret (no fresh key exchange): such sessions are never kept.
+func TestSessionNotKeptForTLS12(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS.Version != tls.VersionTLS12 {
+			w.WriteHeader(400)
+			return
+		}
+		w.Write([]byte(`{}`))
+	}))
+	srv.TLS = &tls.Config{MaxVersion: tls.VersionTLS12}
+	srv.StartTLS()
+	defer srv.Close()
+	session := filepath.Join(t.TempDir(), SessionFileName)
+	mustGet(t, kubeconfigTrusting(t, srv.URL, srv), session)
+	if _, err := os.Stat(session); !os.IsNotExist(err) {
+		t.Fatalf("a TLS 1.2 session was saved (stat: %v)", err)
+	}
+}
+
 func TestSessionNotKeptWithClientCertificate(t *testing.T) {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{}`)) }))
 	srv.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
