@@ -197,7 +197,9 @@ func TestGetPod(t *testing.T) {
 		other := httptest.NewTLSServer(http.NotFoundHandler())
 		defer other.Close()
 		kc := writeFile(t, t.TempDir(), "kc", kubeconfigFor(other.URL, "", "    token: x")) // system roots only
-		_, err := GetPod(context.Background(), kc, "ns", "p", 200*time.Millisecond, nil)
+		// A certificate error is retried until the timeout; the message keeps it once one attempt got that far, so
+		// the timeout is generous (a busy machine can take longer than a short one for the first handshake).
+		_, err := GetPod(context.Background(), kc, "ns", "p", 3*time.Second, nil)
 		var le *LookupError
 		if !errors.As(err, &le) || le.Kind != KindUnreachable || !strings.Contains(le.Error(), "certificate") {
 			t.Fatalf("got %v", err)
