@@ -7,14 +7,16 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
+
+	"github.com/asm-cni/asm-cni/cni/internal/atomicfile"
 )
 
 // A plugin process lives for one CNI call, so every pod lookup used to open its connection with a full TLS handshake.
 // sessionFile lets the next process resume the TLS session of the last one instead (TLS 1.3 PSK with a fresh key
-// exchange; TLS 1.2 sessions, which would reuse their secret, are not kept): the API server then neither sends nor signs its certificate chain, and the plugin does not verify one.
-// The session is a one-entry tls.ClientSessionCache persisted in a file of the plugin's state directory.
+// exchange; TLS 1.2 sessions, which would reuse their secret, are not kept): the API server then neither sends nor
+// signs its certificate chain, and the plugin does not verify one. The session is a one-entry tls.ClientSessionCache
+// persisted in a file of the plugin's state directory.
 //
 // Verification is never weakened: crypto/tls only offers a stored session to the server it was made with (the cache
 // key, and here also the kubeconfig's server URL) when the session's server certificate is unexpired, matches the
@@ -123,8 +125,8 @@ func (s *sessionFile) didResume() bool {
 	return s.resumed
 }
 
-// save writes the newest TLS 1.3 session after a full handshake; after a resumed one the stored ticket still serves, and the
-// file is left alone (no write per pod). An unusable stored session is removed when there is nothing to replace it.
+// save writes the newest TLS 1.3 session after a full handshake; after a resumed one the stored ticket still serves,
+// and the file is left alone (no write per pod). An unusable stored session is removed when nothing replaces it.
 func (s *sessionFile) save() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -159,30 +161,7 @@ func (s *sessionFile) save() error {
 	put(s.key(s.pendingKey))
 	put(ticket)
 	buf.Write(stateBytes)
-	return writeAtomic(s.path, buf.Bytes())
-}
-
-// writeAtomic writes data to a 0600 temporary file beside path and renames it over path.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(data)
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
+	return atomicfile.Write(s.path, buf.Bytes(), 0o600)
 }
 
 func ignoreMissing(err error) error {
