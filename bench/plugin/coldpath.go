@@ -35,15 +35,13 @@ func coldPath(o options, res *results, fl *floor, pl *pluginRunner, url string, 
 		return err
 	}
 	defer ag.Close()
-	session := filepath.Join(o.workdir, "probe-session")
-	rsaSession := filepath.Join(o.workdir, "probe-session-rsa")
 	probe := func(mode string, i int) func() (float64, float64, error) {
-		u, ca, sess := url, o.caFile, session
+		u, ca := url, o.caFile
 		if m, ok := strings.CutSuffix(mode, "-rsa"); ok {
-			mode, u, ca, sess = m, rsaAPI.URL, rsaCA, rsaSession
+			mode, u, ca = m, rsaAPI.URL, rsaCA
 		}
 		return func() (float64, float64, error) {
-			cmd := exec.Command(self, "probe", mode, "-url", u, "-ca", ca, "-session", sess, "-socket", socket,
+			cmd := exec.Command(self, "probe", mode, "-url", u, "-ca", ca, "-socket", socket,
 				"-pod", fmt.Sprintf("bench/probe-%d", i))
 			cmd.Stderr = os.Stderr
 			return timeExecCPU(cmd)
@@ -118,9 +116,7 @@ func coldPath(o options, res *results, fl *floor, pl *pluginRunner, url string, 
 		execStep("true", "/bin/true"),
 		probeStep("probeStart", "start"),
 		probeStep("probeGet", "get"),
-		probeStep("probeResume", "resume"),
 		probeStep("probeGetRSA", "get-rsa"),
-		probeStep("probeResumeRSA", "resume-rsa"),
 		probeStep("probeAgent", "agent"),
 	}
 	if o.agentPlugin != "" {
@@ -134,14 +130,6 @@ func coldPath(o options, res *results, fl *floor, pl *pluginRunner, url string, 
 	}
 	if o.goStart != "" {
 		steps = append(steps, execStep("goStart", o.goStart))
-	}
-	// The first resume has no session yet: prime the file so every timed probe resumes.
-	os.Remove(session)
-	os.Remove(rsaSession)
-	for _, m := range []string{"resume", "resume-rsa"} {
-		if _, _, err := probe(m, -1)(); err != nil {
-			return err
-		}
 	}
 	logf("cold path: %d rounds of %d steps, in rotating order", o.coldPathPods, len(steps))
 	res.ColdPath = map[string][]float64{}
@@ -177,7 +165,8 @@ func coldPath(o options, res *results, fl *floor, pl *pluginRunner, url string, 
 	res.AgentRequests = ag.requests.Load()
 	// Every agent probe and every ADD of the agent prototype must have been answered by the agent, not by a fallback.
 	if want := int64(len(res.ColdPath["probeAgent"]) + len(res.ColdPath["addAgent"])); res.AgentRequests != want {
-		return fmt.Errorf("the agent answered %d requests, expected %d (the prototype fell back to its own GET)", res.AgentRequests, want)
+		return fmt.Errorf("the agent answered %d requests, expected %d (the prototype fell back to its own GET)",
+			res.AgentRequests, want)
 	}
 	res.InitMs, err = packageInit(o.plugin, 20)
 	return err

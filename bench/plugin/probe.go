@@ -5,13 +5,13 @@ package main
 // what a cold process pays (runtime start, first use of crypto) and compare the variants with each other:
 //
 //	start   exits at once: the probe binary's own process start
-//	get     one HTTPS GET on a fresh connection with a full TLS handshake (what the plugin does today)
-//	resume  the same GET resuming the TLS session persisted in a file by the previous probe (and saving the new one)
+//	get     one HTTPS GET on a fresh connection with a full TLS handshake (what a plugin without a session does)
 //	agent   one round trip over a unix socket to a node agent that holds a warm connection to the API server
 //
-// The agent itself (startAgent) runs inside the driver; the plugin's own prototype client is cni/cmd/asm-cni/benchagent.go.
+// The agent itself (startAgent) runs inside the driver; the plugin's own prototype client is
+// cni/cmd/asm-cni/benchagent.go. Resuming a persisted TLS session is measured with the plugin itself (coldpath.go).
 //
-// Usage: plugin-bench probe MODE -url URL -ca FILE -session FILE -socket PATH -pod NS/NAME
+// Usage: plugin-bench probe MODE -url URL -ca FILE -socket PATH -pod NS/NAME
 
 import (
 	"bufio"
@@ -26,7 +26,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -42,7 +41,6 @@ func probeMain(args []string) int {
 	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
 	url := fs.String("url", "", "API server URL")
 	ca := fs.String("ca", "", "CA file")
-	session := fs.String("session", "", "session file (resume)")
 	socket := fs.String("socket", "", "agent socket (agent)")
 	podRef := fs.String("pod", "bench/probe", "NS/NAME")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -54,8 +52,8 @@ func probeMain(args []string) int {
 	switch mode {
 	case "start":
 		return 0
-	case "get", "resume":
-		body, err = probeGet(*url, *ca, ns, name, map[bool]string{true: *session}[mode == "resume"])
+	case "get":
+		body, err = probeGet(*url, *ca, ns, name)
 	case "agent":
 		body, err = agentGet(*socket, ns, name)
 	default:
@@ -71,9 +69,8 @@ func probeMain(args []string) int {
 	return 0
 }
 
-// probeGet reads the pod as the plugin does (CA from a file, bearer token, fresh connection); with a session file, the
-// TLS session is loaded from it and the one the server issues is written back.
-func probeGet(url, caFile, ns, name, sessionFile string) ([]byte, error) {
+// probeGet reads the pod as the plugin does (CA from a file, bearer token, fresh connection, full handshake).
+func probeGet(url, caFile, ns, name string) ([]byte, error) {
 	caPEM, err := os.ReadFile(caFile)
 	if err != nil {
 		return nil, err
@@ -82,13 +79,10 @@ func probeGet(url, caFile, ns, name, sessionFile string) ([]byte, error) {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, errors.New("no CA certificate")
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
-	var cache *fileSessionCache
-	if sessionFile != "" {
-		cache = &fileSessionCache{path: sessionFile}
-		cfg.ClientSessionCache = cache
-	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true}}
+	client := &http.Client{Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool},
+		DisableKeepAlives: true,
+	}}
 	req, _ := http.NewRequest(http.MethodGet, url+"/api/v1/namespaces/"+ns+"/pods/"+name, nil)
 	req.Header.Set("Authorization", "Bearer bench-token")
 	req.Header.Set("Accept", "application/json")
@@ -101,77 +95,7 @@ func probeGet(url, caFile, ns, name, sessionFile string) ([]byte, error) {
 	if err == nil && resp.StatusCode != http.StatusOK {
 		err = fmt.Errorf("HTTP %d", resp.StatusCode)
 	}
-	if cache != nil && cache.loaded && !resp.TLS.DidResume {
-		err = errors.Join(err, errors.New("the persisted TLS session was not resumed"))
-	}
-	// A resumed session's ticket stays valid: the file is rewritten only after a full handshake.
-	if cache != nil && err == nil && !resp.TLS.DidResume {
-		cache.save()
-	}
 	return body, err
-}
-
-// fileSessionCache is a one-entry tls.ClientSessionCache kept in a file (ticket and session state, length-prefixed),
-// replaced by an atomic rename. Anything unreadable is a miss. The session the server issues is kept in memory until
-// save.
-type fileSessionCache struct {
-	path    string
-	loaded  bool
-	pending *tls.ClientSessionState
-}
-
-func (c *fileSessionCache) Get(string) (*tls.ClientSessionState, bool) {
-	data, err := os.ReadFile(c.path)
-	if err != nil || len(data) < 4 {
-		return nil, false
-	}
-	n := int(data[0])<<24 | int(data[1])<<16 | int(data[2])<<8 | int(data[3])
-	if n > len(data)-4 {
-		return nil, false
-	}
-	state, err := tls.ParseSessionState(data[4+n:])
-	if err != nil {
-		return nil, false
-	}
-	cs, err := tls.NewResumptionState(data[4:4+n], state)
-	if err != nil {
-		return nil, false
-	}
-	c.loaded = true
-	return cs, true
-}
-
-func (c *fileSessionCache) Put(_ string, cs *tls.ClientSessionState) {
-	if cs == nil {
-		os.Remove(c.path)
-		return
-	}
-	c.pending = cs
-}
-
-func (c *fileSessionCache) save() {
-	if c.pending == nil {
-		return
-	}
-	ticket, state, err := c.pending.ResumptionState()
-	if err != nil || state == nil {
-		return
-	}
-	b, err := state.Bytes()
-	if err != nil {
-		return
-	}
-	n := len(ticket)
-	out := append([]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}, ticket...)
-	out = append(out, b...)
-	tmp, err := os.CreateTemp(filepath.Dir(c.path), ".session-*")
-	if err != nil {
-		return
-	}
-	_, werr := tmp.Write(out)
-	if cerr := tmp.Close(); werr != nil || cerr != nil || os.Rename(tmp.Name(), c.path) != nil {
-		os.Remove(tmp.Name())
-	}
 }
 
 // agentGet asks the node agent for the pod: one request line "NS/NAME", answered by a line "STATUS LENGTH" and the body

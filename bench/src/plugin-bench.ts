@@ -125,8 +125,6 @@ function coldPathSummary(
     resumeAdd: pairedMedian(m.addFullHandshake, m.add),
     resumeAddRSA: pairedMedian(m.addFullHandshakeRSA, m.addRSA),
     agentAdd: pairedMedian(m.add, m.addAgent),
-    resumeLookup: pairedMedian(m.probeGet, m.probeResume),
-    resumeLookupRSA: pairedMedian(m.probeGetRSA, m.probeResumeRSA),
   });
   return {
     pods: d.coldPathPods,
@@ -140,9 +138,7 @@ function coldPathSummary(
     // What a lookup adds to a cold process: the probe minus a probe that exits at once, round by round.
     lookupMs: {
       get: pairedMedian(wall.probeGet, wall.probeStart),
-      resume: pairedMedian(wall.probeResume, wall.probeStart),
       getRSA: pairedMedian(wall.probeGetRSA, wall.probeStart),
-      resumeRSA: pairedMedian(wall.probeResumeRSA, wall.probeStart),
       agent: pairedMedian(wall.probeAgent, wall.probeStart),
     },
     // Savings, as medians of the per-round differences: in wall time, and in CPU time (the plugin's process and the

@@ -56,15 +56,9 @@ export function coldPathTable(cold: any, resumedAdds?: { resumed: number; of: nu
     ],
     ['Package init before main, `asm-cni version` (sum of GODEBUG=inittrace=1 clocks)', f(cold.initMs?.p50), '', ''],
     [
-      'Pod lookup in a cold process, P-256 API server: full handshake / resumed from a session file',
-      `${f(cold.lookupMs?.get)} / ${f(cold.lookupMs?.resume)}`,
-      `${f(cold.savedCpuMs?.resumeLookup)} saved`,
+      'Pod lookup in a cold process, full handshake: P-256 / RSA-2048 API server',
+      `${f(cold.lookupMs?.get)} / ${f(cold.lookupMs?.getRSA)}`,
       '',
-    ],
-    [
-      'Pod lookup in a cold process, RSA-2048 API server: full handshake / resumed from a session file',
-      `${f(cold.lookupMs?.getRSA)} / ${f(cold.lookupMs?.resumeRSA)}`,
-      `${f(cold.savedCpuMs?.resumeLookupRSA)} saved`,
       '',
     ],
     ["Pod lookup in a cold process, via the agent's unix socket", f(cold.lookupMs?.agent), '', ''],
