@@ -2,17 +2,16 @@
 // tier, rendered with the real kustomize and helm: the image, both hostPaths, ASM_HOST_NET_DIR and the plugin's log
 // file come out as the site asks, for the install and the uninstall overlay and for the chart's values; and the
 // doc-block reader refuses what it cannot read. Stand-in certificate files stand for certs/generate.sh here.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { requirePrereq } from '../../harness/prereq.js';
 import { runOk } from '../../harness/proc.js';
 import { chartDir, helm, helmPath, kustomizeCommand, parseObjects } from '../../harness/helm.js';
 import type { K8sObject } from '../../harness/manifests.js';
 import { markedBlock, markedTable, podSecurityClaims } from '../../harness/doc-blocks.js';
 import { fill, helmSteps, kustomizeSteps, splitImage, type Site } from '../../harness/install-steps.js';
-import { existsSync } from 'node:fs';
 
 const site: Site = {
   image: 'registry.test:5000/team/asm-cni:1.0',
@@ -32,7 +31,7 @@ interface Container {
 }
 
 /** Checks the installer DaemonSet and the webhook Deployment of a rendering against the site. */
-function checkSite(t: Tap.Test, objs: K8sObject[]): void {
+function checkSite(t: Test, objs: K8sObject[]): void {
   const ds = find(objs, 'DaemonSet', 'asm-cni-installer');
   const dep = find(objs, 'Deployment', 'asm-cni-webhook');
   t.ok(ds && dep, 'the installer DaemonSet and the webhook Deployment are rendered');
@@ -54,10 +53,6 @@ function checkSite(t: Tap.Test, objs: K8sObject[]): void {
   t.equal(new Set(env.map((e) => e.name)).size, env.length, 'no env name twice');
   for (const c of [...(spec.containers as Container[]), ...(dep.spec.template.spec.containers as Container[])])
     t.equal(c.image, site.image, `container ${c.name} runs the site image`);
-}
-
-declare namespace Tap {
-  type Test = Parameters<Parameters<typeof t.test>[1]>[0];
 }
 
 t.test('the doc-block reader', async (t) => {
