@@ -21,7 +21,7 @@ function afterMarker(text: string, name: string, file: string): string[] {
 /** The fenced code block right after the marker (its info string and body, without the fences). */
 export function markedBlock(name: string, text = readFileSync(installDoc, 'utf8'), file = installDoc): string {
   const rest = afterMarker(text, name, file);
-  const open = rest[0]?.match(/^(\s*)(```+)\S*\s*$/);
+  const open = rest[0]?.match(/^(\s*)(`{3,})[^`\s]*\s*$/);
   if (!open) throw new Error(`${marker(name)} in ${file} is not followed by a fenced code block`);
   const [, indent, fence] = open;
   const close = rest.findIndex((l, i) => i > 0 && l.trim() === fence);
