@@ -1,8 +1,8 @@
 // A throwaway control plane on loopback: etcd + kube-apiserver with RBAC, token authentication (an admin in
 // system:masters and a limited user "dev" in no group with rights), PodSecurity and MutatingAdmissionWebhook on, and
-// service-account keys made with openssl. No controller-manager runs, so the harness does the jobs of it the tests
-// need: the `default` ServiceAccount and the `kube-root-ca.crt` ConfigMap of each test namespace, and filling the
-// aggregated ClusterRoles (admin/edit/view).
+// service-account keys made with openssl. Unless a controller-manager runs beside it (the cluster tier,
+// test/harness/cluster.ts), the harness does the jobs of it the tests need: the `default` ServiceAccount and the
+// `kube-root-ca.crt` ConfigMap of each test namespace, and filling the aggregated ClusterRoles (admin/edit/view).
 import { mkdtempSync, writeFileSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,8 +68,11 @@ async function openssl(dir: string, args: string[]): Promise<void> {
   await runOk('openssl', args, { cwd: dir });
 }
 
-/** A CA and a serving certificate for 127.0.0.1 (ECDSA P-256: fast to make), plus an RSA service-account key pair. */
-async function makePki(dir: string): Promise<void> {
+/**
+ * A CA and a serving certificate for 127.0.0.1 and `extraIps` (ECDSA P-256: fast to make), plus an RSA
+ * service-account key pair.
+ */
+async function makePki(dir: string, extraIps: string[]): Promise<void> {
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   await openssl(dir, [
     'req',
@@ -96,7 +99,8 @@ async function makePki(dir: string): Promise<void> {
   ]);
   writeFileSync(
     join(dir, 'apiserver.ext'),
-    'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n',
+    `subjectAltName=${['IP:127.0.0.1', ...extraIps.map((ip) => `IP:${ip}`), 'DNS:localhost', 'DNS:kubernetes.default.svc'].join(',')}\n` +
+      'extendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n',
   );
   await openssl(dir, [
     'x509',
@@ -126,6 +130,15 @@ export interface ControlPlaneOptions {
   apiserverArgs?: string[];
   /** An AuthorizationConfiguration file (--authorization-config) instead of --authorization-mode=RBAC. */
   authorizationConfig?: string;
+  /**
+   * A control plane a node's pods reach (the cluster tier): kube-apiserver listens on every address of its (private)
+   * network namespace and advertises `address`, so the `kubernetes` Service's endpoint is that address (it cannot be
+   * a loopback one); Services get ClusterIPs from `serviceCidr`, and the certificate names `clusterIp` (the
+   * `kubernetes` Service's) for in-cluster clients.
+   */
+  node?: { address: string; serviceCidr: string; clusterIp: string };
+  /** A controller-manager runs: namespace() waits for the ServiceAccount and ConfigMap it makes instead of making them. */
+  controllers?: boolean;
 }
 
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
@@ -140,7 +153,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     await Promise.all(procs.map((p) => p.stop(2000)));
   };
   try {
-    await makePki(dir);
+    const withControllers = !!opts.controllers;
+    await makePki(dir, opts.node ? [opts.node.address, opts.node.clusterIp] : []);
     const tokens: Record<Who, string> = { admin: token(), dev: token() };
     writeFileSync(
       join(dir, 'tokens.csv'),
@@ -184,8 +198,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       binPath('kube-apiserver'),
       [
         `--etcd-servers=http://127.0.0.1:${etcdClient}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
+        `--bind-address=${opts.node ? '0.0.0.0' : '127.0.0.1'}`,
+        `--advertise-address=${opts.node?.address ?? '127.0.0.1'}`,
         `--secure-port=${apiPort}`,
         `--tls-cert-file=${join(dir, 'apiserver.crt')}`,
         `--tls-private-key-file=${join(dir, 'apiserver.key')}`,
@@ -197,10 +211,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
         `--service-account-key-file=${join(dir, 'sa.pub')}`,
         `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
-        // Stored data only (no controller allocates or routes it); a documentation range.
-        '--service-cluster-ip-range=198.51.100.0/24',
-        // A loopback advertise address cannot be an Endpoints address; nothing here needs the kubernetes Endpoints.
-        '--endpoint-reconciler-type=none',
+        // A documentation range. Without opts.node: stored data only (nothing routes it), and no `kubernetes`
+        // Endpoints (a loopback advertise address cannot be one; nothing needs it).
+        `--service-cluster-ip-range=${opts.node?.serviceCidr ?? '198.51.100.0/24'}`,
+        ...(opts.node ? [] : ['--endpoint-reconciler-type=none']),
         '--profiling=false',
         '--v=1',
         ...(opts.apiserverArgs ?? []),
@@ -266,6 +280,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
             input: `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${name}\n  labels: {${labels.join(', ')}}\n`,
           });
         }
+        if (withControllers) {
+          await waitNamespaceReady(kubectl, name);
+          if (opts.devEdit)
+            await kubectlOk(['create', 'rolebinding', 'dev-edit', '--clusterrole=edit', '--user=dev', '-n', name]);
+          return name;
+        }
         // The controller-manager's ServiceAccount controller would do this; pods need it (ServiceAccount admission).
         const sa = await kubectl(['create', 'serviceaccount', 'default', '-n', name]);
         if (sa.code !== 0 && !/AlreadyExists/.test(sa.stderr))
@@ -292,7 +312,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         removeDir();
       },
     };
-    await aggregateClusterRoles(cp);
+    // With a controller-manager its clusterrole-aggregation controller does this.
+    if (!opts.controllers) await aggregateClusterRoles(cp);
     return cp;
   } catch (err) {
     const tails = procs.map((p) => `--- ${p.name} ---\n${logTail(p.logFile)}`).join('\n');
@@ -300,6 +321,18 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     removeDir();
     throw new Error(`${err instanceof Error ? err.message : String(err)}\n${tails}`, { cause: err });
   }
+}
+
+/** Waits until the controller-manager made the namespace's default ServiceAccount and root-CA ConfigMap. */
+async function waitNamespaceReady(kubectl: ControlPlane['kubectl'], ns: string): Promise<void> {
+  await waitFor(
+    `the default ServiceAccount and kube-root-ca.crt in ${ns} (made by the controller-manager)`,
+    async () =>
+      (await kubectl(['get', 'serviceaccount/default', 'configmap/kube-root-ca.crt', '-n', ns])).code === 0
+        ? true
+        : undefined,
+    { timeoutMs: 120_000, intervalMs: 500 },
+  );
 }
 
 interface ClusterRole {

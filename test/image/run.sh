@@ -9,14 +9,7 @@ if [ "$(id -u)" != 0 ]; then
   [ "${CI:-}" = true ] && { echo "image: FAILED: needs root under CI=true" >&2; exit 1; }
   echo "image: skipped: needs root (buildkitd runs runc; the test chroots into the image)"; exit 0
 fi
-command -v mmdebstrap >/dev/null 2>&1 || {
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null || { echo "image: FAILED: cannot install mmdebstrap" >&2; exit 1; }
-}
-command -v runc >/dev/null 2>&1 || {
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends runc >/dev/null || { echo "image: FAILED: cannot install runc" >&2; exit 1; }
-}
+bash test/setup/image-deps.sh || { echo "image: FAILED: cannot install mmdebstrap/runc" >&2; exit 1; }
 start=$SECONDS
 npx tap --disable-coverage --allow-incomplete-coverage --jobs=1 --timeout=3600 --reporter="${ASM_E2E_REPORTER:-terse}" test/image/*.test.ts
 rc=$?
