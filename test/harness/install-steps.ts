@@ -4,7 +4,7 @@
 // with only the example image and paths replaced by the test node's. A doc change that breaks the install breaks
 // whatever runs these steps. The files go into a work dir holding a copy of the repository's manifests/ and certs/
 // (the documented certs/generate.sh writes into manifests/tls); the scripts run there with bash.
-import { cpSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { markedBlock } from './doc-blocks.js';
 import { run, type RunResult } from './proc.js';
@@ -70,10 +70,12 @@ export interface Steps {
 
 /**
  * The work dir: `repo/` (`<repo>` of the docs' blocks) holds a copy of manifests/ and certs/ and links charts/; the
- * repository's own manifests/ is never written to. The admin's files go beside it.
+ * repository's own manifests/ is never written to. The admin's files go beside it. Kept when it exists: steps made
+ * again for the same dir (a new image, the documented upgrade) keep the certificates certs/generate.sh made.
  */
 function workDir(dir: string): string {
   const repo = join(dir, 'repo');
+  if (existsSync(repo)) return repo;
   mkdirSync(repo, { recursive: true });
   cpSync(join(repoRoot, 'manifests'), join(repo, 'manifests'), { recursive: true });
   cpSync(join(repoRoot, 'certs'), join(repo, 'certs'), { recursive: true });
