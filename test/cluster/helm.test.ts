@@ -35,7 +35,7 @@ async function main(t: Test): Promise<void> {
   const open = await meshNamespace(cp, 'mesh-open', {});
 
   await t.test('the documented helm install: the installer DaemonSet installs the node', async (t) => {
-    if (await runDocumented(t, steps, 'install', cp)) await checkInstaller(t, cluster, site);
+    if (await runDocumented(t, steps, 'install', cp, site)) await checkInstaller(t, cluster, site);
   });
   if (!t.passing()) return;
   await t.test('the webhook, with the certificate the chart generated, serves /mutate through its Service', (t) =>
@@ -47,7 +47,7 @@ async function main(t: Test): Promise<void> {
   });
   if (!t.passing()) return;
   await t.test('the documented uninstall (uninstall=true, helm uninstall) restores the node', async (t) => {
-    if (!(await runDocumented(t, steps, 'uninstall', cp))) return;
+    if (!(await runDocumented(t, steps, 'uninstall', cp, site))) return;
     checkNodeRestored(t, cluster);
     await checkNextPodKeepsIstioInit(t, pods, open);
   });

@@ -46,13 +46,14 @@ async function main(t: Test): Promise<void> {
   });
   const work = join(cp.dir, 'kustomize-install');
   let steps = kustomizeSteps(work, site);
+  let current = site; // the image the overlay names now
   // Meshed pods: under PodSecurity baseline (the point of the product), and where nothing but the webhook's
   // failurePolicy stands between an unrewritten pod and the node (for the checks that no pod slips through).
   const bookinfo = await meshNamespace(cp, 'bookinfo', BASELINE);
   const open = await meshNamespace(cp, 'mesh-open', {});
 
   await t.test('(a) the documented kubectl apply -k: the installer DaemonSet installs the node', async (t) => {
-    if (await runDocumented(t, steps, 'install', cp)) await checkInstaller(t, cluster, site);
+    if (await runDocumented(t, steps, 'install', cp, site)) await checkInstaller(t, cluster, site);
   });
   if (!t.passing()) return;
 
@@ -120,8 +121,9 @@ async function main(t: Test): Promise<void> {
     async (t) => {
       const old = await waitInstallerRolledOut(cp);
       const next = await cluster.retag('rollout');
-      steps = kustomizeSteps(work, { ...site, image: next }); // the same overlay, the new tag (docs: "Upgrade")
-      if (!(await runDocumented(t, steps, 'install', cp))) return;
+      current = { ...site, image: next };
+      steps = kustomizeSteps(work, current); // the same overlay, the new tag (docs: "Upgrade")
+      if (!(await runDocumented(t, steps, 'install', cp, current))) return;
       // One meshed pod per state of the installer pods seen, until the new one is Ready and the old one gone.
       const seen = new Set<string>();
       const created: Array<Awaited<ReturnType<typeof createMeshedPod>> & { state: string; during: boolean }> = [];
@@ -167,7 +169,7 @@ async function main(t: Test): Promise<void> {
   if (!t.passing()) return;
 
   await t.test('(f) the documented uninstall (uninstall overlay, kubectl delete -k) restores the node', async (t) => {
-    if (!(await runDocumented(t, steps, 'uninstall', cp))) return;
+    if (!(await runDocumented(t, steps, 'uninstall', cp, current))) return;
     checkNodeRestored(t, cluster);
     t.not((await cp.kubectl(['get', 'namespace', NS])).code, 0, `namespace ${NS} is gone`);
     await checkNextPodKeepsIstioInit(t, pods, open);

@@ -9,7 +9,7 @@ import { API_CLUSTER_IP, type Cluster } from '../harness/cluster.js';
 import type { ControlPlane } from '../harness/control-plane.js';
 import { helmPath } from '../harness/helm.js';
 import type { Site, Steps } from '../harness/install-steps.js';
-import { runSteps } from '../harness/install-steps.js';
+import { runSteps, siteProblems } from '../harness/install-steps.js';
 import type { PodRef } from '../harness/node.js';
 import {
   describeCalls,
@@ -66,8 +66,21 @@ export function scriptEnv(cp: ControlPlane): NodeJS.ProcessEnv {
   };
 }
 
-/** Runs a documented script; fails the test with its output (bash -x shows each command) when it fails. */
-export async function runDocumented(t: Test, steps: Steps, which: 'install' | 'uninstall', cp: ControlPlane) {
+/**
+ * Runs a documented script; fails the test with its output (bash -x shows each command) when it fails. First, the
+ * pre-flight: what it would apply, rendered, must point at the node's private dirs and the built image only; a doc or
+ * manifest change that would install onto the host's own CNI dirs fails here, before anything is applied.
+ */
+export async function runDocumented(
+  t: Test,
+  steps: Steps,
+  which: 'install' | 'uninstall',
+  cp: ControlPlane,
+  site: Site,
+) {
+  const problems = siteProblems((await steps.render())[which], site);
+  t.same(problems, [], `pre-flight: the documented ${which} renders onto the node's dirs and the image only`);
+  if (problems.length) return false;
   const r = await runSteps(steps, which, scriptEnv(cp));
   t.equal(r.code, 0, `the documented ${which} ran${r.code ? `:\n${r.stderr}\n${r.stdout}` : ''}`);
   return r.code === 0;

@@ -4,10 +4,13 @@
 // with only the example image and paths replaced by the test node's. A doc change that breaks the install breaks
 // whatever runs these steps. The files go into a work dir holding a copy of the repository's manifests/ and certs/
 // (the documented certs/generate.sh writes into manifests/tls); the scripts run there with bash.
-import { cpSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { markedBlock } from './doc-blocks.js';
-import { run, type RunResult } from './proc.js';
+import { helm, kustomizeCommand, parseObjects } from './helm.js';
+import type { K8sObject } from './manifests.js';
+import { run, runOk, type RunResult } from './proc.js';
 import { repoRoot } from './toolchain.js';
 
 /** What the install is pointed at: the image and the node's CNI conf dir, bin dir and the plugin's log file. */
@@ -66,6 +69,8 @@ export interface Steps {
   uninstall: string;
   /** The files written from the docs (overlays, component, values), by their documented path. */
   files: Record<string, string>;
+  /** What the install and the uninstall apply, rendered (kustomize or helm template) without touching a cluster. */
+  render(): Promise<Record<'install' | 'uninstall', K8sObject[]>>;
 }
 
 /**
@@ -135,7 +140,25 @@ export function kustomizeSteps(dir: string, site: Site): Steps {
     { 'manifests/overlays/uninstall/': 'my-asm-cni/uninstall/' },
     ['manifests/overlays/uninstall/'],
   );
-  return { cwd: dir, repo, install, uninstall, files };
+  const render = async () => {
+    const kustomize = kustomizeCommand();
+    if (!kustomize) throw new Error('neither kubectl nor kustomize is built (bash test/setup/helm.sh)');
+    // In a copy with stand-in certificates when certs/generate.sh has not run yet (it keeps files it finds).
+    const copy = mkdtempSync(join(tmpdir(), 'asm-cni-render-'));
+    try {
+      cpSync(dir, copy, { recursive: true });
+      for (const f of ['tls.crt', 'tls.key', 'ca-bundle.crt']) {
+        const file = join(copy, relative(dir, repo), 'manifests', 'tls', f);
+        if (!existsSync(file)) writeFileSync(file, `stand-in ${f}\n`);
+      }
+      const build = async (overlay: string) =>
+        parseObjects(await runOk(kustomize.cmd, kustomize.args(join(copy, overlay))));
+      return { install: await build('my-asm-cni'), uninstall: await build('my-asm-cni/uninstall') };
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
+  };
+  return { cwd: dir, repo, install, uninstall, files, render };
 }
 
 /** The Helm path of docs/install.md ("Helm": the values file, the install, the uninstall), filled for `site`. */
@@ -143,7 +166,68 @@ export function helmSteps(dir: string, site: Site): Steps {
   const repo = workDir(dir);
   // The documented commands name charts/asm-cni and my-values.yaml: they run in the checkout.
   const files = writeBlocks(repo, repo, site, { 'helm-values': SITE_VALUES });
-  return { cwd: repo, repo, install: markedBlock('helm-install'), uninstall: markedBlock('helm-uninstall'), files };
+  const template = async (extra: string[]) => {
+    const r = await helm([
+      'template',
+      'asm-cni',
+      join(repo, 'charts', 'asm-cni'),
+      '--namespace',
+      'asm-cni',
+      '-f',
+      files['my-values.yaml']!,
+      ...extra,
+    ]);
+    if (r.code !== 0) throw new Error(`helm template with the documented values failed: ${r.stderr}`);
+    return parseObjects(r.stdout);
+  };
+  return {
+    cwd: repo,
+    repo,
+    install: markedBlock('helm-install'),
+    uninstall: markedBlock('helm-uninstall'),
+    files,
+    render: async () => ({ install: await template([]), uninstall: await template(['--set', 'uninstall=true']) }),
+  };
+}
+
+interface Container {
+  name: string;
+  image?: string;
+  env?: Array<{ name: string; value?: string }>;
+}
+
+/**
+ * What in a rendering would not install onto the site: a hostPath of the installer other than the site's two dirs
+ * (on the test machine it would reach the host's own /etc/cni or /opt/cni), ASM_HOST_NET_DIR or the plugin's log file
+ * elsewhere, a container of the installer or the webhook on another image. Empty when all is as asked.
+ */
+export function siteProblems(objects: K8sObject[], site: Site): string[] {
+  const problems: string[] = [];
+  const ds = objects.find((o) => o.kind === 'DaemonSet' && o.metadata.name === 'asm-cni-installer');
+  const dep = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'asm-cni-webhook');
+  if (!ds) return ['no DaemonSet asm-cni-installer'];
+  const spec = ds.spec.template.spec;
+  const hostPaths = ((spec.volumes ?? []) as Array<{ name: string; hostPath?: { path: string } }>).filter(
+    (v) => v.hostPath,
+  );
+  for (const v of hostPaths)
+    if (![site.netDir, site.binDir].includes(v.hostPath!.path))
+      problems.push(`installer volume ${v.name}: hostPath ${v.hostPath!.path} is not a node dir asked for`);
+  for (const dir of [site.netDir, site.binDir])
+    if (!hostPaths.some((v) => v.hostPath!.path === dir)) problems.push(`no installer hostPath volume of ${dir}`);
+  const installer = (spec.containers as Container[]).find((c) => c.name === 'installer');
+  const env = (name: string) => installer?.env?.filter((e) => e.name === name).map((e) => e.value) ?? [];
+  const want: Record<string, string> = { ASM_HOST_NET_DIR: site.netDir, ASM_PLUGIN_LOG_FILE: site.pluginLogFile };
+  for (const [name, value] of Object.entries(want))
+    if (JSON.stringify(env(name)) !== JSON.stringify([value]))
+      problems.push(`installer env ${name}: ${JSON.stringify(env(name))}, not [${JSON.stringify(value)}]`);
+  const containers = [
+    ...(spec.containers as Container[]),
+    ...((dep?.spec.template.spec.containers ?? []) as Container[]),
+  ];
+  for (const c of containers)
+    if (c.image !== site.image) problems.push(`container ${c.name}: image ${c.image}, not ${site.image}`);
+  return problems;
 }
 
 /**

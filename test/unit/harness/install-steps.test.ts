@@ -2,16 +2,15 @@
 // tier, rendered with the real kustomize and helm: the image, both hostPaths, ASM_HOST_NET_DIR and the plugin's log
 // file come out as the site asks, for the install and the uninstall overlay and for the chart's values; and the
 // doc-block reader refuses what it cannot read. Stand-in certificate files stand for certs/generate.sh here.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { requirePrereq } from '../../harness/prereq.js';
-import { runOk } from '../../harness/proc.js';
-import { chartDir, helm, helmPath, kustomizeCommand, parseObjects } from '../../harness/helm.js';
+import { helmPath, kustomizeCommand } from '../../harness/helm.js';
 import type { K8sObject } from '../../harness/manifests.js';
 import { markedBlock, markedTable, podSecurityClaims } from '../../harness/doc-blocks.js';
-import { fill, helmSteps, kustomizeSteps, splitImage, type Site } from '../../harness/install-steps.js';
+import { fill, helmSteps, kustomizeSteps, siteProblems, splitImage, type Site } from '../../harness/install-steps.js';
 
 const site: Site = {
   image: 'registry.test:5000/team/asm-cni:1.0',
@@ -95,49 +94,76 @@ t.test('fill and splitImage', async (t) => {
   t.throws(() => splitImage('reg:5000/a/b'), /has no tag/);
 });
 
-t.test('the kustomize steps render the site', async (t) => {
-  const kustomize = kustomizeCommand();
-  if (!requirePrereq(t, !!kustomize, 'neither kubectl nor kustomize is built (bash test/setup/helm.sh)')) return;
-  const dir = mkdtempSync(join(tmpdir(), 'asm-cni-install-steps-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const steps = kustomizeSteps(dir, site);
-  t.match(steps.install, /certs\/generate\.sh --out \S+\/manifests\/tls/, 'certificates as documented, into the copy');
-  t.match(steps.install, /kubectl apply -k my-asm-cni\//, 'kubectl apply -k of the overlay');
-  t.match(steps.uninstall, /kubectl apply -k my-asm-cni\/uninstall\//, 'the uninstall overlay with the site');
-  t.notMatch(steps.uninstall, /manifests\/overlays\/uninstall/, 'never the shipped one, which has the default paths');
-  t.same(Object.keys(steps.files).sort(), [
-    'my-asm-cni/kustomization.yaml',
-    'my-asm-cni/site/kustomization.yaml',
-    'my-asm-cni/uninstall/kustomization.yaml',
+t.test('siteProblems names what would not land on the site', async (t) => {
+  const ds = (volumes: unknown[], env: unknown[], image = site.image) => ({
+    apiVersion: 'apps/v1',
+    kind: 'DaemonSet',
+    metadata: { name: 'asm-cni-installer' },
+    spec: { template: { spec: { volumes, containers: [{ name: 'installer', image, env }] } } },
+  });
+  const good = ds(
+    [
+      { name: 'cni-net', hostPath: { path: site.netDir } },
+      { name: 'cni-bin', hostPath: { path: site.binDir } },
+    ],
+    [
+      { name: 'ASM_HOST_NET_DIR', value: site.netDir },
+      { name: 'ASM_PLUGIN_LOG_FILE', value: site.pluginLogFile },
+    ],
+  );
+  t.same(siteProblems([good], site), []);
+  t.same(siteProblems([], site), ['no DaemonSet asm-cni-installer']);
+  const bad = ds(
+    [
+      { name: 'cni-net', hostPath: { path: site.netDir } },
+      { name: 'cni-bin', hostPath: { path: '/opt/cni/bin' } },
+    ],
+    [{ name: 'ASM_HOST_NET_DIR', value: '/etc/cni/net.d' }],
+    'ghcr.io/asm-cni/asm-cni:0.1.0',
+  );
+  t.same(siteProblems([bad], site), [
+    'installer volume cni-bin: hostPath /opt/cni/bin is not a node dir asked for',
+    `no installer hostPath volume of ${site.binDir}`,
+    `installer env ASM_HOST_NET_DIR: ["/etc/cni/net.d"], not ["${site.netDir}"]`,
+    `installer env ASM_PLUGIN_LOG_FILE: [], not ["${site.pluginLogFile}"]`,
+    `container installer: image ghcr.io/asm-cni/asm-cni:0.1.0, not ${site.image}`,
   ]);
-  for (const f of ['tls.crt', 'tls.key', 'ca-bundle.crt'])
-    writeFileSync(join(steps.repo, 'manifests', 'tls', f), `stand-in ${f}\n`);
-  const build = async (d: string) => parseObjects(await runOk(kustomize!.cmd, kustomize!.args(join(steps.cwd, d))));
-  const installed = await build('my-asm-cni');
-  checkSite(t, installed);
-  t.ok(find(installed, 'MutatingWebhookConfiguration', 'zz-asm-cni'), 'the install has the webhook configuration');
-  const uninstall = await build('my-asm-cni/uninstall');
-  checkSite(t, uninstall);
-  t.notOk(find(uninstall, 'MutatingWebhookConfiguration', 'zz-asm-cni'), 'the uninstall overlay has none');
-  const cmd = (find(uninstall, 'DaemonSet', 'asm-cni-installer')!.spec.template.spec.containers as Container[])[0]!
-    .command;
-  t.ok(cmd?.includes('uninstall'), 'its installers run uninstall');
 });
 
-t.test('the Helm steps render the site', async (t) => {
-  if (!requirePrereq(t, existsSync(helmPath()), 'helm is not built (run bash test/setup/helm.sh)')) return;
-  const dir = mkdtempSync(join(tmpdir(), 'asm-cni-install-steps-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const steps = helmSteps(dir, site);
-  t.match(steps.install, /helm install asm-cni charts\/asm-cni --namespace asm-cni -f my-values.yaml/);
-  t.match(steps.uninstall, /helm uninstall asm-cni/);
-  const values = steps.files['my-values.yaml'];
-  t.ok(values, 'my-values.yaml written from the docs');
-  const render = async (extra: string[]) => {
-    const r = await helm(['template', 'asm-cni', chartDir, '--namespace', 'asm-cni', '-f', values!, ...extra]);
-    if (r.code !== 0) throw new Error(r.stderr);
-    return parseObjects(r.stdout);
-  };
-  checkSite(t, await render([]));
-  checkSite(t, await render(['--set', 'uninstall=true']));
-});
+for (const [name, make] of [
+  ['kustomize', kustomizeSteps],
+  ['Helm', helmSteps],
+] as const) {
+  t.test(`the ${name} steps of the docs render the site, install and uninstall`, async (t) => {
+    const ready = name === 'kustomize' ? !!kustomizeCommand() : existsSync(helmPath());
+    if (!requirePrereq(t, ready, 'kustomize or helm is not built (bash test/setup/helm.sh)')) return;
+    const dir = mkdtempSync(join(tmpdir(), 'asm-cni-install-steps-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const steps = make(dir, site);
+    if (name === 'kustomize') {
+      t.match(steps.install, /certs\/generate\.sh --out \S+\/manifests\/tls/, 'certificates as documented');
+      t.match(steps.install, /kubectl apply -k my-asm-cni\//, 'kubectl apply -k of the overlay');
+      t.match(steps.uninstall, /kubectl apply -k my-asm-cni\/uninstall\//, 'the uninstall overlay with the site');
+      t.notMatch(steps.uninstall, /manifests\/overlays\/uninstall/, 'never the shipped one (the default paths)');
+      t.same(Object.keys(steps.files).sort(), [
+        'my-asm-cni/kustomization.yaml',
+        'my-asm-cni/site/kustomization.yaml',
+        'my-asm-cni/uninstall/kustomization.yaml',
+      ]);
+    } else {
+      t.match(steps.install, /helm install asm-cni charts\/asm-cni --namespace asm-cni -f my-values.yaml/);
+      t.match(steps.uninstall, /helm uninstall asm-cni/);
+      t.same(Object.keys(steps.files), ['my-values.yaml']);
+    }
+    const rendered = await steps.render();
+    for (const which of ['install', 'uninstall'] as const) {
+      t.same(siteProblems(rendered[which], site), [], `${which}: every value landed on the site`);
+      checkSite(t, rendered[which]);
+    }
+    t.ok(find(rendered.install, 'MutatingWebhookConfiguration', 'zz-asm-cni'), 'the install has the webhook config');
+    t.notOk(find(rendered.uninstall, 'MutatingWebhookConfiguration', 'zz-asm-cni'), 'the uninstall has none');
+    const ds = find(rendered.uninstall, 'DaemonSet', 'asm-cni-installer')!;
+    t.ok((ds.spec.template.spec.containers as Container[])[0]!.command?.includes('uninstall'), 'installers uninstall');
+    t.notOk(existsSync(join(steps.repo, 'manifests', 'tls', 'tls.crt')), 'rendering left no stand-in certificate');
+  });
+}
