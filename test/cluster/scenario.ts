@@ -27,7 +27,7 @@ import { sumCounter } from '../harness/webhook.js';
 import { httpGet } from '../harness/net.js';
 import { binDir } from '../harness/toolchain.js';
 import { waitFor } from '../harness/wait.js';
-import { APP_PORT, productpageTemplate } from '../node/pods.js';
+import { APP_PORT, productpageTemplate, publishIstioRootCert } from '../node/pods.js';
 import { ourEntry, pluginCalls, POD_DEADLINE_MS, sandboxId, waitRunning, type PodSite } from '../node/setup.js';
 
 export const NS = 'asm-cni';
@@ -237,10 +237,10 @@ export async function checkWebhookThroughService(t: Test, cp: ControlPlane, ns: 
   );
 }
 
-/** istiod publishes its root certificate to every namespace; the proxy mounts it. */
+/** A namespace for meshed pods, with istiod's root certificate published in it. */
 export async function meshNamespace(cp: ControlPlane, prefix: string, labels: Record<string, string>): Promise<string> {
   const ns = await cp.namespace(prefix, { labels });
-  await cp.kubectlOk(['create', 'configmap', 'istio-ca-root-cert', '-n', ns, `--from-file=root-cert.pem=${cp.caFile}`]);
+  await publishIstioRootCert(cp, ns);
   return ns;
 }
 

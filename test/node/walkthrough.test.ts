@@ -38,7 +38,7 @@ import {
   readLine,
   renderedNat,
 } from '../harness/pod-redirect.js';
-import { APP_PORT, createOwnedPod, createWorkload, productpageTemplate } from './pods.js';
+import { APP_PORT, createOwnedPod, createWorkload, productpageTemplate, publishIstioRootCert } from './pods.js';
 
 const BASELINE = {
   'pod-security.kubernetes.io/enforce': 'baseline',
@@ -69,19 +69,11 @@ async function main(t: Test): Promise<void> {
   await waitInstalled(node);
 
   let productpage: PodRef | undefined;
-  const istioRootCert = (ns: string): Promise<void> => istioRootCertIn(cp, ns);
+  const istioRootCert = (ns: string): Promise<void> => publishIstioRootCert(cp, ns);
 
   await t.test('1. ASM walk-through: productpage by a user with only edit, PodSecurity baseline', async (t) => {
     const ns = await cp.namespace('bookinfo', { labels: BASELINE, devEdit: true });
-    // istiod publishes its root certificate to every namespace; the proxy mounts it.
-    await cp.kubectlOk([
-      'create',
-      'configmap',
-      'istio-ca-root-cert',
-      '-n',
-      ns,
-      `--from-file=root-cert.pem=${cp.caFile}`,
-    ]);
+    await publishIstioRootCert(cp, ns);
     const template = productpageTemplate();
     t.ok(initNames(template).includes('istio-init'), 'the Deployment is Istio-injected (istio-init, NET_ADMIN)');
     const w = await createWorkload(cp, ns, template, 'dev');
@@ -505,11 +497,6 @@ async function main(t: Test): Promise<void> {
       t.equal(verified.code, 0, `asm-cni verify --node: a healthy node\n${verified.out}`);
     },
   );
-}
-
-/** istiod publishes its root certificate to every namespace; the proxy mounts it. */
-async function istioRootCertIn(cp: NodeEnv['env']['cp'], ns: string): Promise<void> {
-  await cp.kubectlOk(['create', 'configmap', 'istio-ca-root-cert', '-n', ns, `--from-file=root-cert.pem=${cp.caFile}`]);
 }
 
 const missing = toolchainMissing() ?? (existsSync(binPath('kubelet')) ? undefined : 'kubelet not built');
