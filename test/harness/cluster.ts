@@ -67,33 +67,12 @@ export async function startCluster(t: Test, opts: ClusterOptions = {}): Promise<
   mkdirSync(dir, { recursive: true });
   const kubeconfig = cp.kubeconfigs.admin;
 
-  procs.push(
+  // What the controller-manager and the scheduler share: the admin's kubeconfig for everything, no leader election
+  // (one of each), no serving port (nothing here scrapes them).
+  const controlLoop = (name: 'kube-controller-manager' | 'kube-scheduler', args: string[]): Managed =>
     startProcess(
-      'kube-controller-manager',
-      binPath('kube-controller-manager'),
-      [
-        `--kubeconfig=${kubeconfig}`,
-        `--authentication-kubeconfig=${kubeconfig}`,
-        `--authorization-kubeconfig=${kubeconfig}`,
-        '--leader-elect=false',
-        '--bind-address=127.0.0.1',
-        '--secure-port=0',
-        // every default controller: node-lifecycle (lifts the kubelet's not-ready taint), replicaset, daemonset,
-        // deployment, endpointslice, serviceaccount(-token), root-ca-cert-publisher, garbage collector, ...
-        '--controllers=*',
-        `--service-account-private-key-file=${join(cp.dir, 'sa.key')}`,
-        `--root-ca-file=${cp.caFile}`,
-        `--service-cluster-ip-range=${SERVICE_CIDR}`,
-        '--use-service-account-credentials=false',
-        '--v=1',
-      ],
-      { logFile: join(dir, 'kube-controller-manager.log') },
-    ),
-  );
-  procs.push(
-    startProcess(
-      'kube-scheduler',
-      binPath('kube-scheduler'),
+      name,
+      binPath(name),
       [
         `--kubeconfig=${kubeconfig}`,
         `--authentication-kubeconfig=${kubeconfig}`,
@@ -102,9 +81,21 @@ export async function startCluster(t: Test, opts: ClusterOptions = {}): Promise<
         '--bind-address=127.0.0.1',
         '--secure-port=0',
         '--v=1',
+        ...args,
       ],
-      { logFile: join(dir, 'kube-scheduler.log') },
-    ),
+      { logFile: join(dir, `${name}.log`) },
+    );
+  procs.push(
+    controlLoop('kube-controller-manager', [
+      // every default controller: node-lifecycle (lifts the kubelet's not-ready taint), replicaset, daemonset,
+      // deployment, endpointslice, serviceaccount(-token), root-ca-cert-publisher, garbage collector, ...
+      '--controllers=*',
+      `--service-account-private-key-file=${join(cp.dir, 'sa.key')}`,
+      `--root-ca-file=${cp.caFile}`,
+      `--service-cluster-ip-range=${SERVICE_CIDR}`,
+      '--use-service-account-credentials=false',
+    ]),
+    controlLoop('kube-scheduler', []),
   );
 
   const abort = (): string | undefined => {

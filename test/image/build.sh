@@ -21,11 +21,12 @@ bases=$(dirname "$(bash "$here/bases.sh" --env-file)")
 
 run=$(mktemp -d "${TMPDIR:-/tmp}/asm-cni-buildkit-XXXXXX")
 sock="$run/buildkitd.sock"
-# The build cache persists in the user's cache dir (layers of unchanged steps are reused by the next build); one
-# buildkitd at a time uses it.
+# The build cache persists in the user's cache dir (layers of unchanged steps are reused by the next build). One
+# build at a time on the machine, whatever its cache dir: every buildkitd's runc keeps its state in /run/runc, which
+# the cleanup below removes.
 state="${XDG_CACHE_HOME:-$HOME/.cache}/asm-cni/buildkit-state"
 mkdir -p "$state"
-exec 8>"$state.lock"
+exec 8>"${TMPDIR:-/tmp}/asm-cni-buildkit.lock"
 flock 8
 # buildkitd (its otel socket) and runc (its state) also write under /run whatever --root says: what did not exist
 # before the build is removed after it.

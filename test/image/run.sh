@@ -9,7 +9,7 @@ if [ "$(id -u)" != 0 ]; then
   [ "${CI:-}" = true ] && { echo "image: FAILED: needs root under CI=true" >&2; exit 1; }
   echo "image: skipped: needs root (buildkitd runs runc; the test chroots into the image)"; exit 0
 fi
-bash test/setup/image-deps.sh || { echo "image: FAILED: cannot install mmdebstrap/runc" >&2; exit 1; }
+bash test/setup/node-deps.sh image || { echo "image: FAILED: cannot install mmdebstrap/runc" >&2; exit 1; }
 start=$SECONDS
 npx tap --disable-coverage --allow-incomplete-coverage --jobs=1 --timeout=3600 --reporter="${ASM_E2E_REPORTER:-terse}" test/image/*.test.ts
 rc=$?
