@@ -5,50 +5,24 @@
 // with the chart's generated certificate, a meshed Deployment's pod runs redirected, and the uninstall restores it.
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { startCluster } from '../harness/cluster.js';
 import { helmSteps } from '../harness/install-steps.js';
-import { logTail } from '../harness/proc.js';
-import { IMAGES } from '../node/pods.js';
 import {
-  BASELINE,
-  checkInstaller,
   checkNextPodKeepsIstioInit,
   checkNodeRestored,
-  checkRedirected,
-  checkWebhookThroughService,
-  createMeshedDeployment,
-  meshNamespace,
+  installServeRedirect,
   runDocumented,
-  siteOf,
+  startInstallEnv,
 } from './scenario.js';
 import { clusterPrereqs } from './prereqs.js';
 
 async function main(t: Test): Promise<void> {
-  const cluster = await startCluster(t, { images: IMAGES });
-  const { cp } = cluster;
-  const { site, pods } = siteOf(cluster);
-  t.teardown(() => {
-    if (!t.passing()) t.comment(`${cluster.logs()}\n--- asm-cni plugin ---\n${logTail(pods.pluginLog, 30)}`);
-  });
+  const env = await startInstallEnv(t);
+  const { cp, site, pods, open } = env;
   const steps = helmSteps(join(cp.dir, 'helm-install'), site);
-  const bookinfo = await meshNamespace(cp, 'bookinfo', BASELINE);
-  const open = await meshNamespace(cp, 'mesh-open', {});
-
-  await t.test('the documented helm install: the installer DaemonSet installs the node', async (t) => {
-    if (await runDocumented(t, steps, 'install', cp, site)) await checkInstaller(t, cluster, site);
-  });
-  if (!t.passing()) return;
-  await t.test('the webhook, with the certificate the chart generated, serves /mutate through its Service', (t) =>
-    checkWebhookThroughService(t, cp, bookinfo),
-  );
-  if (!t.passing()) return;
-  await t.test('a meshed Deployment: its pod runs redirected', async (t) => {
-    await checkRedirected(t, pods, await createMeshedDeployment(cp, bookinfo));
-  });
-  if (!t.passing()) return;
-  await t.test('the documented uninstall (uninstall=true, helm uninstall) restores the node', async (t) => {
+  if (!(await installServeRedirect(t, env, steps, 'the documented helm install'))) return;
+  await t.test('(f) the documented uninstall (uninstall=true, helm uninstall) restores the node', async (t) => {
     if (!(await runDocumented(t, steps, 'uninstall', cp, site))) return;
-    checkNodeRestored(t, cluster);
+    checkNodeRestored(t, env.cluster);
     await checkNextPodKeepsIstioInit(t, pods, open);
   });
 }

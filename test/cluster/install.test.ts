@@ -8,29 +8,23 @@
 // istio-init, (f) the uninstall restores the node and the next meshed pod keeps istio-init.
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { startCluster } from '../harness/cluster.js';
 import { kustomizeSteps } from '../harness/install-steps.js';
 import { initNames } from '../harness/pods.js';
-import { logTail } from '../harness/proc.js';
 import { waitFor } from '../harness/wait.js';
-import { IMAGES } from '../node/pods.js';
 import {
-  BASELINE,
   checkInstaller,
   checkNextPodKeepsIstioInit,
   checkNodeRestored,
   checkRedirected,
-  checkWebhookThroughService,
-  createMeshedDeployment,
   createMeshedPod,
   INSTALLER,
+  installServeRedirect,
   isReady,
-  meshNamespace,
   NS,
   podsOf,
   ROLLOUT_DEADLINE_MS,
   runDocumented,
-  siteOf,
+  startInstallEnv,
   waitInstallerRolledOut,
   waitWebhookReady,
   webhookPods,
@@ -38,34 +32,12 @@ import {
 import { clusterPrereqs } from './prereqs.js';
 
 async function main(t: Test): Promise<void> {
-  const cluster = await startCluster(t, { images: IMAGES });
-  const { cp } = cluster;
-  const { site, pods } = siteOf(cluster);
-  t.teardown(() => {
-    if (!t.passing()) t.comment(`${cluster.logs()}\n--- asm-cni plugin ---\n${logTail(pods.pluginLog, 30)}`);
-  });
+  const env = await startInstallEnv(t);
+  const { cluster, cp, site, pods, open } = env;
   const work = join(cp.dir, 'kustomize-install');
   let steps = kustomizeSteps(work, site);
   let current = site; // the image the overlay names now
-  // Meshed pods: under PodSecurity baseline (the point of the product), and where nothing but the webhook's
-  // failurePolicy stands between an unrewritten pod and the node (for the checks that no pod slips through).
-  const bookinfo = await meshNamespace(cp, 'bookinfo', BASELINE);
-  const open = await meshNamespace(cp, 'mesh-open', {});
-
-  await t.test('(a) the documented kubectl apply -k: the installer DaemonSet installs the node', async (t) => {
-    if (await runDocumented(t, steps, 'install', cp, site)) await checkInstaller(t, cluster, site);
-  });
-  if (!t.passing()) return;
-
-  await t.test('(b) two webhook replicas behind the Service; the API server calls /mutate through it', (t) =>
-    checkWebhookThroughService(t, cp, bookinfo),
-  );
-  if (!t.passing()) return;
-
-  await t.test('(c) a meshed Deployment: its pod, made by the ReplicaSet controller, runs redirected', async (t) => {
-    await checkRedirected(t, pods, await createMeshedDeployment(cp, bookinfo));
-  });
-  if (!t.passing()) return;
+  if (!(await installServeRedirect(t, env, steps, 'the documented kubectl apply -k'))) return;
 
   await t.test('(d) one webhook pod evicted (the PDB allows one of two): pod creation goes on', async (t) => {
     const [victim, other] = await waitWebhookReady(cp);

@@ -5,7 +5,7 @@
 import { accessSync, constants, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Test } from 'tap';
-import { API_CLUSTER_IP, type Cluster } from '../harness/cluster.js';
+import { API_CLUSTER_IP, startCluster, type Cluster } from '../harness/cluster.js';
 import type { ControlPlane } from '../harness/control-plane.js';
 import { helmPath } from '../harness/helm.js';
 import type { Site, Steps } from '../harness/install-steps.js';
@@ -23,11 +23,12 @@ import {
   renderedNat,
 } from '../harness/pod-redirect.js';
 import { addedCapabilities, initNames, type Pod } from '../harness/pods.js';
+import { logTail } from '../harness/proc.js';
 import { sumCounter } from '../harness/webhook.js';
 import { httpGet } from '../harness/net.js';
 import { binDir } from '../harness/toolchain.js';
 import { waitFor } from '../harness/wait.js';
-import { APP_PORT, productpageTemplate, publishIstioRootCert } from '../node/pods.js';
+import { APP_PORT, IMAGES, productpageTemplate, publishIstioRootCert } from '../node/pods.js';
 import { ourEntry, pluginCalls, POD_DEADLINE_MS, sandboxId, waitRunning, type PodSite } from '../node/setup.js';
 
 export const NS = 'asm-cni';
@@ -41,6 +42,51 @@ export const BASELINE = {
 export const ROLLOUT_DEADLINE_MS = 600_000;
 
 /** What the install is pointed at on the tier's node, and what the pod helpers need. */
+/** What both files start from: the cluster, the node as the documented steps name it, two meshed namespaces. */
+export interface InstallEnv {
+  cluster: Cluster;
+  cp: ControlPlane;
+  site: Site;
+  pods: PodSite;
+  /** Meshed pods under PodSecurity baseline: the point of the product. */
+  bookinfo: string;
+  /** Meshed pods where nothing but the webhook's failurePolicy stands between an unrewritten pod and the node. */
+  open: string;
+}
+
+export async function startInstallEnv(t: Test): Promise<InstallEnv> {
+  const cluster = await startCluster(t, { images: IMAGES });
+  const { cp } = cluster;
+  const { site, pods } = siteOf(cluster);
+  t.teardown(() => {
+    if (!t.passing()) t.comment(`${cluster.logs()}\n--- asm-cni plugin ---\n${logTail(pods.pluginLog, 30)}`);
+  });
+  const bookinfo = await meshNamespace(cp, 'bookinfo', BASELINE);
+  const open = await meshNamespace(cp, 'mesh-open', {});
+  return { cluster, cp, site, pods, bookinfo, open };
+}
+
+/**
+ * (a) to (c) of both files: the documented install (`how`) makes the installer DaemonSet install the node, the
+ * webhook's replicas serve /mutate through their Service, and a meshed Deployment's pod runs redirected. False when
+ * one failed (the file stops there).
+ */
+export async function installServeRedirect(t: Test, env: InstallEnv, steps: Steps, how: string): Promise<boolean> {
+  const { cluster, cp, site, pods, bookinfo } = env;
+  await t.test(`(a) ${how}: the installer DaemonSet installs the node`, async (t) => {
+    if (await runDocumented(t, steps, 'install', cp, site)) await checkInstaller(t, cluster, site);
+  });
+  if (!t.passing()) return false;
+  await t.test('(b) two webhook replicas behind the Service; the API server calls /mutate through it', (t) =>
+    checkWebhookThroughService(t, cp, bookinfo),
+  );
+  if (!t.passing()) return false;
+  await t.test('(c) a meshed Deployment: its pod, made by the ReplicaSet controller, runs redirected', async (t) => {
+    await checkRedirected(t, pods, await createMeshedDeployment(cp, bookinfo));
+  });
+  return t.passing();
+}
+
 export function siteOf(cluster: Cluster): { site: Site; pods: PodSite } {
   const pluginLog = join(cluster.node.dir, 'asm-cni-plugin.log');
   return {
