@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # npm run bench: the webhook and the CNI plugin against their floors. Writes bench/results.json, bench/results.md and
-# bench/latency.svg and prints the table. Needs root for the plugin half (network namespaces, iptables); takes ~4 minutes.
+# bench/latency.svg and prints the table. Needs root for the plugin half (network namespaces, iptables); takes ~5 minutes.
 # Bounded to loopback and network namespaces it creates and removes. See docs/bench.md.
 #   ASM_BENCH_ONLY=webhook|plugin   run one half (the other is left out of the results)
 #   ASM_BENCH_FLOOR_ONLY=1          measure the floors alone (harness check, before the product is built)

@@ -36,7 +36,8 @@ import (
 type options struct {
 	plugin, podFile, rules4, rules6, certFile, keyFile, caFile, workdir string
 	backend                                                             string
-	pods, parallel, rounds, coldStarts                                  int
+	pods, parallel, rounds, coldStarts, coldPathPods                    int
+	goStart, agentPlugin                                                string
 	verify                                                              bool
 }
 
@@ -61,6 +62,12 @@ type results struct {
 	Parallelism   int       `json:"parallelism"`
 	Rounds        int       `json:"rounds"`
 	IptablesMode  string    `json:"iptablesMode"`
+	// ColdPath: the plugin's cold-path variants and prototypes beside the floor, one sample list per step (ms).
+	ColdPath      map[string][]float64 `json:"coldPath"`
+	ColdPathCPU   map[string][]float64 `json:"coldPathCpu"` // CPU time of the steps that are processes of their own
+	ColdPathPods  int                  `json:"coldPathPods"`
+	AgentRequests int64                `json:"agentRequests"`
+	InitMs        []float64            `json:"initMs"`
 }
 
 var (
@@ -69,6 +76,9 @@ var (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "probe" {
+		os.Exit(probeMain(os.Args[2:]))
+	}
 	var o options
 	flag.StringVar(&o.plugin, "plugin", "", "asm-cni binary (if empty, only the floor is measured)")
 	flag.StringVar(&o.podFile, "pod", "", "pod JSON the API server serves (name and namespace are filled per request)")
@@ -83,6 +93,9 @@ func main() {
 	flag.IntVar(&o.parallel, "parallel", 20, "concurrent ADDs per round")
 	flag.IntVar(&o.rounds, "rounds", 5, "rounds of concurrent ADDs")
 	flag.IntVar(&o.coldStarts, "cold-starts", 100, "runs of 'asm-cni version'")
+	flag.IntVar(&o.coldPathPods, "cold-path-pods", 200, "pods of the cold-path comparison (0: skip it)")
+	flag.StringVar(&o.agentPlugin, "plugin-agent", "", "the plugin built with the node-agent prototype (tag asmcni_benchagent)")
+	flag.StringVar(&o.goStart, "go-start", "", "a Go program that only exits (the least a Go plugin's process start costs)")
 	flag.BoolVar(&o.verify, "verify", true, "check with iptables-save that every ADD and floor left the ISTIO chains in place")
 	flag.Parse()
 
@@ -247,6 +260,11 @@ func run(o options) (*results, error) {
 		}
 		res.ParallelFlMs = append(res.ParallelFlMs, fls...)
 	}
+	if o.plugin != "" && o.coldPathPods > 0 {
+		if err := coldPath(o, res, fl, pl, api.URL, podTemplate); err != nil {
+			return nil, fmt.Errorf("cold path: %w", err)
+		}
+	}
 	res.APIRequests = api.requests.Load()
 	return res, nil
 }
@@ -311,6 +329,17 @@ func parallelRound(n, base int, tag string, op, del func(ns string, idx int) (fl
 type pluginRunner struct{ bin, kubeconfig, logFile, backend string }
 
 func (p *pluginRunner) call(command, ns string, idx int) (float64, error) {
+	return p.callEnv(command, ns, idx, nil)
+}
+
+// callEnv runs the plugin with extra environment variables (what-if variants of the cold path).
+func (p *pluginRunner) callEnv(command, ns string, idx int, extraEnv []string) (float64, error) {
+	wall, _, err := p.run(command, ns, idx, extraEnv)
+	return wall, err
+}
+
+// run is one call of the plugin; it returns the wall time and the CPU time of the plugin and the commands it ran.
+func (p *pluginRunner) run(command, ns string, idx int, extraEnv []string) (wallMs, cpuMs float64, err error) {
 	conf := map[string]any{
 		"cniVersion":         "1.0.0",
 		"name":               "k8s-pod-network",
@@ -336,14 +365,15 @@ func (p *pluginRunner) call(command, ns string, idx int) (float64, error) {
 		"CNI_PATH=/opt/cni/bin:/usr/lib/cni",
 		fmt.Sprintf("CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=pod-%d;K8S_POD_INFRA_CONTAINER_ID=%s", idx, ns),
 	}
+	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.Stdin = bytes.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	d, err := timeExec(cmd)
+	wallMs, cpuMs, err = timeExecCPU(cmd)
 	if err != nil {
-		return 0, fmt.Errorf("%w: stdout %s stderr %s", err, stdout.String(), stderr.String())
+		return 0, 0, fmt.Errorf("%w: stdout %s stderr %s", err, stdout.String(), stderr.String())
 	}
-	return d, nil
+	return wallMs, cpuMs, nil
 }
 
 func prevResult(ns string, idx int) map[string]any {
@@ -577,9 +607,20 @@ func verifyRules(ns string, v6 bool) error {
 // ---- timing ----
 
 func timeExec(cmd *exec.Cmd) (float64, error) {
+	wall, _, err := timeExecCPU(cmd)
+	return wall, err
+}
+
+// timeExecCPU also returns the CPU time (user + system) of the process and of the children it waited for: far less
+// disturbed by other work on the machine than the wall time.
+func timeExecCPU(cmd *exec.Cmd) (wallMs, cpuMs float64, err error) {
 	t0 := time.Now()
-	err := cmd.Run()
-	return ms(time.Since(t0)), err
+	err = cmd.Run()
+	wallMs = ms(time.Since(t0))
+	if cmd.ProcessState != nil {
+		cpuMs = ms(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime())
+	}
+	return wallMs, cpuMs, err
 }
 
 func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }

@@ -60,6 +60,116 @@ interface DriverOutput {
   parallelism: number;
   rounds: number;
   iptablesMode: string;
+  coldPath: Record<string, number[]> | null;
+  coldPathCpu: Record<string, number[]> | null;
+  coldPathPods: number;
+  agentRequests: number;
+  initMs: number[] | null;
+}
+
+/**
+ * Builds what the cold-path comparison runs besides the shipped plugin: a Go program that only exits (the least a Go
+ * plugin's process start costs) and the plugin with the node-agent prototype (tag asmcni_benchagent, never shipped).
+ */
+function buildColdPathExtras(outDir: string): { goStart: string; agentPlugin: string } {
+  const goStart = join(outDir, 'gostart');
+  const agentPlugin = join(outDir, 'asm-cni-benchagent');
+  const env = { ...process.env, CGO_ENABLED: '0' };
+  execFileSync('go', ['build', '-trimpath', '-ldflags', '-s -w', '-o', goStart, './gostart'], {
+    cwd: join(ROOT, 'bench/plugin'),
+    env,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  execFileSync('bash', [join(ROOT, 'cni/build.sh')], {
+    env: { ...env, ASM_CNI_OUT: agentPlugin, ASM_CNI_TAGS: 'asmcni_benchagent' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  return { goStart, agentPlugin };
+}
+
+type ColdSummary = Record<string, ReturnType<typeof summarize>>;
+
+/**
+ * Median over the rounds of a[i] − b[i]: both steps ran in the same round, moments apart, so the drift of a shared
+ * machine cancels out of each difference instead of widening the gap between two medians.
+ */
+function pairedMedian(a: number[] | undefined, b: number[] | undefined): number | null {
+  if (!a?.length || !b?.length || a.length !== b.length) return null;
+  return summarize(a.map((v, i) => v - b[i]!)).p50;
+}
+
+/**
+ * Share of the rounds in which b was faster than a: a sign test against noise (with no real difference it is near
+ * 0.5; over 200 rounds, more than 0.56 happens by chance in about 4 % of runs).
+ */
+function fasterShare(a: number[] | undefined, b: number[] | undefined): number | null {
+  if (!a?.length || !b?.length || a.length !== b.length) return null;
+  return Number((a.filter((v, i) => b[i]! < v).length / a.length).toFixed(3));
+}
+
+/** The cold-path comparison (docs/bench.md): every step's summary, and the derived figures the decision reads. */
+function coldPathSummary(
+  d: Pick<DriverOutput, 'coldPath' | 'coldPathCpu' | 'coldPathPods' | 'agentRequests' | 'initMs'>,
+) {
+  if (!d.coldPath) return null;
+  const wall = d.coldPath;
+  const cpu = d.coldPathCpu ?? {};
+  const steps: ColdSummary = Object.fromEntries(Object.entries(wall).map(([k, v]) => [k, summarize(v)]));
+  const cpuSteps: ColdSummary = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, summarize(v)]));
+  const over = (a: string): number | null => {
+    const x = steps[a]?.p50;
+    const fl = steps.floor?.p50;
+    return x === undefined || fl === undefined ? null : ratio(x, fl);
+  };
+  const paired = (m: Record<string, number[]>) => ({
+    resumeAdd: pairedMedian(m.addFullHandshake, m.add),
+    resumeAddRSA: pairedMedian(m.addFullHandshakeRSA, m.addRSA),
+    agentAdd: pairedMedian(m.add, m.addAgent),
+  });
+  return {
+    pods: d.coldPathPods,
+    steps,
+    cpuMs: cpuSteps,
+    initMs: d.initMs?.length ? summarize(d.initMs) : null,
+    agentRequests: d.agentRequests,
+    addRatio: over('add'),
+    addFullHandshakeRatio: over('addFullHandshake'),
+    addAgentRatio: over('addAgent'),
+    // What a lookup adds to a cold process: the probe minus a probe that exits at once, round by round.
+    lookupMs: {
+      get: pairedMedian(wall.probeGet, wall.probeStart),
+      getRSA: pairedMedian(wall.probeGetRSA, wall.probeStart),
+      agent: pairedMedian(wall.probeAgent, wall.probeStart),
+    },
+    // Savings, as medians of the per-round differences: in wall time, and in CPU time (the plugin's process and the
+    // commands it ran; the API server's side is not in it).
+    savedMs: paired(wall),
+    savedCpuMs: paired(cpu),
+    fasterShare: {
+      resumeAdd: fasterShare(wall.addFullHandshake, wall.add),
+      resumeAddRSA: fasterShare(wall.addFullHandshakeRSA, wall.addRSA),
+      agentAdd: fasterShare(wall.add, wall.addAgent),
+    },
+    processStartMs: {
+      goRuntime: pairedMedian(wall.goStart, wall.true),
+      aboveGo: pairedMedian(wall.version, wall.goStart),
+    },
+  };
+}
+
+/** How many of the run's ADDs resumed a TLS session, from the plugin's own log lines (`tls_resumed`). */
+function tlsResumedAdds(logFile: string): { resumed: number; of: number } | null {
+  if (!existsSync(logFile)) return null;
+  let resumed = 0;
+  let of = 0;
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+    if (!line.includes('"cmd":"ADD"')) continue;
+    const entry = JSON.parse(line) as { tls_resumed?: boolean };
+    if (entry.tls_resumed === undefined) continue;
+    of++;
+    if (entry.tls_resumed) resumed++;
+  }
+  return { resumed, of };
 }
 
 async function main(): Promise<void> {
@@ -76,6 +186,9 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'asm-cni-bench-plugin-'));
   try {
     const certs = await generateCerts(work);
+    // The cold-path comparison needs the plugin's source: not for floor-only runs or another build of the plugin.
+    const coldPods = plugin && !process.env.ASM_BENCH_PLUGIN_BINARY ? env('ASM_BENCH_COLD_PATH_PODS', '200') : '0';
+    const extras = coldPods !== '0' ? buildColdPathExtras(join(ROOT, 'bench/.build')) : null;
     const podFile = join(work, 'pod.json');
     writeFileSync(podFile, JSON.stringify(pluginPod('bench')));
     const rules = floorRules(plugin, podFile);
@@ -105,6 +218,9 @@ async function main(): Promise<void> {
       '-cold-starts',
       env('ASM_BENCH_COLD_STARTS', '100'),
       ...(plugin ? ['-plugin', plugin] : []),
+      '-cold-path-pods',
+      coldPods,
+      ...(extras ? ['-go-start', extras.goStart, '-plugin-agent', extras.agentPlugin] : []),
       ...(process.env.ASM_BENCH_IPTABLES_BACKEND ? ['-iptables-backend', process.env.ASM_BENCH_IPTABLES_BACKEND] : []),
     ];
     const run = spawnSync(values.driver, args, {
@@ -119,6 +235,7 @@ async function main(): Promise<void> {
       throw new Error(`plugin driver exited with ${run.status}`);
     }
     const d = JSON.parse(run.stdout) as DriverOutput;
+    const resumedAdds = plugin ? tlsResumedAdds(join(work, 'asm-cni.log')) : null;
     const s = (xs: number[] | null) => (xs && xs.length ? summarize(xs) : null);
     const curve = (xs: number[] | null) =>
       xs && xs.length ? percentileCurve(xs).map(([q, v]) => [q, Number(v.toFixed(3))]) : null;
@@ -158,6 +275,8 @@ async function main(): Promise<void> {
         parallelAddMs: curve(d.parallelAddMs),
         parallelFloorMs: curve(d.parallelFloorMs),
       },
+      coldPath: coldPathSummary(d),
+      tlsResumedAdds: resumedAdds,
       apiRequests: d.apiRequests,
       verifiedPods: d.verifiedPods,
       ratios: add

@@ -13,6 +13,7 @@ if [ "$(id -u)" != 0 ] || [ "$(uname -s)" != Linux ]; then
 fi
 start=$SECONDS
 bash test/setup/node-deps.sh image || { echo "cluster: FAILED: cannot install mmdebstrap/runc" >&2; exit 1; }
+bash test/setup/helm.sh || { echo "cluster: FAILED: helm and kustomize could not be built" >&2; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/asm-cni-cluster-XXXXXX")
 trap 'rm -rf -- "$work"' EXIT
 # The tag the tier's overlay and values name (the documented image override); a registry name nothing pulls from.

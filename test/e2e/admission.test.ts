@@ -72,48 +72,6 @@ async function main(t: Test): Promise<void> {
     await waitWebhookActive(env, true);
   });
 
-  // The pods the shipped controllers would create (no controller-manager runs here) are admitted where they run; the
-  // webhook's own pod also passes PodSecurity "restricted" anywhere.
-  await t.test(
-    '1. the shipped pod templates are admitted by the real API server (webhook: PodSecurity restricted)',
-    async (t) => {
-      const restrictedNs = await env.cp.namespace('e2e-restricted', {
-        labels: { 'pod-security.kubernetes.io/enforce': 'restricted' },
-      });
-      const workloads = env.rendered.filter((o) => ['Deployment', 'DaemonSet', 'StatefulSet'].includes(o.kind));
-      t.ok(workloads.length > 0, 'the manifests ship workloads');
-      for (const w of workloads) {
-        const ns = w.metadata.namespace ?? 'default';
-        const pod = {
-          apiVersion: 'v1',
-          kind: 'Pod',
-          metadata: { ...w.spec.template.metadata, name: `${w.metadata.name}-e2e` },
-          spec: w.spec.template.spec,
-        };
-        const r = await env.cp.kubectl(['create', '-n', ns, '-f', '-', '--dry-run=server', '-o', 'name'], {
-          input: JSON.stringify(pod),
-        });
-        t.equal(
-          r.code,
-          0,
-          `${w.kind}/${ns}/${w.metadata.name}: its pod is admitted in ${ns}${r.code ? `: ${r.stderr}` : ''}`,
-        );
-        if (w.kind !== 'Deployment') continue;
-        // Same pod in a restricted namespace (its ServiceAccount made there too).
-        const sa = w.spec.template.spec.serviceAccountName;
-        if (sa) await env.cp.kubectl(['create', 'serviceaccount', sa, '-n', restrictedNs]);
-        const rr = await env.cp.kubectl(['create', '-n', restrictedNs, '-f', '-', '--dry-run=server', '-o', 'name'], {
-          input: JSON.stringify(pod),
-        });
-        t.equal(
-          rr.code,
-          0,
-          `${w.kind}/${w.metadata.name}: its pod passes PodSecurity restricted${rr.code ? `: ${rr.stderr}` : ''}`,
-        );
-      }
-    },
-  );
-
   // 2. The point of the product.
   for (const s of ['classic-1.26.8', 'native-master'] as Shape[]) {
     await t.test(

@@ -119,3 +119,8 @@ export async function createOwnedPod(
   };
   await cp.kubectlOk(['create', '-n', ns, '-f', '-'], { as, input: JSON.stringify(pod) });
 }
+
+/** What istiod does for every namespace: publish its root certificate (ConfigMap istio-ca-root-cert) the proxy mounts. */
+export async function publishIstioRootCert(cp: ControlPlane, ns: string): Promise<void> {
+  await cp.kubectlOk(['create', 'configmap', 'istio-ca-root-cert', '-n', ns, `--from-file=root-cert.pem=${cp.caFile}`]);
+}

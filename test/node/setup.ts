@@ -11,6 +11,15 @@ import { logTail } from '../harness/proc.js';
 import { startRelay, type Relay } from '../harness/relay.js';
 import { IMAGES } from './pods.js';
 import type { Pod } from '../harness/pods.js';
+import type { ControlPlane } from '../harness/control-plane.js';
+import { pluginCallsIn, type PluginCall } from '../harness/pod-redirect.js';
+
+/** What the pod helpers below need: the API server, the node and the plugin's log file (a NodeEnv, or a cluster). */
+export interface PodSite {
+  env: { cp: ControlPlane };
+  node: KubeNode;
+  pluginLog: string;
+}
 
 export interface NodeEnv {
   env: Env;
@@ -84,52 +93,23 @@ export async function waitInstalled(node: KubeNode): Promise<void> {
   );
 }
 
-/** The one JSON line the plugin logs per CNI command (docs/plugin.md). */
-export interface PluginCall {
-  /** ADD, DEL or CHECK */
-  cmd: string;
-  container: string;
-  pod?: string;
-  netns?: string;
-  /** redirected, verified, removed, skipped or failed */
-  decision: string;
-  reason?: string;
-  error?: string;
-}
-
 /** The plugin's calls for one sandbox (CNI_CONTAINERID), oldest first. */
-export function pluginCalls(ne: NodeEnv, sandboxId: string): PluginCall[] {
-  if (!existsSync(ne.pluginLog)) return [];
-  const calls: PluginCall[] = [];
-  for (const line of readFileSync(ne.pluginLog, 'utf8').split('\n')) {
-    if (!line.startsWith('{')) continue;
-    const o = JSON.parse(line) as Partial<PluginCall>;
-    if (o.container === sandboxId && typeof o.cmd === 'string' && typeof o.decision === 'string')
-      calls.push(o as PluginCall);
-  }
-  return calls;
-}
-
-/** For messages: the calls in one line each. */
-export const describeCalls = (calls: PluginCall[]): string =>
-  calls
-    .map((c) => `${c.cmd} ${c.decision}${c.reason ? ` (${c.reason})` : ''}${c.netns ? ` netns=${c.netns}` : ''}`)
-    .join('; ') || 'none';
+export const pluginCalls = (ne: PodSite, sandboxId: string): PluginCall[] => pluginCallsIn(ne.pluginLog, sandboxId);
 
 /** The id of the pod's newest sandbox. */
-export async function sandboxId(ne: NodeEnv, pod: PodRef): Promise<string> {
+export async function sandboxId(ne: PodSite, pod: PodRef): Promise<string> {
   const items = await ne.node.sandboxes(pod);
   const newest = items.sort((a, b) => (BigInt(b.createdAt) > BigInt(a.createdAt) ? 1 : -1))[0];
   if (!newest) throw new Error(`no sandbox for ${pod.namespace}/${pod.name}`);
   return newest.id;
 }
 
-export async function getPod(ne: NodeEnv, pod: PodRef): Promise<Pod & { status?: any }> {
+export async function getPod(ne: PodSite, pod: PodRef): Promise<Pod & { status?: any }> {
   return ne.env.cp.getJson(['get', 'pod', '-n', pod.namespace, pod.name]);
 }
 
 /** Waits until the pod is Running with every container ready; fails early naming the reason a container waits for. */
-export async function waitRunning(ne: NodeEnv, pod: PodRef): Promise<Pod & { status?: any }> {
+export async function waitRunning(ne: PodSite, pod: PodRef): Promise<Pod & { status?: any }> {
   return waitFor(
     `pod ${pod.namespace}/${pod.name} Running and ready`,
     async () => {
@@ -149,7 +129,7 @@ export async function waitRunning(ne: NodeEnv, pod: PodRef): Promise<Pod & { sta
 }
 
 /** The pod's events (reason and message), oldest first. */
-export async function podEvents(ne: NodeEnv, pod: PodRef): Promise<Array<{ reason: string; message: string }>> {
+export async function podEvents(ne: PodSite, pod: PodRef): Promise<Array<{ reason: string; message: string }>> {
   const list = await ne.env.cp.getJson<{ items: Array<{ reason: string; message: string }> }>([
     'get',
     'events',

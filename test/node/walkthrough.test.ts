@@ -3,15 +3,13 @@
 // them: 1 ASM's documented walk-through, 2 an excluded namespace, 3 pod deletion (DEL), 4 the API server unreachable
 // during ADD, 7 uninstall, 5 the node-start race and repair, 6 the primary CNI rewriting its conflist meanwhile.
 import t, { type Test } from 'tap';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { requirePrereq, isRoot } from '../harness/prereq.js';
-import { repoRoot, toolchainMissing, binPath } from '../harness/toolchain.js';
+import { toolchainMissing, binPath } from '../harness/toolchain.js';
 import { insideNodeNamespace, type PodRef } from '../harness/node.js';
 import { addedCapabilities, initNames } from '../harness/pods.js';
 import { oraclesDir } from '../harness/oracles.js';
-import { createNetns, stripComments } from '../harness/netns.js';
 import { run, runOk, startProcess } from '../harness/proc.js';
 import { freePorts, httpGet } from '../harness/net.js';
 import { waitFor } from '../harness/wait.js';
@@ -24,68 +22,28 @@ import {
   POD_DEADLINE_MS,
   sandboxId,
   pluginCalls,
-  describeCalls,
-  type PluginCall,
   waitInstalled,
   waitRunning,
   type NodeEnv,
 } from './setup.js';
-import { APP_PORT, createOwnedPod, createWorkload, productpageTemplate } from './pods.js';
+import {
+  describeCalls,
+  flavourOf,
+  ISTIO_CHAINS,
+  normalizeSave,
+  NOWHERE,
+  pluginBinary,
+  podHasIstioChains,
+  podNat,
+  readLine,
+  renderedNat,
+} from '../harness/pod-redirect.js';
+import { APP_PORT, createOwnedPod, createWorkload, productpageTemplate, publishIstioRootCert } from './pods.js';
 
-const pluginBinary = join(repoRoot, 'dist/cni/asm-cni');
 const BASELINE = {
   'pod-security.kubernetes.io/enforce': 'baseline',
   'pod-security.kubernetes.io/enforce-version': 'latest',
 };
-const ISTIO_CHAINS = ['ISTIO_INBOUND', 'ISTIO_OUTPUT', 'ISTIO_REDIRECT', 'ISTIO_IN_REDIRECT'];
-/** An address nothing answers on: only the redirection can make a connection to it succeed. */
-const NOWHERE = '192.0.2.99:80';
-
-/** iptables-save text without comments and with packet counters zeroed, for comparing rule sets. */
-const normalizeSave = (s: string): string => stripComments(s).replace(/\[\d+:\d+\]/g, '[0:0]');
-
-/** The iptables flavour the plugin used for a sandbox, from its ADD line ("iptables nft, IPv6 false, ..."). */
-type Flavour = 'nft' | 'legacy';
-function flavourOf(calls: PluginCall[]): Flavour {
-  const add = calls.find((c) => c.cmd === 'ADD' && c.decision === 'redirected');
-  const m = /iptables (nft|legacy)/.exec(add?.reason ?? '');
-  if (!m) throw new Error(`no redirected ADD naming its iptables flavour among: ${describeCalls(calls)}`);
-  return m[1] as Flavour;
-}
-
-/**
- * The nat table of a pod, read as the documentation says: crictl -> PID -> nsenter, with the flavour the plugin used
- * (docs/plugin.md: the node has both iptables-nft and iptables-legacy).
- */
-async function podNat(pid: number, flavour: Flavour): Promise<{ listing: string; save: string }> {
-  const ns = ['-t', String(pid), '-n'];
-  const listing = await runOk('nsenter', [...ns, `iptables-${flavour}`, '-t', 'nat', '-L', '-n', '-v']);
-  const save = await runOk('nsenter', [...ns, `iptables-${flavour}-save`, '-t', 'nat']);
-  return { listing, save };
-}
-
-/** Whether the pod's netns has any ISTIO_ chain, in either flavour. */
-async function podHasIstioChains(pid: number): Promise<boolean> {
-  for (const flavour of ['nft', 'legacy'] as const) {
-    const r = await run('nsenter', ['-t', String(pid), '-n', `iptables-${flavour}-save`]);
-    if (/ISTIO_/.test(r.stdout)) return true;
-  }
-  return false;
-}
-
-/** What `asm-cni render` says the stored pod gets, loaded into a fresh netns and read back with iptables-save. */
-async function renderedNat(ne: NodeEnv, pod: PodRef, flavour: Flavour): Promise<string> {
-  const yaml = await ne.env.cp.kubectlOk(['get', 'pod', '-n', pod.namespace, pod.name, '-o', 'yaml']);
-  const rendered = await runOk(pluginBinary, ['render', '-f', '-', '--family', 'ipv4'], { input: yaml });
-  const n = await createNetns();
-  try {
-    await runOk('ip', ['netns', 'exec', n.name, `iptables-${flavour}-restore`, '--noflush'], { input: rendered });
-    return await runOk('ip', ['netns', 'exec', n.name, `iptables-${flavour}-save`, '-t', 'nat']);
-  } finally {
-    await n.remove();
-  }
-}
-
 /** The product's own check on the node (`asm-cni verify`, docs/verify.md) with the node's CRI and conf dir. */
 async function verifyOnNode(ne: NodeEnv, target: string[]): Promise<{ code: number; out: string }> {
   const r = await run(pluginBinary, [
@@ -101,19 +59,6 @@ async function verifyOnNode(ne: NodeEnv, target: string[]): Promise<{ code: numb
   return { code: r.code, out: `${r.stdout}${r.stderr}`.trim() };
 }
 
-/** One line from a TCP server at host:port (the stand-ins answer every connection with one line). */
-function readLine(host: string, port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host, port });
-    let buf = '';
-    s.setEncoding('utf8');
-    s.setTimeout(30_000, () => s.destroy(new Error(`no answer from ${host}:${port}`)));
-    s.on('data', (d: string) => (buf += d));
-    s.on('end', () => resolve(buf.trim()));
-    s.on('error', reject);
-  });
-}
-
 async function main(t: Test): Promise<void> {
   const ne = await bringUpNode(t);
   const { env, node } = ne;
@@ -124,19 +69,11 @@ async function main(t: Test): Promise<void> {
   await waitInstalled(node);
 
   let productpage: PodRef | undefined;
-  const istioRootCert = (ns: string): Promise<void> => istioRootCertIn(cp, ns);
+  const istioRootCert = (ns: string): Promise<void> => publishIstioRootCert(cp, ns);
 
   await t.test('1. ASM walk-through: productpage by a user with only edit, PodSecurity baseline', async (t) => {
     const ns = await cp.namespace('bookinfo', { labels: BASELINE, devEdit: true });
-    // istiod publishes its root certificate to every namespace; the proxy mounts it.
-    await cp.kubectlOk([
-      'create',
-      'configmap',
-      'istio-ca-root-cert',
-      '-n',
-      ns,
-      `--from-file=root-cert.pem=${cp.caFile}`,
-    ]);
+    await publishIstioRootCert(cp, ns);
     const template = productpageTemplate();
     t.ok(initNames(template).includes('istio-init'), 'the Deployment is Istio-injected (istio-init, NET_ADMIN)');
     const w = await createWorkload(cp, ns, template, 'dev');
@@ -165,7 +102,7 @@ async function main(t: Test): Promise<void> {
     for (const chain of ISTIO_CHAINS) t.match(nat.listing, new RegExp(`^Chain ${chain} `, 'm'), `${chain} listed`);
     t.equal(
       normalizeSave(nat.save),
-      normalizeSave(await renderedNat(ne, pod, flavour)),
+      normalizeSave(await renderedNat(cp, pod, flavour)),
       'iptables-save equals asm-cni render',
     );
     const verified = await verifyOnNode(ne, [`${pod.namespace}/${pod.name}`]);
@@ -552,7 +489,7 @@ async function main(t: Test): Promise<void> {
         const nat = await podNat(await node.containerPid(pod, 'productpage'), flavour);
         t.equal(
           normalizeSave(nat.save),
-          normalizeSave(await renderedNat(ne, pod, flavour)),
+          normalizeSave(await renderedNat(cp, pod, flavour)),
           `${s.name}: the rules once, as rendered`,
         );
       }
@@ -560,11 +497,6 @@ async function main(t: Test): Promise<void> {
       t.equal(verified.code, 0, `asm-cni verify --node: a healthy node\n${verified.out}`);
     },
   );
-}
-
-/** istiod publishes its root certificate to every namespace; the proxy mounts it. */
-async function istioRootCertIn(cp: NodeEnv['env']['cp'], ns: string): Promise<void> {
-  await cp.kubectlOk(['create', 'configmap', 'istio-ca-root-cert', '-n', ns, `--from-file=root-cert.pem=${cp.caFile}`]);
 }
 
 const missing = toolchainMissing() ?? (existsSync(binPath('kubelet')) ? undefined : 'kubelet not built');

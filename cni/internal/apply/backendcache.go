@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/asm-cni/asm-cni/cni/internal/atomicfile"
 )
 
 // The node's iptables flavour hardly ever changes, but detecting it costs an exec of iptables-nft-save (two on
@@ -114,32 +116,11 @@ func (c BackendCache) load(path, node string) (*Backend, string) {
 // store writes the entry atomically: a temporary file renamed over the old one, so concurrent plugin processes
 // only ever read a whole entry (the last writer wins; all write the same answer).
 func (c BackendCache) store(path string, e backendCache) error {
-	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
-		return err
-	}
 	data, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(c.Dir, "."+backendCacheFile+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Chmod(tmp, 0o644)
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		_ = os.Remove(tmp)
-	}
-	return werr
+	return atomicfile.Write(path, data, 0o644)
 }
 
 // nodeID names the network namespace the plugin runs in (the node's) uniquely for this boot: the kernel's

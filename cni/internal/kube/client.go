@@ -48,9 +48,19 @@ var (
 	finalSlot    = 50 * time.Millisecond // time left for the last attempt
 )
 
+// Session names the file a lookup resumes its TLS session from and saves the newest one to (session.go), and tells
+// afterwards whether the lookup's connection resumed one.
+type Session struct {
+	Path    string
+	Resumed bool // set by GetPod: the last connection resumed the stored session
+	Used    bool // set by GetPod: the file was consulted (false with a client certificate, or no Path)
+}
+
 // GetPod reads the pod's JSON with the kubeconfig at kubeconfigPath (read afresh). Transport errors and 5xx/429
-// answers are retried with backoff until timeout; 401, 403 and 404 are final at once.
-func GetPod(ctx context.Context, kubeconfigPath, namespace, name string, timeout time.Duration) ([]byte, error) {
+// answers are retried with backoff until timeout; 401, 403 and 404 are final at once. With a session (nil: none),
+// the TLS session with the API server is resumed from its file and the newest one saved there; not with a client
+// certificate, whose identity a resumed session would carry: the file would become a credential.
+func GetPod(ctx context.Context, kubeconfigPath, namespace, name string, timeout time.Duration, session *Session) ([]byte, error) {
 	fail := func(k Kind, format string, a ...any) error {
 		return &LookupError{Kind: k, Namespace: namespace, Name: name, Detail: fmt.Sprintf(format, a...)}
 	}
@@ -61,6 +71,16 @@ func GetPod(ctx context.Context, kubeconfigPath, namespace, name string, timeout
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
+	if session != nil && session.Path != "" && len(ep.TLS.Certificates) == 0 {
+		f := &sessionFile{path: session.Path, server: ep.Server}
+		ep.TLS.ClientSessionCache, ep.TLS.VerifyConnection = f, f.observe
+		session.Used = true
+		defer func() {
+			session.Resumed = f.didResume()
+			// Best effort: a session that cannot be saved only costs the next process a full handshake.
+			_ = f.save()
+		}()
+	}
 	client := &http.Client{Transport: &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		TLSClientConfig:     ep.TLS,

@@ -142,7 +142,7 @@ func TestGetPod(t *testing.T) {
 			}
 			fmt.Fprint(w, `{"kind":"Pod"}`)
 		})
-		body, err := GetPod(context.Background(), kc, "shop", "web-0", time.Second)
+		body, err := GetPod(context.Background(), kc, "shop", "web-0", time.Second, nil)
 		if err != nil || string(body) != `{"kind":"Pod"}` {
 			t.Fatalf("%s %v", body, err)
 		}
@@ -157,7 +157,7 @@ func TestGetPod(t *testing.T) {
 				w.WriteHeader(c.status)
 				fmt.Fprint(w, `{"kind":"Status","message":"the reason"}`)
 			})
-			_, err := GetPod(context.Background(), kc, "ns", "p", time.Second)
+			_, err := GetPod(context.Background(), kc, "ns", "p", time.Second, nil)
 			var le *LookupError
 			if !errors.As(err, &le) || le.Kind != c.kind || !strings.Contains(le.Error(), "the reason") || !strings.Contains(le.Error(), "ns/p") {
 				t.Fatalf("got %v", err)
@@ -178,7 +178,7 @@ func TestGetPod(t *testing.T) {
 				fmt.Fprint(w, `{}`)
 			}
 		})
-		if _, err := GetPod(context.Background(), kc, "ns", "p", 2*time.Second); err != nil || a.calls.Load() != 3 {
+		if _, err := GetPod(context.Background(), kc, "ns", "p", 2*time.Second, nil); err != nil || a.calls.Load() != 3 {
 			t.Fatalf("err %v after %d calls", err, a.calls.Load())
 		}
 	})
@@ -187,7 +187,7 @@ func TestGetPod(t *testing.T) {
 		// The budget leaves room for retries on a busy machine; the bound on the wait only catches a hang
 		// (a lookup that ignores its timeout), it does not measure speed.
 		start := time.Now()
-		_, err := GetPod(context.Background(), kc, "ns", "p", 3*time.Second)
+		_, err := GetPod(context.Background(), kc, "ns", "p", 3*time.Second, nil)
 		var le *LookupError
 		if !errors.As(err, &le) || le.Kind != KindServerError || !le.Retryable() || time.Since(start) > time.Minute || a.calls.Load() < 2 {
 			t.Fatalf("got %v after %s and %d calls", err, time.Since(start), a.calls.Load())
@@ -197,14 +197,16 @@ func TestGetPod(t *testing.T) {
 		other := httptest.NewTLSServer(http.NotFoundHandler())
 		defer other.Close()
 		kc := writeFile(t, t.TempDir(), "kc", kubeconfigFor(other.URL, "", "    token: x")) // system roots only
-		_, err := GetPod(context.Background(), kc, "ns", "p", 200*time.Millisecond)
+		// A certificate error is retried until the timeout; the message keeps it once one attempt got that far, so
+		// the timeout is generous (a busy machine can take longer than a short one for the first handshake).
+		_, err := GetPod(context.Background(), kc, "ns", "p", 3*time.Second, nil)
 		var le *LookupError
 		if !errors.As(err, &le) || le.Kind != KindUnreachable || !strings.Contains(le.Error(), "certificate") {
 			t.Fatalf("got %v", err)
 		}
 	})
 	t.Run("kubeconfig error", func(t *testing.T) {
-		_, err := GetPod(context.Background(), "/nonexistent/kc", "ns", "p", time.Second)
+		_, err := GetPod(context.Background(), "/nonexistent/kc", "ns", "p", time.Second, nil)
 		var le *LookupError
 		if !errors.As(err, &le) || le.Kind != KindKubeconfig {
 			t.Fatalf("got %v", err)
@@ -227,7 +229,7 @@ func TestGetPod(t *testing.T) {
 		b64 := base64.StdEncoding.EncodeToString
 		kc := writeFile(t, t.TempDir(), "kc", kubeconfigFor(srv.URL, "    certificate-authority-data: "+b64([]byte(caPEM(srv))),
 			"    client-certificate-data: "+b64(cert)+"\n    client-key-data: "+b64(key)))
-		if _, err := GetPod(context.Background(), kc, "ns", "p", time.Second); err != nil {
+		if _, err := GetPod(context.Background(), kc, "ns", "p", time.Second, nil); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -90,6 +90,7 @@ type call struct {
 	rules     time.Duration
 	looked    bool
 	programed bool
+	resumed   *bool // the lookup's TLS connection resumed the stored session; nil: no session file in use
 }
 
 func (l *logger) call(cmd string, containerID, netns string) *call {
@@ -105,6 +106,9 @@ func (c *call) forPod(namespace, name, uid string) {
 // took.
 func (c *call) timeLookup(start time.Time) { c.lookup, c.looked = time.Since(start), true }
 func (c *call) timeRules(start time.Time)  { c.rules, c.programed = time.Since(start), true }
+
+// tlsSession records whether the lookup resumed the TLS session of an earlier call (kube/session.go).
+func (c *call) tlsSession(resumed bool) { c.resumed = &resumed }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
@@ -127,6 +131,9 @@ func (c *call) done(decision, reason string, err error) {
 	}
 	if c.looked {
 		attrs = append(attrs, slog.Float64("lookup_ms", ms(c.lookup)))
+	}
+	if c.resumed != nil {
+		attrs = append(attrs, slog.Bool("tls_resumed", *c.resumed))
 	}
 	if c.programed {
 		attrs = append(attrs, slog.Float64("rules_ms", ms(c.rules)))

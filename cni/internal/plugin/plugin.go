@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -83,12 +84,20 @@ func targetOf(args *skel.CmdArgs, conf *config.Config) target {
 	return target{ref: ref}
 }
 
+// GetPod reads the pod from the API server (a variable only for the bench's node-agent prototype, built with the tag
+// asmcni_benchagent; see cmd/asm-cni/benchagent.go).
+var GetPod = kube.GetPod
+
 // lookup reads the pod and decides. A nil spec with a nil error means: no redirection for this pod (skip says why).
-func lookup(conf *config.Config, t target, l *logger) (spec *apply.Spec, skip string, err error) {
+func lookup(conf *config.Config, t target, c *call) (spec *apply.Spec, skip string, err error) {
 	if conf.Kubeconfig == "" {
 		return nil, "", config.Error("kubeconfig is required to look up pod %s/%s", t.ref.Namespace, t.ref.Name)
 	}
-	body, err := kube.GetPod(context.Background(), conf.Kubeconfig, t.ref.Namespace, t.ref.Name, conf.APITimeout)
+	session := &kube.Session{Path: SessionFile}
+	body, err := GetPod(context.Background(), conf.Kubeconfig, t.ref.Namespace, t.ref.Name, conf.APITimeout, session)
+	if session.Used {
+		c.tlsSession(session.Resumed)
+	}
 	if err != nil {
 		return nil, "", lookupErr(err)
 	}
@@ -101,7 +110,7 @@ func lookup(conf *config.Config, t target, l *logger) (spec *apply.Spec, skip st
 		return nil, "", cniErr(CodeInvalidAnnotation, "pod %s/%s: %v", t.ref.Namespace, t.ref.Name, err)
 	}
 	for _, w := range pl.Warnings {
-		l.Warn(w, "pod", t.ref.Namespace+"/"+t.ref.Name)
+		c.l.Warn(w, "pod", t.ref.Namespace+"/"+t.ref.Name)
 	}
 	return pl.Spec, pl.Skip, nil
 }
@@ -126,6 +135,10 @@ func lookupErr(err error) error {
 		return cniErr(CodeBadAPIResponse, "%v", le)
 	}
 }
+
+// SessionFile keeps the last TLS session with the API server for the next plugin process to resume (kube/session.go;
+// a variable for tests, empty: every lookup does a full handshake).
+var SessionFile = filepath.Join(apply.DefaultStateDir, kube.SessionFileName)
 
 // BackendCache remembers the node's auto-detected iptables flavour across plugin calls (a variable for tests).
 var BackendCache = apply.BackendCache{Dir: apply.DefaultStateDir, TTL: apply.BackendCacheTTL}
@@ -216,7 +229,7 @@ func CmdAdd(args *skel.CmdArgs) error {
 		return err
 	}
 	start := time.Now()
-	spec, skip, err := lookup(conf, t, l)
+	spec, skip, err := lookup(conf, t, c)
 	c.timeLookup(start)
 	if err != nil {
 		c.done(DecisionFailed, "", err)
@@ -301,7 +314,7 @@ func CmdCheck(args *skel.CmdArgs) error {
 		return nil
 	}
 	start := time.Now()
-	spec, skip, err := lookup(conf, t, l)
+	spec, skip, err := lookup(conf, t, c)
 	c.timeLookup(start)
 	if err != nil {
 		c.done(DecisionFailed, "", err)

@@ -53,7 +53,7 @@ func (o OnNode) Pods(namespace, name string) ([]PodReport, error) {
 }
 
 func (o OnNode) sandbox(s cri.Sandbox) (Report, error) {
-	body, err := kube.GetPod(context.Background(), o.Kubeconfig, s.Namespace, s.Name, o.Conf.APITimeout)
+	body, err := kube.GetPod(context.Background(), o.Kubeconfig, s.Namespace, s.Name, o.Conf.APITimeout, nil)
 	if err != nil {
 		return Report{}, err
 	}
