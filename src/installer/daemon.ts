@@ -130,14 +130,17 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   }
 
   const resync = setInterval(() => void reconcileNow(), o.resyncMs);
-  let repairing = false;
+  // The pass in flight, if any: stop() waits for it, so no pod is deleted after stop() returned.
+  let repairing: Promise<void> | null = null;
   const repair = setInterval(() => {
     if (!o.repair || !lastReady || repairing || !o.installer.sharedConfig.repairPods) return;
-    repairing = true;
-    o.repair
+    repairing = o.repair
       .runOnce()
-      .catch((err: Error) => o.log.error({ err: err.message }, 'repair pass failed'))
-      .finally(() => (repairing = false));
+      .then(
+        () => undefined,
+        (err: Error) => o.log.error({ err: err.message }, 'repair pass failed'),
+      )
+      .finally(() => (repairing = null));
   }, o.repairIntervalMs);
 
   await reconcileNow();
@@ -154,6 +157,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       if (running) await running;
       if (checking) await checking;
       if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (repairing) await repairing;
     },
   };
 }

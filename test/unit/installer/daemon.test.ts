@@ -1,4 +1,5 @@
 import { promises as fs } from 'node:fs';
+import { connect } from 'node:net';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { startDaemon } from '../../../src/installer/daemon.js';
@@ -161,6 +162,41 @@ t.test('stop leaves everything in place; repair runs only when ready and enabled
   await daemon.reconcileNow(); // a stopped daemon runs no pass: it answers with the last result
   t.notOk(await entryLast(file), 'stopped: no pass, no write');
   t.equal(started.writes.length, writesBefore, 'stopped: nothing written');
+});
+
+t.test('stop waits for a repair pass in flight: no pod deleted after stop returned', async (t) => {
+  const node = await fakeNode(t);
+  await fs.writeFile(path.join(node.netDir, '10-calico.conflist'), CALICO);
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let entered = false;
+  let finished = false;
+  const repair = {
+    runOnce: async () => {
+      entered = true;
+      await gate;
+      finished = true;
+      return 0;
+    },
+  } as unknown as RepairController;
+  const { daemon } = await start(t, node, repair);
+  t.ok(await poll(() => entered), 'a repair pass started');
+  let finishedWhenStopped: boolean | undefined;
+  const stopping = daemon.stop().then(() => (finishedWhenStopped = finished));
+  // stop() closes the readiness listener before it waits for the pass; the pass is released only once that is
+  // done, so a stop() that did not wait for the pass would have resolved already.
+  const closed = await poll(
+    () =>
+      new Promise<boolean>((resolve) => {
+        const socket = connect(daemon.port!, '127.0.0.1');
+        socket.once('connect', () => (socket.destroy(), resolve(false)));
+        socket.once('error', () => resolve(true));
+      }),
+  );
+  t.ok(closed, 'the readiness listener is closed');
+  release();
+  await stopping;
+  t.equal(finishedWhenStopped, true, 'stop() returned only after the pass had finished');
 });
 
 t.test('two running installers on one node (rolling update overlap) converge and then stay quiet', async (t) => {
