@@ -160,11 +160,30 @@ export async function waitInstallerRolledOut(cp: ControlPlane): Promise<K8sPod> 
         s.updatedNumberScheduled === 1 &&
         s.numberReady === 1 &&
         s.numberAvailable === 1;
-      if (!done) return undefined;
       const pods = await podsOf(cp, NS, `app.kubernetes.io/name=${INSTALLER}`);
-      return pods.length === 1 && isReady(pods[0]!) ? pods[0] : undefined;
+      if (done && pods.length === 1 && isReady(pods[0]!)) return pods[0];
+      // Thrown, not returned: a timeout then names what was last seen, so a broken install says why.
+      throw new Error(
+        `DaemonSet: ${s.updatedNumberScheduled ?? 0} updated, ${s.numberReady ?? 0} ready of ` +
+          `${s.desiredNumberScheduled ?? 0}; ${(await Promise.all(pods.map((p) => describePod(cp, p)))).join('; ') || 'no pod'}`,
+      );
     },
     { timeoutMs: ROLLOUT_DEADLINE_MS, intervalMs: 2000 },
+  );
+}
+
+/** One pod for a failure message: phase, readiness, each container's state, and the end of its log. */
+async function describePod(cp: ControlPlane, p: K8sPod): Promise<string> {
+  const states = ((p.status?.containerStatuses ?? []) as any[]).map((c) => {
+    const [state, detail] = Object.entries(c.state ?? {})[0] ?? ['unknown', {}];
+    const why = (detail as { reason?: string; message?: string }).reason ?? '';
+    return `${c.name} ${state}${why ? ` (${why})` : ''}, ${c.restartCount} restarts`;
+  });
+  const log = await cp.kubectl(['logs', '-n', p.metadata.namespace ?? NS, p.metadata.name, '--tail=3']);
+  const tail = log.code === 0 ? log.stdout.trim().split('\n').join(' | ') : '';
+  return (
+    `pod ${p.metadata.name}: ${p.status?.phase ?? 'no phase'}, ${isReady(p) ? 'Ready' : 'not Ready'}; ` +
+    `${states.join(', ')}${tail ? `; its log ends: ${tail}` : ''}`
   );
 }
 
