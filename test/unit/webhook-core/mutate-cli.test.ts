@@ -1,6 +1,6 @@
 import t from 'tap';
 import { PassThrough } from 'node:stream';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml, parseAllDocuments, stringify } from 'yaml';
@@ -10,6 +10,7 @@ import { applyOps, injectDirs, oraclesPresent, selectionCases, yamlDocs } from '
 
 type Obj = Record<string, any>;
 const dir = mkdtempSync(path.join(tmpdir(), 'asm-cni-mutate-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 const write = (name: string, text: string): string => {
   const f = path.join(dir, name);
   writeFileSync(f, text);

@@ -1,7 +1,7 @@
 // Shared by the webhook-server tests: certificates (made by certs/generate.sh), pods from Istio's goldens,
 // AdmissionReview bodies, an in-memory log destination and an HTTPS client.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,8 +19,11 @@ const classic = path.join(oracleRoot, 'inject', 'classic-1.26.8');
 export const haveOpenssl = (): boolean => spawnSync('openssl', ['version']).status === 0;
 export const haveOracles = (): boolean => existsSync(path.join(classic, 'hello.yaml.injected'));
 
+/** A temp dir removed when the test process exits (each tap file is a process of its own). */
 export function tempDir(prefix: string): string {
-  return mkdtempSync(path.join(tmpdir(), `asm-ws-${prefix}-`));
+  const dir = mkdtempSync(path.join(tmpdir(), `asm-ws-${prefix}-`));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 export interface CertSet {
