@@ -32,6 +32,17 @@ func caPEM(s *httptest.Server) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw}))
 }
 
+// clientCertKubeconfig writes a kubeconfig that trusts srv and presents srv's own certificate and key as the client's
+// pair (srv asks for any client certificate).
+func clientCertKubeconfig(t *testing.T, srv *httptest.Server) string {
+	t.Helper()
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.TLS.Certificates[0].Certificate[0]})
+	key := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: mustPKCS1(t, srv.TLS.Certificates[0])})
+	b64 := base64.StdEncoding.EncodeToString
+	return writeFile(t, t.TempDir(), "kc", kubeconfigFor(srv.URL, "    certificate-authority-data: "+b64([]byte(caPEM(srv))),
+		"    client-certificate-data: "+b64(cert)+"\n    client-key-data: "+b64(key)))
+}
+
 func kubeconfigFor(server, cluster, user string) string {
 	return fmt.Sprintf(`apiVersion: v1
 kind: Config
@@ -223,12 +234,7 @@ func TestGetPod(t *testing.T) {
 		srv.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
 		srv.StartTLS()
 		defer srv.Close()
-		// Reuse the server's own certificate and key as the client's pair.
-		cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.TLS.Certificates[0].Certificate[0]})
-		key := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: mustPKCS1(t, srv.TLS.Certificates[0])})
-		b64 := base64.StdEncoding.EncodeToString
-		kc := writeFile(t, t.TempDir(), "kc", kubeconfigFor(srv.URL, "    certificate-authority-data: "+b64([]byte(caPEM(srv))),
-			"    client-certificate-data: "+b64(cert)+"\n    client-key-data: "+b64(key)))
+		kc := clientCertKubeconfig(t, srv)
 		if _, err := GetPod(context.Background(), kc, "ns", "p", time.Second, nil); err != nil {
 			t.Fatal(err)
 		}

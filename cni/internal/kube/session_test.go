@@ -298,11 +298,7 @@ func TestSessionNotKeptWithClientCertificate(t *testing.T) {
 	srv.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
 	srv.StartTLS()
 	defer srv.Close()
-	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.TLS.Certificates[0].Certificate[0]})
-	key := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: mustPKCS1(t, srv.TLS.Certificates[0])})
-	b64 := base64.StdEncoding.EncodeToString
-	kc := writeFile(t, t.TempDir(), "kc", kubeconfigFor(srv.URL, "    certificate-authority-data: "+b64([]byte(caPEM(srv))),
-		"    client-certificate-data: "+b64(cert)+"\n    client-key-data: "+b64(key)))
+	kc := clientCertKubeconfig(t, srv)
 	session := filepath.Join(t.TempDir(), SessionFileName)
 	mustGet(t, kc, session)
 	if _, err := os.Stat(session); !os.IsNotExist(err) {
